@@ -1,0 +1,102 @@
+/* config.h - sentryq configuration: a declarative key table walked once over a libconfig file. */
+#ifndef SENTRYQ_CONFIG_H
+#define SENTRYQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One Sentry project behind an upstream: the real credentials sentryq substitutes. */
+struct config_project {
+	char *name;    /* relay-side name, the DSN secret users already have ("vod_be") */
+	char *key;     /* real public key (32 chars) */
+	char *secret;  /* real secret, NULL when the project has none */
+	long id;       /* real project id */
+};
+
+/* One Sentry server. `url` is split once at load time so forwarding never re-parses it. */
+struct config_upstream {
+	char *name;          /* relay-side name, the DSN public key users already have ("wow") */
+	char *url;           /* as written, e.g. "https://sentry.example:8443/prefix" */
+	bool tls;            /* scheme is https */
+	char *host;          /* host part, without brackets for IPv6 */
+	int port;            /* explicit port or the scheme's default */
+	char *path_prefix;   /* "" or "/prefix" (no trailing slash) */
+	double timeout;          /* seconds for one forward request (default forward.timeout) */
+	double connect_timeout;  /* seconds (default forward.connect_timeout) */
+	int max_connections;     /* concurrent requests to this upstream (default forward.max_connections) */
+	bool verify;             /* verify the TLS certificate (default true) */
+	char *ca_file;           /* PEM bundle, NULL = system store */
+	struct config_project *projects;
+	size_t nprojects;
+};
+
+struct config {
+	char *file;                 /* path the config was read from */
+
+	/* listen */
+	char *listen_address;       /* "127.0.0.1" */
+	int listen_port;            /* 9000 */
+	size_t max_body_size;       /* 20 MiB: bodies above get 413 */
+	char *tunnel_path;          /* "/tunnel": JavaScript SDK tunnel endpoint, "" disables */
+	double client_timeout;      /* seconds an SDK connection may idle, 30 */
+
+	/* redis */
+	char *redis_host;           /* "127.0.0.1" */
+	int redis_port;             /* 6379 */
+	char *redis_password;       /* NULL */
+	int redis_db;               /* 0 */
+	char *redis_unix_socket;    /* NULL: use host/port */
+	char *redis_prefix;         /* "sentryq:" */
+	double redis_timeout;       /* seconds a command may go unanswered, 5 */
+	size_t redis_buffer_bytes;  /* 64 MiB in-memory buffer while Redis is away */
+	double redis_reconnect_max; /* seconds, cap of the reconnect backoff, 5 */
+
+	/* queue */
+	long queue_max_pending;     /* entries, 1000000 */
+	size_t queue_max_bytes;     /* body bytes, 1 GiB */
+
+	/* forward */
+	double forward_timeout;          /* 10 */
+	double forward_connect_timeout;  /* 3 */
+	int forward_max_connections;     /* 16 per upstream */
+	int forward_batch;               /* entries read from Redis per read, 64 */
+	double forward_retry_initial;    /* seconds, 1 */
+	double forward_retry_max;        /* seconds, 300 */
+	int forward_max_attempts;        /* 0 = unlimited, default 0 (max_age bounds instead) */
+	double forward_max_age;          /* seconds, 86400 */
+	double forward_claim_idle;       /* seconds before another consumer's pending entry is taken over, 60 */
+	char *forward_consumer;          /* consumer name in the group; NULL = hostname */
+	int forward_down_after;          /* consecutive failures before an upstream is marked down, 5 */
+
+	/* rate_limits */
+	bool rate_limits_passthrough;    /* false */
+
+	/* top level */
+	double shutdown_timeout;    /* seconds forwards in flight get on SIGTERM, 10 */
+	char *log_level;            /* "debug" | "info" | "warn" | "error", default "info" */
+
+	struct config_upstream *upstreams;
+	size_t nupstreams;
+
+	/* default_route: both NULL when absent; validated to name an existing upstream/project */
+	char *default_upstream;
+	char *default_project;
+};
+
+/*
+ * Read and validate `path`. On failure returns NULL and writes a one-line
+ * message "FILE:LINE: key 'a.b': what is wrong" (LINE omitted when libconfig
+ * cannot tell) into err.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Look-ups used by routing and forwarding; NULL when absent. */
+const struct config_upstream *config_upstream_by_name(const struct config *cfg, const char *name);
+const struct config_project *config_project_by_name(const struct config_upstream *up, const char *name);
+
+/* Name of every key the table knows, NULL-terminated ("listen.port", "upstreams.[].projects.[].id", ...),
+ * so a test can check that etc/sentryq.conf documents each one. */
+const char *const *config_key_names(void);
+
+#endif

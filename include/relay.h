@@ -1,0 +1,30 @@
+/* relay.h - the one explicit context every callback reaches the rest of sentryq through. */
+#ifndef SENTRYQ_RELAY_H
+#define SENTRYQ_RELAY_H
+
+#include <stdbool.h>
+#include <time.h>
+
+struct event_base;
+struct evdns_base;
+struct config;
+struct route;
+struct stats;
+struct queue;
+struct forward;
+struct ingest;
+
+struct relay {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct config *cfg;
+	struct route *routes;
+	struct stats *stats;
+	struct queue *queue;
+	struct forward *forward;
+	struct ingest *ingest;
+	time_t started;
+	bool stopping;      /* SIGTERM seen: /status not ready, ingest refuses, forwards drain */
+};
+
+#endif

@@ -1,0 +1,51 @@
+/* upstream.h - one Sentry server: its connection pool, in-flight cap and failure backoff. */
+#ifndef SENTRYQ_UPSTREAM_H
+#define SENTRYQ_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct relay;
+struct evbuffer;
+struct evhttp_request;
+struct config_upstream;
+struct upstream;
+
+struct upstream_header {
+	const char *name;
+	const char *value;
+};
+
+/* status: the HTTP status, or 0 for a network error / timeout (resp is then NULL). */
+typedef void (*upstream_done_cb)(void *arg, int status, struct evhttp_request *resp);
+
+struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg);
+void upstream_free(struct upstream *u);
+
+const struct config_upstream *upstream_config(const struct upstream *u);
+
+/* Request slots: max_connections minus in flight minus reserved. */
+int upstream_available(const struct upstream *u);
+void upstream_reserve(struct upstream *u, int n);
+void upstream_release(struct upstream *u, int n);
+int upstream_in_flight(const struct upstream *u);
+
+/*
+ * POST uri with the headers and body (moved out of `body`) on a free keep-alive connection.
+ * Consumes one reserved slot. cb runs exactly once, also when the send fails (status 0).
+ */
+void upstream_send(struct upstream *u, const char *uri, const struct upstream_header *h, size_t nh,
+		   struct evbuffer *body, upstream_done_cb cb, void *arg);
+
+/* Backoff: failures grow the wait (full jitter, forward.retry_initial .. retry_max); a success resets it. */
+void upstream_note(struct upstream *u, bool ok);
+bool upstream_ready(const struct upstream *u);
+
+/* The DSN Sentry expects in a rewritten envelope header: "<scheme>://<key>@<host[:port]><prefix>/<id>". */
+void upstream_dsn(const struct upstream *u, const char *key, long id, char *buf, size_t len);
+
+json_t *upstream_status_json(const struct upstream *u);
+
+#endif

@@ -1,0 +1,606 @@
+/* forward.c - read entries per route from Redis, rebuild them for their upstream, ack after a 2xx. */
+#include "forward.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "auth.h"
+#include "codec.h"
+#include "config.h"
+#include "envelope.h"
+#include "log.h"
+#include "queue.h"
+#include "relay.h"
+#include "stats.h"
+#include "upstream.h"
+
+#define MAX_FWD_HEADERS 32
+#define POLL_INTERVAL 0.5       /* seconds between reads of an idle route (entries of other processes) */
+#define HEADER_PEEK (64 * 1024) /* decoded bytes read to find an envelope header line */
+
+struct fwd_call;
+
+struct fwd_route {
+	struct forward *f;
+	struct upstream *up;
+	const struct config_project *pr;
+	char stream[256];
+	bool reading;
+	bool pel;                      /* scanning this consumer's pending entries (retries, restarts) */
+	bool rescan;                   /* a failure happened during the scan: scan again after backoff */
+	char cursor[QUEUE_ID_MAX];
+	double last_read;
+	struct fwd_call *calls;        /* in flight, so a pending scan does not send them twice */
+	char (*acks)[QUEUE_ID_MAX];    /* delivered, ack not yet written */
+	size_t nacks, cap_acks;
+	bool acking;
+	int asked;                     /* slots reserved for the read in progress */
+};
+
+struct fwd_call {
+	struct fwd_route *rt;
+	char id[QUEUE_ID_MAX];
+	struct fwd_call *next, *prev;
+};
+
+struct forward {
+	struct relay *r;
+	struct upstream **ups;         /* parallel to cfg->upstreams */
+	size_t *route_base;            /* first route index of each upstream */
+	struct fwd_route *routes;
+	size_t nroutes;
+	struct event *tick_ev;
+	struct event *flush_ev;
+	double last_claim;
+	bool draining;
+	bool want_kick;
+	bool closing;                  /* forward_free in progress: completions only clean up */
+	void (*drain_cb)(void *);
+	void *drain_arg;
+};
+
+static void route_kick(struct fwd_route *rt);
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- acks ---- */
+
+static int push_ack(struct fwd_route *rt, const char *id)
+{
+	if (rt->nacks == rt->cap_acks) {
+		size_t cap = rt->cap_acks ? rt->cap_acks * 2 : 64;
+		void *p = realloc(rt->acks, cap * QUEUE_ID_MAX);
+
+		if (p == NULL)
+			return -1;
+		rt->acks = p;
+		rt->cap_acks = cap;
+	}
+	snprintf(rt->acks[rt->nacks++], QUEUE_ID_MAX, "%s", id);
+	event_active(rt->f->flush_ev, EV_WRITE, 0);
+	return 0;
+}
+
+struct ack_batch {
+	struct fwd_route *rt;
+	char (*ids)[QUEUE_ID_MAX];
+	size_t n;
+};
+
+static void check_drained(struct forward *f);
+
+static void ack_done(void *arg, int ok)
+{
+	struct ack_batch *b = arg;
+	struct fwd_route *rt = b->rt;
+
+	rt->acking = false;
+	if (!ok) {
+		/* Keep the ids: they are written after the reconnect, before any rescan resends them. */
+		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->stream);
+		for (size_t i = 0; i < b->n; i++)
+			push_ack(rt, b->ids[i]);
+	}
+	free(b->ids);
+	free(b);
+	if (rt->nacks > 0)
+		event_active(rt->f->flush_ev, EV_WRITE, 0);
+	check_drained(rt->f);
+}
+
+static void flush_route(struct fwd_route *rt)
+{
+	struct ack_batch *b;
+
+	if (rt->acking || rt->nacks == 0 || !queue_ready(rt->f->r->queue))
+		return;
+	b = malloc(sizeof(*b));
+	if (b == NULL)
+		return;
+	b->rt = rt;
+	b->ids = rt->acks;
+	b->n = rt->nacks;
+	rt->acks = NULL;
+	rt->nacks = rt->cap_acks = 0;
+	rt->acking = true;
+	if (queue_ack(rt->f->r->queue, rt->stream, b->ids, b->n, ack_done, b) != 0)
+		ack_done(b, 0);
+}
+
+static bool is_acking(const struct fwd_route *rt, const char *id)
+{
+	for (size_t i = 0; i < rt->nacks; i++)
+		if (strcmp(rt->acks[i], id) == 0)
+			return true;
+	return false;
+}
+
+static bool is_in_flight(const struct fwd_route *rt, const char *id)
+{
+	for (const struct fwd_call *c = rt->calls; c != NULL; c = c->next)
+		if (strcmp(c->id, id) == 0)
+			return true;
+	return false;
+}
+
+/* ---- building the upstream request ---- */
+
+struct built {
+	struct upstream_header h[MAX_FWD_HEADERS];
+	size_t nh;
+	char *owned[MAX_FWD_HEADERS * 2];  /* strings to free after sending */
+	size_t nowned;
+	char uri[4096];
+};
+
+static char *own(struct built *b, char *s)
+{
+	if (s != NULL && b->nowned < sizeof(b->owned) / sizeof(b->owned[0]))
+		b->owned[b->nowned++] = s;
+	return s;
+}
+
+static const char *new_secret(const struct queue_item *it, const struct config_project *pr)
+{
+	/* Sentry ignores secrets, but a project that has one gets it only when the SDK sent one. */
+	return it->has_secret && pr->secret != NULL ? pr->secret : NULL;
+}
+
+/* Split the stored "Name: value\n" lines into headers, rewriting the one auth carrier. */
+static int build_headers(struct built *b, const struct queue_item *it, const struct config_project *pr,
+			 const char **encoding)
+{
+	const char *p = it->headers;
+
+	*encoding = NULL;
+	while (*p != '\0' && b->nh < MAX_FWD_HEADERS - 1) {
+		const char *eol = strchr(p, '\n'), *colon = memchr(p, ':', eol ? (size_t)(eol - p) : strlen(p));
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		char *name, *value;
+
+		if (colon == NULL)
+			break;
+		name = own(b, strndup(p, (size_t)(colon - p)));
+		value = own(b, strndup(colon + 2, len - (size_t)(colon - p) - 2));
+		if (name == NULL || value == NULL)
+			return -1;
+		if ((it->carrier == AUTH_X_SENTRY_AUTH && strcasecmp(name, "X-Sentry-Auth") == 0) ||
+		    (it->carrier == AUTH_AUTHORIZATION && strcasecmp(name, "Authorization") == 0))
+			value = own(b, auth_rewrite_header(value, pr->key, new_secret(it, pr)));
+		else if (it->carrier == AUTH_BASIC && strcasecmp(name, "Authorization") == 0)
+			value = own(b, auth_rewrite_basic(pr->key, new_secret(it, pr)));
+		if (value == NULL)
+			return -1;
+		if (strcasecmp(name, "Content-Encoding") == 0)
+			*encoding = value;
+		b->h[b->nh].name = name;
+		b->h[b->nh++].value = value;
+		p = eol ? eol + 1 : p + len;
+	}
+	if (it->client_ip[0] != '\0') {
+		b->h[b->nh].name = "X-Forwarded-For";
+		b->h[b->nh++].value = it->client_ip;
+	}
+	return 0;
+}
+
+static int build_uri(struct built *b, struct fwd_route *rt, const struct queue_item *it)
+{
+	const struct config_upstream *uc = upstream_config(rt->up);
+	const char *q = it->query;
+	int n;
+
+	if (it->carrier == AUTH_QUERY && q[0] != '\0') {
+		q = own(b, auth_rewrite_query(q, rt->pr->key, new_secret(it, rt->pr)));
+		if (q == NULL)
+			return -1;
+	}
+	n = snprintf(b->uri, sizeof(b->uri), "%s/api/%ld/%s%s%s", uc->path_prefix, rt->pr->id, it->endpoint,
+		     q[0] ? "?" : "", q);
+	return n > 0 && (size_t)n < sizeof(b->uri) ? 0 : -1;
+}
+
+/*
+ * An envelope header "dsn" must name the real key and project or Sentry answers 400; the
+ * rest of the body is never touched. Compressed bodies are decoded only when the header
+ * line (read from a bounded prefix) actually needs the rewrite.
+ */
+static int build_body(struct fwd_route *rt, const struct queue_item *it, const char *encoding,
+		      struct evbuffer *out)
+{
+	enum codec_kind kind = codec_from_name(encoding);
+	char dsn[512], *plain = NULL, *rewritten = NULL, *packed = NULL;
+	size_t plain_len, rewritten_len, packed_len;
+	int rc;
+
+	if (strncmp(it->endpoint, "envelope/", 9) != 0 || kind == CODEC_UNKNOWN)
+		goto verbatim;
+	upstream_dsn(rt->up, rt->pr->key, rt->pr->id, dsn, sizeof(dsn));
+	if (kind == CODEC_IDENTITY) {
+		if (envelope_rewrite(it->body, it->body_len, dsn, it->sdk_key, rt->pr->key, &rewritten,
+				     &rewritten_len) != 0)
+			goto verbatim;
+		evbuffer_add(out, rewritten, rewritten_len);
+		free(rewritten);
+		return 0;
+	}
+	if (codec_decode(kind, it->body, it->body_len, HEADER_PEEK, 1, &plain, &plain_len) != 0)
+		goto verbatim;
+	rc = envelope_rewrite(plain, plain_len, dsn, it->sdk_key, rt->pr->key, &rewritten, &rewritten_len);
+	free(plain);
+	free(rewritten);
+	plain = rewritten = NULL;
+	if (rc != 0)
+		goto verbatim;
+	if (codec_decode(kind, it->body, it->body_len, (size_t)-1 / 2, 0, &plain, &plain_len) != 0 ||
+	    envelope_rewrite(plain, plain_len, dsn, it->sdk_key, rt->pr->key, &rewritten, &rewritten_len) != 0 ||
+	    codec_encode(kind, rewritten, rewritten_len, &packed, &packed_len) != 0) {
+		free(plain);
+		free(rewritten);
+		goto verbatim;
+	}
+	evbuffer_add(out, packed, packed_len);
+	free(plain);
+	free(rewritten);
+	free(packed);
+	return 0;
+verbatim:
+	return evbuffer_add(out, it->body, it->body_len);
+}
+
+/* ---- sending ---- */
+
+static void call_done(void *arg, int status, struct evhttp_request *resp);
+
+/* Send one entry on a reserved slot. -1 leaves the slot reserved for the caller to release. */
+static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retry)
+{
+	struct fwd_call *c = calloc(1, sizeof(*c));
+	struct evbuffer *body = evbuffer_new();
+	struct built b;
+	const char *encoding;
+	int rc = -1;
+
+	memset(&b, 0, sizeof(b));
+	if (c == NULL || body == NULL || build_uri(&b, rt, &e->item) != 0 ||
+	    build_headers(&b, &e->item, rt->pr, &encoding) != 0 || build_body(rt, &e->item, encoding, body) != 0) {
+		/* Left pending: the next scan tries again rather than losing the entry. */
+		log_error("forward: cannot build request for %s %s", rt->stream, e->id);
+		rt->rescan = true;
+		free(c);
+		goto out;
+	}
+	c->rt = rt;
+	snprintf(c->id, sizeof(c->id), "%s", e->id);
+	c->next = rt->calls;
+	if (rt->calls != NULL)
+		rt->calls->prev = c;
+	rt->calls = c;
+	if (retry)
+		stats_add(rt->f->r->stats, STATS_RETRIED, 1);
+	log_debug("forward: %s %s -> %s", rt->stream, e->id, b.uri);
+	upstream_send(rt->up, b.uri, b.h, b.nh, body, call_done, c);
+	rc = 0;
+out:
+	for (size_t i = 0; i < b.nowned; i++)
+		free(b.owned[i]);
+	if (body != NULL)
+		evbuffer_free(body);
+	return rc;
+}
+
+static void call_done(void *arg, int status, struct evhttp_request *resp)
+{
+	struct fwd_call *c = arg;
+	struct fwd_route *rt = c->rt;
+	struct forward *f = rt->f;
+	bool ok = status >= 200 && status < 300;
+
+	(void)resp;
+	if (f->closing)
+		return;  /* forward_free frees the call with the route's list */
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		rt->calls = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	upstream_note(rt->up, ok);
+	if (ok) {
+		stats_add(f->r->stats, STATS_FORWARDED, 1);
+		push_ack(rt, c->id);
+	} else {
+		/* Anything but 2xx leaves the entry pending; the rescan after backoff resends it. */
+		stats_add(f->r->stats, STATS_UPSTREAM_FAILED, 1);
+		log_warn("forward: %s %s: upstream %s answered %d", rt->stream, c->id,
+			 upstream_config(rt->up)->name, status);
+		for (size_t i = 0; i < f->nroutes; i++)
+			if (f->routes[i].up == rt->up)
+				f->routes[i].rescan = true;
+	}
+	free(c);
+	/* Coalesce: every completion of this loop iteration leads to one read, in flush_cb. */
+	f->want_kick = true;
+	event_active(f->flush_ev, EV_WRITE, 0);
+	check_drained(f);
+}
+
+/* ---- reading ---- */
+
+static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n)
+{
+	struct fwd_route *rt = arg;
+	int asked = rt->asked, used = 0;
+
+	rt->reading = false;
+	rt->asked = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (rt->pel)
+			snprintf(rt->cursor, sizeof(rt->cursor), "%s", e[i].id);
+		if (e[i].deleted) {
+			push_ack(rt, e[i].id);
+			continue;
+		}
+		if (is_in_flight(rt, e[i].id) || is_acking(rt, e[i].id))
+			continue;
+		if (used < asked && !rt->f->draining && dispatch(rt, &e[i], rt->pel) == 0)
+			used++;
+	}
+	upstream_release(rt->up, asked - used);
+	if (!ok)
+		return;  /* the tick tries again; no tight loop against a failing Redis */
+	if (rt->pel && (int)n < asked) {
+		rt->pel = false;
+		snprintf(rt->cursor, sizeof(rt->cursor), "0");
+	}
+	if ((int)n == asked || rt->rescan)
+		route_kick(rt);
+}
+
+static void route_kick(struct fwd_route *rt)
+{
+	struct forward *f = rt->f;
+	int n;
+
+	if (rt->reading || f->draining || !queue_ready(f->r->queue) || !upstream_ready(rt->up))
+		return;
+	if (rt->rescan && !rt->pel) {
+		rt->rescan = false;
+		rt->pel = true;
+		snprintf(rt->cursor, sizeof(rt->cursor), "0");
+	}
+	n = upstream_available(rt->up);
+	if (n > f->r->cfg->forward_batch)
+		n = f->r->cfg->forward_batch;
+	if (n <= 0)
+		return;
+	upstream_reserve(rt->up, n);
+	rt->asked = n;
+	rt->reading = true;
+	rt->last_read = mono_now();
+	if (queue_read(f->r->queue, rt->stream, rt->pel ? rt->cursor : ">", n, read_done, rt) != 0) {
+		upstream_release(rt->up, n);
+		rt->asked = 0;
+		rt->reading = false;
+	}
+}
+
+static void claim_done(void *arg, int claimed)
+{
+	struct fwd_route *rt = arg;
+
+	if (claimed > 0)
+		rt->rescan = true;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct forward *f = arg;
+	double now = mono_now();
+	bool claim = now - f->last_claim >= f->r->cfg->forward_claim_idle / 2;
+
+	(void)fd;
+	(void)what;
+	if (claim && queue_ready(f->r->queue))
+		f->last_claim = now;
+	for (size_t i = 0; i < f->nroutes; i++) {
+		struct fwd_route *rt = &f->routes[i];
+
+		if (claim && queue_ready(f->r->queue) && !f->draining)
+			queue_claim_orphans(f->r->queue, rt->stream, claim_done, rt);
+		if (rt->pel || rt->rescan || now - rt->last_read >= POLL_INTERVAL)
+			route_kick(rt);
+	}
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct forward *f = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < f->nroutes; i++)
+		flush_route(&f->routes[i]);
+	if (f->want_kick) {
+		f->want_kick = false;
+		for (size_t i = 0; i < f->nroutes; i++)
+			route_kick(&f->routes[i]);
+	}
+}
+
+void forward_kick(struct forward *f, const struct config_upstream *up, const struct config_project *pr)
+{
+	size_t ui = (size_t)(up - f->r->cfg->upstreams);
+	size_t pi = (size_t)(pr - up->projects);
+
+	route_kick(&f->routes[f->route_base[ui] + pi]);
+}
+
+void forward_resume(struct forward *f)
+{
+	for (size_t i = 0; i < f->nroutes; i++) {
+		f->routes[i].pel = true;
+		snprintf(f->routes[i].cursor, sizeof(f->routes[i].cursor), "0");
+		route_kick(&f->routes[i]);
+	}
+}
+
+int forward_in_flight(const struct forward *f)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
+		n += upstream_in_flight(f->ups[i]);
+	return n;
+}
+
+static void check_drained(struct forward *f)
+{
+	void (*cb)(void *);
+
+	if (!f->draining || f->drain_cb == NULL)
+		return;
+	for (size_t i = 0; i < f->nroutes; i++)
+		if (f->routes[i].calls != NULL || f->routes[i].nacks > 0 || f->routes[i].acking)
+			return;
+	cb = f->drain_cb;
+	f->drain_cb = NULL;
+	cb(f->drain_arg);
+}
+
+void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg)
+{
+	f->draining = true;
+	f->drain_cb = done_cb;
+	f->drain_arg = arg;
+	check_drained(f);
+}
+
+json_t *forward_status_json(const struct forward *f)
+{
+	json_t *ups = json_object();
+
+	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
+		json_object_set_new(ups, f->r->cfg->upstreams[i].name, upstream_status_json(f->ups[i]));
+	return json_pack("{s:i, s:o}", "in_flight", forward_in_flight(f), "upstreams", ups);
+}
+
+/* ---- life cycle ---- */
+
+static int init_routes(struct forward *f)
+{
+	const struct config *cfg = f->r->cfg;
+	size_t k = 0;
+
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		f->nroutes += cfg->upstreams[i].nprojects;
+	f->routes = calloc(f->nroutes ? f->nroutes : 1, sizeof(*f->routes));
+	f->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*f->ups));
+	f->route_base = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(size_t));
+	if (f->routes == NULL || f->ups == NULL || f->route_base == NULL)
+		return -1;
+	for (size_t i = 0; i < cfg->nupstreams; i++) {
+		const struct config_upstream *uc = &cfg->upstreams[i];
+
+		f->ups[i] = upstream_new(f->r, uc);
+		if (f->ups[i] == NULL)
+			return -1;
+		f->route_base[i] = k;
+		for (size_t j = 0; j < uc->nprojects; j++, k++) {
+			struct fwd_route *rt = &f->routes[k];
+
+			rt->f = f;
+			rt->up = f->ups[i];
+			rt->pr = &uc->projects[j];
+			rt->pel = true;
+			snprintf(rt->cursor, sizeof(rt->cursor), "0");
+			queue_stream_name(f->r->queue, uc->name, uc->projects[j].name, rt->stream, sizeof(rt->stream));
+		}
+	}
+	return 0;
+}
+
+struct forward *forward_new(struct relay *r)
+{
+	struct forward *f = calloc(1, sizeof(*f));
+	struct timeval tick = { 0, 100000 };
+
+	if (f == NULL)
+		return NULL;
+	f->r = r;
+	f->last_claim = mono_now();
+	if (init_routes(f) != 0)
+		goto fail;
+	f->tick_ev = event_new(r->base, -1, EV_PERSIST, tick_cb, f);
+	f->flush_ev = event_new(r->base, -1, 0, flush_cb, f);
+	if (f->tick_ev == NULL || f->flush_ev == NULL)
+		goto fail;
+	evtimer_add(f->tick_ev, &tick);
+	return f;
+fail:
+	forward_free(f);
+	return NULL;
+}
+
+void forward_free(struct forward *f)
+{
+	if (f == NULL)
+		return;
+	f->closing = true;
+	if (f->tick_ev != NULL)
+		event_free(f->tick_ev);
+	if (f->flush_ev != NULL)
+		event_free(f->flush_ev);
+	/* Freeing a connection may fail its request through call_done, which sees `closing`. */
+	for (size_t i = 0; f->ups != NULL && i < f->r->cfg->nupstreams; i++)
+		upstream_free(f->ups[i]);
+	for (size_t i = 0; i < f->nroutes; i++) {
+		struct fwd_call *c = f->routes[i].calls;
+
+		/* Entries of calls cut short stay pending in Redis for the next start. */
+		while (c != NULL) {
+			struct fwd_call *next = c->next;
+
+			free(c);
+			c = next;
+		}
+		free(f->routes[i].acks);
+	}
+	free(f->ups);
+	free(f->routes);
+	free(f->route_base);
+	free(f);
+}

@@ -1,0 +1,485 @@
+/* ingest.c - the SDK-facing evhttp server: authenticate, route, queue in Redis, then answer once. */
+#include "ingest.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "auth.h"
+#include "codec.h"
+#include "config.h"
+#include "envelope.h"
+#include "forward.h"
+#include "log.h"
+#include "queue.h"
+#include "relay.h"
+#include "route.h"
+#include "stats.h"
+
+#define HEADER_PEEK (64 * 1024)   /* decoded bytes read to find an envelope header line */
+#define KEPT_HEADERS_MAX 16384
+
+struct ingest {
+	struct relay *r;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	int in_flight;
+};
+
+/* One request waiting for Redis. req becomes NULL if the SDK connection dies meanwhile. */
+struct pending {
+	struct ingest *in;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct route_target target;
+	char event_id[ENVELOPE_ID_LEN + 1];
+};
+
+/* What ingest learned about one request before queueing it. */
+struct ingest_req {
+	struct evhttp_request *req;
+	const char *path;          /* normalised: runs of '/' collapsed */
+	const char *query;         /* raw, "" when none */
+	long path_id;              /* -1 for the tunnel */
+	const char *endpoint;      /* after /api/<id>/ */
+	bool tunnel;
+	enum codec_kind encoding;
+	const char *body;
+	size_t body_len;
+	struct auth_info auth;
+};
+
+/* ---- replies: every request gets exactly one, through these ---- */
+
+static void add_cors(struct evkeyvalq *h)
+{
+	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
+	evhttp_add_header(h, "Access-Control-Expose-Headers", "x-sentry-error, x-sentry-rate-limits, retry-after");
+	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "cross-origin");
+}
+
+static void reply_json(struct evhttp_request *req, int code, json_t *body)
+{
+	struct evbuffer *buf = evhttp_request_get_output_buffer(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	add_cors(h);
+	evbuffer_add_printf(buf, "%s", text != NULL ? text : "{}");
+	free(text);
+	json_decref(body);
+	evhttp_send_reply(req, code, NULL, NULL);
+}
+
+/* The one way an error becomes an HTTP answer: status, JSON {"detail"}, optional Retry-After. */
+static void reply_error(struct ingest *in, struct evhttp_request *req, int code, const char *detail,
+			int retry_after)
+{
+	char ra[16];
+
+	if (retry_after > 0) {
+		snprintf(ra, sizeof(ra), "%d", retry_after);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+	}
+	stats_add(in->r->stats, STATS_REJECTED, 1);
+	log_debug("ingest: %s %s -> %d %s", evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "-",
+		  evhttp_request_get_uri(req), code, detail);
+	reply_json(req, code, json_pack("{s:s}", "detail", detail));
+}
+
+static void reply_preflight(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	add_cors(h);
+	evhttp_add_header(h, "Access-Control-Allow-Methods", "POST");
+	evhttp_add_header(h, "Access-Control-Allow-Headers",
+			  "x-sentry-auth, x-requested-with, x-forwarded-for, origin, referer, accept, content-type, "
+			  "authentication, authorization, content-encoding, transfer-encoding");
+	evhttp_add_header(h, "Access-Control-Max-Age", "3600");
+	evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+static void reply_status(struct ingest *in, struct evhttp_request *req)
+{
+	struct relay *r = in->r;
+	bool connected = queue_ready(r->queue);
+	const char *status = r->stopping ? "stopping" : connected ? "ok" : "degraded";
+	json_t *o;
+
+	o = json_pack("{s:s, s:s, s:I, s:{s:b}, s:{s:I, s:i}, s:o, s:o}", "status", status, "version",
+		      SENTRYQ_VERSION, "uptime_s", (json_int_t)(time(NULL) - r->started), "redis", "connected",
+		      connected, "queue", "pending", (json_int_t)queue_pending(r->queue), "ingest_waiting",
+		      in->in_flight, "counters", stats_counters_json(r->stats), "forward",
+		      forward_status_json(r->forward));
+	reply_json(req, connected && !r->stopping ? 200 : 503, o);
+}
+
+/* ---- parsing ---- */
+
+/* Collapse runs of '/' as Sentry does, so "//api//1///store/" routes like "/api/1/store/". */
+static void normalise_path(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *in != '\0' && n + 1 < len; in++) {
+		if (*in == '/' && n > 0 && out[n - 1] == '/')
+			continue;
+		out[n++] = *in;
+	}
+	out[n] = '\0';
+}
+
+/* "<prefix>/api/<digits>/<endpoint>": the DSN may carry a path prefix, so find the last "/api/". */
+static int split_api_path(const char *path, long *id, const char **endpoint)
+{
+	const char *p = NULL, *s = path, *d;
+
+	while ((s = strstr(s, "/api/")) != NULL) {
+		if (isdigit((unsigned char)s[5]))
+			p = s;
+		s += 5;
+	}
+	if (p == NULL)
+		return -1;
+	d = p + 5;
+	*id = strtol(d, NULL, 10);
+	while (isdigit((unsigned char)*d))
+		d++;
+	if (*d != '/' || *id <= 0)
+		return -1;
+	*endpoint = d + 1;
+	return 0;
+}
+
+static bool endpoint_supported(const char *ep)
+{
+	return strcmp(ep, "store/") == 0 || strcmp(ep, "envelope/") == 0;
+}
+
+/* The decoded start of the body: the body itself when it is not encoded. */
+static int body_head(const struct ingest_req *ir, char **tmp, const char **head, size_t *len)
+{
+	*tmp = NULL;
+	if (ir->encoding == CODEC_IDENTITY) {
+		*head = ir->body;
+		*len = ir->body_len;
+		return 0;
+	}
+	if (codec_decode(ir->encoding, ir->body, ir->body_len, HEADER_PEEK, 1, tmp, len) != 0)
+		return -1;
+	*head = *tmp;
+	return 0;
+}
+
+/* Cheap event id: the store body's or envelope header's own, else a fresh uuid4. */
+static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN + 1])
+{
+	const char *head;
+	char *tmp = NULL;
+	size_t len;
+	int rc = -1;
+
+	if (strcmp(ir->endpoint, "store/") == 0) {
+		if (ir->encoding == CODEC_IDENTITY)
+			rc = envelope_store_event_id(ir->body, ir->body_len, id);
+		else if (ir->encoding != CODEC_UNKNOWN &&
+			 codec_decode(ir->encoding, ir->body, ir->body_len, ir->body_len * 16 + 4096, 0, &tmp, &len) == 0)
+			rc = envelope_store_event_id(tmp, len, id);
+	} else if (body_head(ir, &tmp, &head, &len) == 0) {
+		rc = envelope_event_id(head, len, id);
+	}
+	free(tmp);
+	if (rc != 0)
+		envelope_new_id(id);
+}
+
+static bool header_kept(const char *name, enum auth_carrier carrier)
+{
+	static const char *const kept[] = {
+		"Content-Type", "Content-Encoding", "User-Agent", "Origin", "Referer", "sentry-trace", "baggage",
+		"Sec-CH-UA", "Sec-CH-UA-Platform", "Sec-CH-UA-Platform-Version", "Sec-CH-UA-Model", "Sec-CH-UA-Mobile",
+		"Accept-Language",
+	};
+
+	if (strcasecmp(name, "X-Sentry-Auth") == 0)
+		return carrier == AUTH_X_SENTRY_AUTH;
+	if (strcasecmp(name, "Authorization") == 0)
+		return carrier == AUTH_AUTHORIZATION || carrier == AUTH_BASIC;
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		if (strcasecmp(name, kept[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Kept headers as "Name: value\n" lines, and the X-Forwarded-For chain with the peer appended. */
+static int collect_headers(struct evhttp_request *req, enum auth_carrier carrier, struct evbuffer *out,
+			   char *xff, size_t xfflen)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *chain = evhttp_find_header(h, "X-Forwarded-For");
+	char *peer = NULL;
+	ev_uint16_t port;
+
+	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next)
+		if (header_kept(kv->key, carrier))
+			evbuffer_add_printf(out, "%s: %s\n", kv->key, kv->value);
+	evbuffer_add(out, "", 1);
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+	if (chain != NULL && *chain != '\0')
+		snprintf(xff, xfflen, "%s, %s", chain, peer != NULL ? peer : "");
+	else
+		snprintf(xff, xfflen, "%s", peer != NULL ? peer : "");
+	return evbuffer_get_length(out) > KEPT_HEADERS_MAX ? -1 : 0;
+}
+
+/* ---- the pipeline ---- */
+
+static void put_done(void *arg, int ok)
+{
+	struct pending *p = arg;
+	struct ingest *in = p->in;
+
+	in->in_flight--;
+	if (ok) {
+		forward_kick(in->r->forward, p->target.upstream, p->target.project);
+		stats_add(in->r->stats, STATS_ENQUEUED, 1);
+	}
+	if (p->req != NULL) {
+		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+		if (ok)
+			reply_json(p->req, 200, json_pack("{s:s}", "id", p->event_id));
+		else
+			reply_error(in, p->req, 503, "queue unavailable: Redis did not accept the event", 1);
+	} else if (!ok) {
+		stats_add(in->r->stats, STATS_REJECTED, 1);
+	}
+	free(p);
+}
+
+static void client_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)evcon;
+	p->req = NULL;  /* the answer has nowhere to go; the write itself still completes */
+}
+
+static void enqueue(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
+{
+	struct evbuffer *hdrs = evbuffer_new();
+	struct pending *p = calloc(1, sizeof(*p));
+	struct queue_item it;
+	char stream[512], xff[1024];
+
+	if (hdrs == NULL || p == NULL || collect_headers(ir->req, ir->auth.carrier, hdrs, xff, sizeof(xff)) != 0) {
+		reply_error(in, ir->req, hdrs == NULL || p == NULL ? 500 : 431,
+			    hdrs == NULL || p == NULL ? "out of memory" : "request headers too large", 0);
+		free(p);
+		goto out;
+	}
+	p->in = in;
+	p->req = ir->req;
+	p->evcon = evhttp_request_get_connection(ir->req);
+	p->target = *t;
+	pick_event_id(ir, p->event_id);
+	memset(&it, 0, sizeof(it));
+	it.method = "POST";
+	it.endpoint = ir->tunnel ? "envelope/" : ir->endpoint;
+	/* The tunnel's own query is for sentryq, not for Sentry. */
+	it.query = ir->tunnel ? "" : ir->query;
+	it.headers = (const char *)evbuffer_pullup(hdrs, -1);
+	it.client_ip = xff;
+	it.sdk_key = ir->auth.key;
+	it.event_id = p->event_id;
+	it.carrier = ir->auth.carrier;
+	it.has_secret = ir->auth.has_secret;
+	it.body = ir->body;
+	it.body_len = ir->body_len;
+	queue_stream_name(in->r->queue, t->upstream->name, t->project->name, stream, sizeof(stream));
+	if (queue_put(in->r->queue, stream, &it, put_done, p) != 0) {
+		free(p);
+		reply_error(in, ir->req, 503, "queue unavailable: Redis is not connected", 1);
+		goto out;
+	}
+	in->in_flight++;
+	evhttp_connection_set_closecb(p->evcon, client_gone, p);
+out:
+	if (hdrs != NULL)
+		evbuffer_free(hdrs);
+}
+
+/* Credentials from the request, or from the envelope header dsn (tunnel, self-authenticated envelope). */
+static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(ir->req);
+	bool none_ok = ir->tunnel || strcmp(ir->endpoint, "envelope/") == 0;
+	const char *why, *head;
+	char *tmp;
+	size_t len;
+	int status, rc;
+
+	if (auth_from_request(evhttp_find_header(h, "X-Sentry-Auth"), evhttp_find_header(h, "Authorization"),
+			      ir->query, none_ok, &ir->auth, &status, &why) != 0) {
+		reply_error(in, ir->req, status, why, 0);
+		return -1;
+	}
+	*route_id = ir->path_id;
+	if (ir->auth.carrier != AUTH_NONE)
+		return 0;
+	if (body_head(ir, &tmp, &head, &len) != 0) {
+		reply_error(in, ir->req, 400, "invalid body: cannot decode Content-Encoding", 0);
+		return -1;
+	}
+	rc = envelope_dsn(head, len, ir->auth.key, sizeof(ir->auth.key), route_id);
+	free(tmp);
+	if (rc != 0) {
+		reply_error(in, ir->req, 401, rc > 0 ? "missing authorization information"
+					      : "bad envelope authentication header", 0);
+		return -1;
+	}
+	ir->auth.carrier = AUTH_ENVELOPE;
+	ir->auth.version = 7;
+	return 0;
+}
+
+static void handle_ingest(struct ingest *in, struct ingest_req *ir)
+{
+	struct evbuffer *body = evhttp_request_get_input_buffer(ir->req);
+	const char *ce = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Encoding");
+	struct route_target t;
+	char detail[256];
+	long route_id;
+
+	ir->body_len = evbuffer_get_length(body);
+	if (ir->body_len > in->r->cfg->max_body_size) {
+		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
+		return;
+	}
+	if (ir->body_len == 0) {
+		reply_error(in, ir->req, 400, "empty request body", 0);
+		return;
+	}
+	ir->encoding = codec_from_name(ce);
+	if (ir->encoding == CODEC_UNKNOWN) {
+		reply_error(in, ir->req, 415, "unsupported Content-Encoding", 0);
+		return;
+	}
+	ir->body = (const char *)evbuffer_pullup(body, -1);
+	if (authenticate(in, ir, &route_id) != 0)
+		return;
+	if (route_lookup(in->r->routes, ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id, &t,
+			 detail, sizeof(detail)) != 0) {
+		reply_error(in, ir->req, 403, detail, 0);
+		return;
+	}
+	enqueue(in, ir, &t);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct ingest *in = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct ingest_req ir;
+	char path[1024];
+
+	memset(&ir, 0, sizeof(ir));
+	ir.req = req;
+	normalise_path(evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/", path, sizeof(path));
+	ir.path = path;
+	ir.query = evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "";
+	if (strcmp(path, "/status") == 0 && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
+		reply_status(in, req);  /* health checks are not counted as traffic */
+		return;
+	}
+	stats_add(in->r->stats, STATS_RECEIVED, 1);
+	ir.tunnel = in->r->cfg->tunnel_path[0] != '\0' && strcmp(path, in->r->cfg->tunnel_path) == 0;
+	ir.path_id = -1;
+	if (ir.tunnel)
+		ir.endpoint = "envelope/";
+	else if (split_api_path(path, &ir.path_id, &ir.endpoint) != 0 || !endpoint_supported(ir.endpoint)) {
+		reply_error(in, req, 404, "not an ingest endpoint", 0);
+		return;
+	}
+	if (cmd == EVHTTP_REQ_OPTIONS) {
+		reply_preflight(req);
+		return;
+	}
+	if (cmd != EVHTTP_REQ_POST) {
+		reply_error(in, req, 405, "method not allowed: use POST", 0);
+		return;
+	}
+	if (in->r->stopping) {
+		reply_error(in, req, 503, "shutting down", 1);
+		return;
+	}
+	handle_ingest(in, &ir);
+}
+
+struct ingest *ingest_new(struct relay *r)
+{
+	struct ingest *in = calloc(1, sizeof(*in));
+	const struct config *cfg = r->cfg;
+	struct timeval tv;
+	size_t hard_cap;
+
+	if (in == NULL)
+		return NULL;
+	in->r = r;
+	in->http = evhttp_new(r->base);
+	if (in->http == NULL)
+		goto fail;
+	/* evhttp's own limit answers with an HTML page and closes; keep it well above ours so that
+	 * bodies just over listen.max_body_size get the JSON 413 from handle_ingest. */
+	hard_cap = cfg->max_body_size + (cfg->max_body_size > (1u << 20) ? cfg->max_body_size : (1u << 20));
+	evhttp_set_max_body_size(in->http, (ev_ssize_t)hard_cap);
+	evhttp_set_max_headers_size(in->http, 64 * 1024);
+	evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
+	tv.tv_sec = (long)cfg->client_timeout;
+	tv.tv_usec = (long)((cfg->client_timeout - (double)tv.tv_sec) * 1e6);
+	evhttp_set_timeout_tv(in->http, &tv);
+	evhttp_set_gencb(in->http, on_request, in);
+	in->bound = evhttp_bind_socket_with_handle(in->http, cfg->listen_address, (ev_uint16_t)cfg->listen_port);
+	if (in->bound == NULL) {
+		log_error("ingest: cannot listen on %s:%d", cfg->listen_address, cfg->listen_port);
+		goto fail;
+	}
+	log_info("ingest: listening on %s:%d", cfg->listen_address, cfg->listen_port);
+	return in;
+fail:
+	ingest_free(in);
+	return NULL;
+}
+
+void ingest_free(struct ingest *in)
+{
+	if (in == NULL)
+		return;
+	if (in->http != NULL)
+		evhttp_free(in->http);
+	free(in);
+}
+
+void ingest_stop_accepting(struct ingest *in)
+{
+	if (in->bound != NULL) {
+		evhttp_del_accept_socket(in->http, in->bound);
+		in->bound = NULL;
+	}
+}
+
+int ingest_in_flight(const struct ingest *in)
+{
+	return in->in_flight;
+}

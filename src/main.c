@@ -1,0 +1,198 @@
+/* main.c - command line, start-up order, signals as loop events, graceful shutdown. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "forward.h"
+#include "ingest.h"
+#include "log.h"
+#include "queue.h"
+#include "relay.h"
+#include "route.h"
+#include "stats.h"
+
+struct shutdown {
+	struct relay *r;
+	struct event *sigterm, *sigint, *timer, *poll;
+	int signals;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: sentryq [-c FILE] [-t] [-V] [-h]\n"
+		"  -c FILE  configuration file (default: $SENTRYQ_CONFIG)\n"
+		"  -t       check the configuration and exit (0 valid, 1 invalid)\n"
+		"  -V       print the version and exit\n"
+		"  -h       this help\n"
+		"Runs in the foreground and logs to stderr. SIGTERM/SIGINT drain and exit; a second one exits at once.\n");
+}
+
+static void on_drained(void *arg)
+{
+	struct shutdown *s = arg;
+
+	if (ingest_in_flight(s->r->ingest) > 0)
+		return;  /* the poll below comes back when the last Redis write is answered */
+	log_info("shutdown: drained, exiting");
+	event_base_loopexit(s->r->base, NULL);
+}
+
+/* Poll until ingest writes are answered, then let forward report when its work is done. */
+static void drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct shutdown *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (ingest_in_flight(s->r->ingest) == 0)
+		forward_drain(s->r->forward, on_drained, s);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct shutdown *s = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("shutdown: %.1fs passed with %d forwards in flight; they stay pending in Redis",
+		 s->r->cfg->shutdown_timeout, forward_in_flight(s->r->forward));
+	event_base_loopexit(s->r->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct shutdown *s = arg;
+	struct timeval tv, poll = { 0, 50000 };
+
+	(void)what;
+	if (s->signals++ > 0) {
+		log_warn("shutdown: second signal, exiting now");
+		event_base_loopbreak(s->r->base);
+		return;
+	}
+	log_info("shutdown: signal %d, draining (up to %.1fs)", (int)sig, s->r->cfg->shutdown_timeout);
+	s->r->stopping = true;
+	ingest_stop_accepting(s->r->ingest);
+	tv.tv_sec = (long)s->r->cfg->shutdown_timeout;
+	tv.tv_usec = (long)((s->r->cfg->shutdown_timeout - (double)tv.tv_sec) * 1e6);
+	evtimer_add(s->timer, &tv);
+	evtimer_add(s->poll, &poll);
+}
+
+static int parse_args(int argc, char **argv, const char **file, bool *check)
+{
+	int opt;
+
+	*file = getenv("SENTRYQ_CONFIG");
+	*check = false;
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c': *file = optarg; break;
+		case 't': *check = true; break;
+		case 'V': printf("sentryq %s\n", SENTRYQ_VERSION); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc || *file == NULL) {
+		if (*file == NULL)
+			fprintf(stderr, "sentryq: no configuration file: use -c FILE or set SENTRYQ_CONFIG\n");
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_queue_ready(void *arg)
+{
+	struct relay *r = arg;
+
+	forward_resume(r->forward);
+}
+
+static int start(struct relay *r)
+{
+	r->base = event_base_new();
+	r->dns = r->base ? evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS) : NULL;
+	r->stats = stats_new();
+	r->routes = route_new(r->cfg);
+	if (r->base == NULL || r->dns == NULL || r->stats == NULL || r->routes == NULL)
+		return -1;
+	r->started = time(NULL);
+	r->queue = queue_new(r, on_queue_ready, r);
+	if (r->queue == NULL || (r->forward = forward_new(r)) == NULL || (r->ingest = ingest_new(r)) == NULL)
+		return -1;
+	return 0;
+}
+
+static void stop(struct relay *r)
+{
+	/* Queue first: its failed callbacks still reach a live forward and ingest. */
+	queue_free(r->queue);
+	forward_free(r->forward);
+	ingest_free(r->ingest);
+	route_free(r->routes);
+	stats_free(r->stats);
+	if (r->dns != NULL)
+		evdns_base_free(r->dns, 0);
+	if (r->base != NULL)
+		event_base_free(r->base);
+}
+
+int main(int argc, char **argv)
+{
+	struct relay r;
+	struct shutdown s;
+	const char *file;
+	char err[1024];
+	bool check;
+	int rc = 1;
+
+	memset(&r, 0, sizeof(r));
+	memset(&s, 0, sizeof(s));
+	if (parse_args(argc, argv, &file, &check) != 0)
+		return 2;
+	r.cfg = config_load(file, err, sizeof(err));
+	if (r.cfg == NULL) {
+		fprintf(stderr, "sentryq: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("sentryq: %s: configuration ok (%zu upstreams)\n", file, r.cfg->nupstreams);
+		config_free(r.cfg);
+		return 0;
+	}
+	log_set_level(r.cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	if (start(&r) != 0)
+		goto out;
+	s.r = &r;
+	s.sigterm = evsignal_new(r.base, SIGTERM, on_signal, &s);
+	s.sigint = evsignal_new(r.base, SIGINT, on_signal, &s);
+	s.timer = evtimer_new(r.base, on_timeout, &s);
+	s.poll = event_new(r.base, -1, EV_PERSIST, drain_poll, &s);
+	if (s.sigterm == NULL || s.sigint == NULL || s.timer == NULL || s.poll == NULL)
+		goto out;
+	evsignal_add(s.sigterm, NULL);
+	evsignal_add(s.sigint, NULL);
+	log_info("sentryq %s started (config %s, %zu upstreams)", SENTRYQ_VERSION, file, r.cfg->nupstreams);
+	rc = event_base_dispatch(r.base) < 0 ? 1 : 0;
+out:
+	if (s.sigterm) event_free(s.sigterm);
+	if (s.sigint) event_free(s.sigint);
+	if (s.timer) event_free(s.timer);
+	if (s.poll) event_free(s.poll);
+	stop(&r);
+	config_free(r.cfg);
+	return rc;
+}

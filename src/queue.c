@@ -1,0 +1,705 @@
+/* queue.c - Redis streams as the durable queue, over one hiredis async connection on the loop. */
+#include "queue.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+#include "log.h"
+#include "relay.h"
+
+enum qstate { Q_DOWN, Q_CONNECTING, Q_HANDSHAKE, Q_READY };
+
+struct queue {
+	struct relay *r;
+	redisAsyncContext *ac;
+	enum qstate state;
+	queue_ready_cb on_ready;
+	void *on_ready_arg;
+
+	struct event *reconnect_ev;
+	struct event *tick_ev;          /* watchdog + pending refresh, every 250 ms */
+	double backoff;                 /* seconds until the next reconnect attempt */
+	double state_since;             /* when the current state began */
+
+	long outstanding;               /* commands sent and not yet answered */
+	double progress_at;             /* last reply, or first send after idle */
+	int handshake_left;             /* AUTH/SELECT/XGROUP replies still expected */
+
+	char **streams;                 /* every configured route's stream */
+	size_t nstreams;
+	long long pending;              /* cached sum of XLEN */
+	long long pending_acc;
+	size_t xlen_left;
+	double last_refresh;
+
+	char consumer[128];
+};
+
+/* Wraps every command so the watchdog knows what is outstanding. */
+struct qcmd {
+	struct queue *q;
+	redisCallbackFn *fn;
+	void *arg;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_state(struct queue *q, enum qstate s)
+{
+	q->state = s;
+	q->state_since = now_s();
+}
+
+static void cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct qcmd *c = privdata;
+	struct queue *q = c->q;
+
+	q->outstanding--;
+	q->progress_at = now_s();
+	if (c->fn != NULL)
+		c->fn(ac, reply, c->arg);
+	free(c);
+}
+
+/* Send a command; -1 when there is no connection to send it on. */
+static int send_argv(struct queue *q, redisCallbackFn *fn, void *arg, int argc, const char **argv,
+		     const size_t *argvlen)
+{
+	struct qcmd *c;
+
+	if (q->ac == NULL || q->state < Q_HANDSHAKE)
+		return -1;
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return -1;
+	c->q = q;
+	c->fn = fn;
+	c->arg = arg;
+	if (redisAsyncCommandArgv(q->ac, cmd_reply, c, argc, argv, argvlen) != REDIS_OK) {
+		free(c);
+		return -1;
+	}
+	if (q->outstanding++ == 0)
+		q->progress_at = now_s();
+	return 0;
+}
+
+static int send_fmt(struct queue *q, redisCallbackFn *fn, void *arg, int argc, ...)
+{
+	const char *argv[16];
+	size_t lens[16];
+	va_list ap;
+
+	if (argc > 16)
+		return -1;
+	va_start(ap, argc);
+	for (int i = 0; i < argc; i++) {
+		argv[i] = va_arg(ap, const char *);
+		lens[i] = strlen(argv[i]);
+	}
+	va_end(ap);
+	return send_argv(q, fn, arg, argc, argv, lens);
+}
+
+static void schedule_reconnect(struct queue *q)
+{
+	struct timeval tv;
+	double jittered;
+
+	set_state(q, Q_DOWN);
+	/* Full jitter keeps a fleet of relays from reconnecting in lock-step after a Redis restart. */
+	jittered = q->backoff * (0.5 + 0.5 * ((double)rand() / RAND_MAX));
+	tv.tv_sec = (long)jittered;
+	tv.tv_usec = (long)((jittered - (double)tv.tv_sec) * 1e6);
+	evtimer_add(q->reconnect_ev, &tv);
+	q->backoff *= 2;
+	if (q->backoff > q->r->cfg->redis_reconnect_max)
+		q->backoff = q->r->cfg->redis_reconnect_max;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct queue *q = ac->data;
+
+	if (q == NULL)
+		return;
+	if (status != REDIS_OK)
+		log_warn("redis: connection lost: %s", ac->errstr);
+	else
+		log_info("redis: disconnected");
+	q->ac = NULL;
+	q->outstanding = 0;
+	if (!q->r->stopping)
+		schedule_reconnect(q);
+	else
+		set_state(q, Q_DOWN);
+}
+
+static void handshake_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct queue *q = arg;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (rep == NULL)
+		return;
+	/* BUSYGROUP means another process (or an earlier run) created the group: fine. */
+	if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0) {
+		log_error("redis: start-up command failed: %s", rep->str);
+		redisAsyncDisconnect(q->ac);
+		return;
+	}
+	if (--q->handshake_left == 0) {
+		set_state(q, Q_READY);
+		q->backoff = 0.1;
+		log_info("redis: ready (%zu streams, consumer %s)", q->nstreams, q->consumer);
+		if (q->on_ready != NULL)
+			q->on_ready(q->on_ready_arg);
+	}
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct queue *q = ac->data;
+	const struct config *cfg = q->r->cfg;
+	char db[16];
+
+	if (status != REDIS_OK) {
+		log_warn("redis: connect failed: %s", ac->errstr);
+		q->ac = NULL;  /* hiredis frees the context after this callback */
+		schedule_reconnect(q);
+		return;
+	}
+	set_state(q, Q_HANDSHAKE);
+	q->handshake_left = 0;
+	if (cfg->redis_password != NULL && send_fmt(q, handshake_reply, q, 2, "AUTH", cfg->redis_password) == 0)
+		q->handshake_left++;
+	snprintf(db, sizeof(db), "%d", cfg->redis_db);
+	if (cfg->redis_db != 0 && send_fmt(q, handshake_reply, q, 2, "SELECT", db) == 0)
+		q->handshake_left++;
+	for (size_t i = 0; i < q->nstreams; i++)
+		if (send_fmt(q, handshake_reply, q, 6, "XGROUP", "CREATE", q->streams[i], QUEUE_GROUP, "0",
+			     "MKSTREAM") == 0)
+			q->handshake_left++;
+	if (q->handshake_left == 0)
+		handshake_reply(q->ac, NULL, q);
+}
+
+static void do_connect(struct queue *q)
+{
+	const struct config *cfg = q->r->cfg;
+	redisAsyncContext *ac;
+
+	if (cfg->redis_unix_socket != NULL)
+		ac = redisAsyncConnectUnix(cfg->redis_unix_socket);
+	else
+		ac = redisAsyncConnect(cfg->redis_host, cfg->redis_port);
+	if (ac == NULL || ac->err) {
+		log_warn("redis: cannot connect: %s", ac ? ac->errstr : "out of memory");
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		schedule_reconnect(q);
+		return;
+	}
+	ac->data = q;
+	redisLibeventAttach(ac, q->r->base);
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	q->ac = ac;
+	q->outstanding = 0;
+	set_state(q, Q_CONNECTING);
+}
+
+static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	do_connect(arg);
+}
+
+/* Drop a connection that stopped answering; hiredis fails every callback still waiting. */
+static void drop_connection(struct queue *q, const char *why)
+{
+	redisAsyncContext *ac = q->ac;
+
+	log_warn("redis: %s; reconnecting", why);
+	q->ac = NULL;
+	ac->data = NULL;  /* on_disconnect must not schedule a second reconnect */
+	redisAsyncFree(ac);
+	q->outstanding = 0;
+	schedule_reconnect(q);
+}
+
+static void xlen_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct queue *q = arg;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+		q->pending_acc += rep->integer;
+	if (--q->xlen_left == 0)
+		q->pending = q->pending_acc;
+}
+
+static void refresh_pending(struct queue *q)
+{
+	if (q->xlen_left != 0)
+		return;
+	q->pending_acc = 0;
+	for (size_t i = 0; i < q->nstreams; i++)
+		if (send_fmt(q, xlen_reply, q, 2, "XLEN", q->streams[i]) == 0)
+			q->xlen_left++;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+	double now = now_s(), limit = q->r->cfg->redis_timeout;
+
+	(void)fd;
+	(void)what;
+	if ((q->state == Q_CONNECTING || q->state == Q_HANDSHAKE) && now - q->state_since > limit) {
+		drop_connection(q, "connect timed out");
+		return;
+	}
+	if (q->state >= Q_HANDSHAKE && q->outstanding > 0 && now - q->progress_at > limit) {
+		drop_connection(q, "command timed out");
+		return;
+	}
+	if (q->state == Q_READY && now - q->last_refresh >= 1.0) {
+		q->last_refresh = now;
+		refresh_pending(q);
+	}
+}
+
+void queue_stream_name(const struct queue *q, const char *upstream, const char *project, char *buf,
+		       size_t len)
+{
+	snprintf(buf, len, "%sq:%s:%s", q->r->cfg->redis_prefix, upstream, project);
+}
+
+static int build_streams(struct queue *q)
+{
+	const struct config *cfg = q->r->cfg;
+	char name[512];
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		n += cfg->upstreams[i].nprojects;
+	q->streams = calloc(n ? n : 1, sizeof(char *));
+	if (q->streams == NULL)
+		return -1;
+	for (size_t i = 0; i < cfg->nupstreams; i++) {
+		const struct config_upstream *up = &cfg->upstreams[i];
+
+		for (size_t j = 0; j < up->nprojects; j++) {
+			queue_stream_name(q, up->name, up->projects[j].name, name, sizeof(name));
+			q->streams[q->nstreams] = strdup(name);
+			if (q->streams[q->nstreams] == NULL)
+				return -1;
+			q->nstreams++;
+		}
+	}
+	return 0;
+}
+
+struct queue *queue_new(struct relay *r, queue_ready_cb on_ready, void *arg)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+	struct timeval tick = { 0, 250000 };
+
+	if (q == NULL)
+		return NULL;
+	q->r = r;
+	q->on_ready = on_ready;
+	q->on_ready_arg = arg;
+	q->backoff = 0.1;
+	q->last_refresh = 0;
+	if (r->cfg->forward_consumer != NULL)
+		snprintf(q->consumer, sizeof(q->consumer), "%s", r->cfg->forward_consumer);
+	else if (gethostname(q->consumer, sizeof(q->consumer) - 1) != 0)
+		snprintf(q->consumer, sizeof(q->consumer), "sentryq");
+	if (build_streams(q) != 0)
+		goto fail;
+	q->reconnect_ev = evtimer_new(r->base, reconnect_cb, q);
+	q->tick_ev = event_new(r->base, -1, EV_PERSIST, tick_cb, q);
+	if (q->reconnect_ev == NULL || q->tick_ev == NULL)
+		goto fail;
+	evtimer_add(q->tick_ev, &tick);
+	do_connect(q);
+	return q;
+fail:
+	queue_free(q);
+	return NULL;
+}
+
+void queue_free(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	if (q->ac != NULL) {
+		redisAsyncContext *ac = q->ac;
+
+		q->ac = NULL;
+		ac->data = NULL;
+		redisAsyncFree(ac);
+	}
+	if (q->reconnect_ev != NULL)
+		event_free(q->reconnect_ev);
+	if (q->tick_ev != NULL)
+		event_free(q->tick_ev);
+	for (size_t i = 0; i < q->nstreams; i++)
+		free(q->streams[i]);
+	free(q->streams);
+	free(q);
+}
+
+bool queue_ready(const struct queue *q)
+{
+	return q->state == Q_READY;
+}
+
+long long queue_pending(const struct queue *q)
+{
+	return q->pending;
+}
+
+const char *queue_consumer(const struct queue *q)
+{
+	return q->consumer;
+}
+
+/* ---- put ---- */
+
+struct put_ctx {
+	queue_done_cb cb;
+	void *arg;
+};
+
+static void put_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct put_ctx *p = privdata;
+	redisReply *rep = reply;
+	int ok = rep != NULL && rep->type == REDIS_REPLY_STRING;
+
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		log_error("redis: XADD failed: %s", rep->str);
+	p->cb(p->arg, ok);
+	free(p);
+}
+
+int queue_put(struct queue *q, const char *stream, const struct queue_item *it, queue_done_cb cb,
+	      void *arg)
+{
+	char carrier[8], received[24];
+	struct put_ctx *p;
+	struct timespec ts;
+	const char *argv[27];
+	size_t lens[27];
+	int n = 0;
+
+	if (q->state != Q_READY)
+		return -1;
+	p = malloc(sizeof(*p));
+	if (p == NULL)
+		return -1;
+	p->cb = cb;
+	p->arg = arg;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(received, sizeof(received), "%lld",
+		 (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	snprintf(carrier, sizeof(carrier), "%d", it->carrier);
+#define ARG(s, l) do { argv[n] = (s); lens[n] = (l); n++; } while (0)
+#define STR(s) ARG((s), strlen(s))
+	STR("XADD"); STR(stream); STR("*");
+	STR("v"); STR("1");
+	STR("m"); STR(it->method);
+	STR("e"); STR(it->endpoint);
+	STR("q"); STR(it->query);
+	STR("h"); STR(it->headers);
+	STR("ip"); STR(it->client_ip);
+	STR("k"); STR(it->sdk_key);
+	STR("id"); STR(it->event_id);
+	STR("c"); STR(carrier);
+	STR("s"); STR(it->has_secret ? "1" : "0");
+	STR("t"); STR(received);
+	STR("b"); ARG(it->body, it->body_len);
+#undef STR
+#undef ARG
+	if (send_argv(q, put_reply, p, n, argv, lens) != 0) {
+		free(p);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- read ---- */
+
+struct read_ctx {
+	queue_read_cb cb;
+	void *arg;
+	struct queue *q;
+	char stream[256];
+};
+
+static const redisReply *field(const redisReply *kv, const char *name)
+{
+	for (size_t i = 0; i + 1 < kv->elements; i += 2)
+		if (kv->element[i]->type == REDIS_REPLY_STRING && strcmp(kv->element[i]->str, name) == 0)
+			return kv->element[i + 1];
+	return NULL;
+}
+
+static const char *fstr(const redisReply *kv, const char *name, size_t *len)
+{
+	const redisReply *v = field(kv, name);
+
+	if (v == NULL || v->type != REDIS_REPLY_STRING) {
+		if (len != NULL)
+			*len = 0;
+		return "";
+	}
+	if (len != NULL)
+		*len = v->len;
+	return v->str;
+}
+
+/* Fill e from one [id, [k, v, ...]] element; the strings stay in the reply. */
+static void decode_entry(const redisReply *el, struct queue_entry *e)
+{
+	const redisReply *kv;
+
+	memset(e, 0, sizeof(*e));
+	if (el->type != REDIS_REPLY_ARRAY || el->elements < 2 || el->element[0]->type != REDIS_REPLY_STRING) {
+		e->deleted = true;
+		return;
+	}
+	snprintf(e->id, sizeof(e->id), "%s", el->element[0]->str);
+	kv = el->element[1];
+	if (kv->type != REDIS_REPLY_ARRAY || kv->elements < 2) {
+		e->deleted = true;
+		return;
+	}
+	e->item.method = fstr(kv, "m", NULL);
+	e->item.endpoint = fstr(kv, "e", NULL);
+	e->item.query = fstr(kv, "q", NULL);
+	e->item.headers = fstr(kv, "h", NULL);
+	e->item.client_ip = fstr(kv, "ip", NULL);
+	e->item.sdk_key = fstr(kv, "k", NULL);
+	e->item.event_id = fstr(kv, "id", NULL);
+	e->item.carrier = atoi(fstr(kv, "c", NULL));
+	e->item.has_secret = fstr(kv, "s", NULL)[0] == '1';
+	e->item.body = fstr(kv, "b", &e->item.body_len);
+	e->received_ms = atoll(fstr(kv, "t", NULL));
+}
+
+static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct read_ctx *rc = privdata;
+	redisReply *rep = reply;
+	struct queue_entry *entries = NULL;
+	const redisReply *list;
+	size_t n = 0;
+
+	(void)ac;
+	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+		if (rep != NULL)
+			log_warn("redis: XREADGROUP %s: %s", rc->stream, rep->str);
+		/* The stream or group vanished (FLUSHALL, manual cleanup): recreate it. */
+		if (rep != NULL && strncmp(rep->str, "NOGROUP", 7) == 0)
+			send_fmt(rc->q, NULL, NULL, 6, "XGROUP", "CREATE", rc->stream, QUEUE_GROUP, "0", "MKSTREAM");
+		rc->cb(rc->arg, 0, NULL, 0);
+		goto out;
+	}
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
+	    rep->element[0]->elements == 2) {
+		list = rep->element[0]->element[1];
+		if (list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
+			entries = calloc(list->elements, sizeof(*entries));
+			if (entries == NULL) {
+				rc->cb(rc->arg, 0, NULL, 0);
+				goto out;
+			}
+			for (n = 0; n < list->elements; n++)
+				decode_entry(list->element[n], &entries[n]);
+		}
+	}
+	rc->cb(rc->arg, 1, entries, n);
+out:
+	free(entries);
+	free(rc);
+}
+
+int queue_read(struct queue *q, const char *stream, const char *from, int count, queue_read_cb cb,
+	       void *arg)
+{
+	struct read_ctx *rc;
+	char cnt[16];
+
+	if (q->state != Q_READY)
+		return -1;
+	rc = malloc(sizeof(*rc));
+	if (rc == NULL)
+		return -1;
+	rc->cb = cb;
+	rc->arg = arg;
+	rc->q = q;
+	snprintf(rc->stream, sizeof(rc->stream), "%s", stream);
+	snprintf(cnt, sizeof(cnt), "%d", count);
+	if (send_fmt(q, read_reply, rc, 9, "XREADGROUP", "GROUP", QUEUE_GROUP, q->consumer, "COUNT", cnt,
+		     "STREAMS", stream, from) != 0) {
+		free(rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- ack ---- */
+
+struct done_ctx {
+	queue_done_cb cb;
+	void *arg;
+};
+
+static void exec_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct done_ctx *d = privdata;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (d->cb != NULL)
+		d->cb(d->arg, rep != NULL && rep->type == REDIS_REPLY_ARRAY);
+	free(d);
+}
+
+static int send_ids(struct queue *q, const char *cmd, const char *stream, const char *group,
+		    char (*ids)[QUEUE_ID_MAX], size_t n, redisCallbackFn *fn, void *arg)
+{
+	const char **argv = malloc((n + 3) * sizeof(char *));
+	size_t *lens = malloc((n + 3) * sizeof(size_t));
+	int argc = 0, rc = -1;
+
+	if (argv == NULL || lens == NULL)
+		goto out;
+	argv[argc++] = cmd;
+	argv[argc++] = stream;
+	if (group != NULL)
+		argv[argc++] = group;
+	for (size_t i = 0; i < n; i++)
+		argv[argc++] = ids[i];
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	rc = send_argv(q, fn, arg, argc, argv, lens);
+out:
+	free(argv);
+	free(lens);
+	return rc;
+}
+
+int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], size_t n,
+	      queue_done_cb cb, void *arg)
+{
+	struct done_ctx *d;
+
+	if (q->state != Q_READY)
+		return -1;
+	d = malloc(sizeof(*d));
+	if (d == NULL)
+		return -1;
+	d->cb = cb;
+	d->arg = arg;
+	/* MULTI makes ack and delete one step: a crash never leaves an acked entry in the stream. */
+	if (send_fmt(q, NULL, NULL, 1, "MULTI") != 0 ||
+	    send_ids(q, "XACK", stream, QUEUE_GROUP, ids, n, NULL, NULL) != 0 ||
+	    send_ids(q, "XDEL", stream, NULL, ids, n, NULL, NULL) != 0 ||
+	    send_fmt(q, exec_reply, d, 1, "EXEC") != 0) {
+		/* The connection died mid-way; hiredis fails the sent part, EXEC never runs. */
+		free(d);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- orphans ---- */
+
+struct claim_ctx {
+	struct queue *q;
+	queue_done_cb cb;
+	void *arg;
+	char stream[256];
+	int rounds;
+};
+
+static int send_claim(struct claim_ctx *c, const char *cursor);
+
+static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct claim_ctx *c = privdata;
+	redisReply *rep = reply;
+	int claimed = 0;
+
+	(void)ac;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+		c->cb(c->arg, -1);
+		free(c);
+		return;
+	}
+	if (rep->element[1]->type == REDIS_REPLY_ARRAY)
+		claimed = (int)rep->element[1]->elements;
+	if (claimed > 0)
+		log_info("queue: took over %d entries of %s left pending by another consumer", claimed, c->stream);
+	/* Follow the cursor, but bounded: the rest is picked up on the next round. */
+	if (rep->element[0]->type == REDIS_REPLY_STRING && strcmp(rep->element[0]->str, "0-0") != 0 &&
+	    ++c->rounds < 10 && send_claim(c, rep->element[0]->str) == 0)
+		return;
+	c->cb(c->arg, claimed);
+	free(c);
+}
+
+static int send_claim(struct claim_ctx *c, const char *cursor)
+{
+	char idle[32];
+
+	snprintf(idle, sizeof(idle), "%lld", (long long)(c->q->r->cfg->forward_claim_idle * 1000));
+	return send_fmt(c->q, claim_reply, c, 9, "XAUTOCLAIM", c->stream, QUEUE_GROUP, c->q->consumer, idle,
+			cursor, "COUNT", "100", "JUSTID");
+}
+
+int queue_claim_orphans(struct queue *q, const char *stream, queue_done_cb cb, void *arg)
+{
+	struct claim_ctx *c;
+
+	if (q->state != Q_READY)
+		return -1;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -1;
+	c->q = q;
+	c->cb = cb;
+	c->arg = arg;
+	snprintf(c->stream, sizeof(c->stream), "%s", stream);
+	if (send_claim(c, "0-0") != 0) {
+		free(c);
+		return -1;
+	}
+	return 0;
+}

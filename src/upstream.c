@@ -1,0 +1,233 @@
+/* upstream.c - per-Sentry-server state: keep-alive connection pool, in-flight cap, failure backoff. */
+#include "upstream.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "config.h"
+#include "log.h"
+#include "relay.h"
+
+struct slot {
+	struct evhttp_connection *conn;
+	bool busy;
+};
+
+struct upstream {
+	struct relay *r;
+	const struct config_upstream *cfg;
+	struct slot *slots;
+	int nslots;
+	int in_flight;
+	int reserved;
+	int failures;          /* consecutive */
+	double retry_at;       /* monotonic seconds; 0 = ready */
+	char host_header[300];
+};
+
+struct call {
+	struct upstream *u;
+	int slot;
+	upstream_done_cb cb;
+	void *arg;
+};
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg)
+{
+	struct upstream *u = calloc(1, sizeof(*u));
+	bool default_port;
+
+	if (u == NULL)
+		return NULL;
+	u->r = r;
+	u->cfg = cfg;
+	u->nslots = cfg->max_connections;
+	u->slots = calloc((size_t)u->nslots, sizeof(struct slot));
+	if (u->slots == NULL) {
+		free(u);
+		return NULL;
+	}
+	default_port = cfg->port == (cfg->tls ? 443 : 80);
+	if (strchr(cfg->host, ':') != NULL)  /* IPv6 literal */
+		snprintf(u->host_header, sizeof(u->host_header), default_port ? "[%s]" : "[%s]:%d", cfg->host, cfg->port);
+	else if (default_port)
+		snprintf(u->host_header, sizeof(u->host_header), "%s", cfg->host);
+	else
+		snprintf(u->host_header, sizeof(u->host_header), "%s:%d", cfg->host, cfg->port);
+	return u;
+}
+
+void upstream_free(struct upstream *u)
+{
+	if (u == NULL)
+		return;
+	for (int i = 0; i < u->nslots; i++)
+		if (u->slots[i].conn != NULL)
+			evhttp_connection_free(u->slots[i].conn);
+	free(u->slots);
+	free(u);
+}
+
+const struct config_upstream *upstream_config(const struct upstream *u)
+{
+	return u->cfg;
+}
+
+int upstream_available(const struct upstream *u)
+{
+	return u->nslots - u->in_flight - u->reserved;
+}
+
+void upstream_reserve(struct upstream *u, int n)
+{
+	u->reserved += n;
+}
+
+void upstream_release(struct upstream *u, int n)
+{
+	u->reserved -= n;
+}
+
+int upstream_in_flight(const struct upstream *u)
+{
+	return u->in_flight;
+}
+
+static struct evhttp_connection *slot_conn(struct upstream *u, int i)
+{
+	struct slot *s = &u->slots[i];
+	struct timeval tv;
+
+	if (s->conn != NULL)
+		return s->conn;
+	/* evdns resolves the host on the loop: a slow DNS server never blocks ingest. */
+	s->conn = evhttp_connection_base_new(u->r->base, u->r->dns, u->cfg->host, (unsigned short)u->cfg->port);
+	if (s->conn == NULL)
+		return NULL;
+	tv.tv_sec = (long)u->cfg->timeout;
+	tv.tv_usec = (long)((u->cfg->timeout - (double)tv.tv_sec) * 1e6);
+	evhttp_connection_set_timeout_tv(s->conn, &tv);
+	/* Retries are the queue's job, with backoff; evhttp must not resend on its own. */
+	evhttp_connection_set_retries(s->conn, 0);
+	return s->conn;
+}
+
+static void call_done(struct evhttp_request *resp, void *arg)
+{
+	struct call *c = arg;
+	struct upstream *u = c->u;
+	int status = resp != NULL ? evhttp_request_get_response_code(resp) : 0;
+
+	u->slots[c->slot].busy = false;
+	u->in_flight--;
+	c->cb(c->arg, status, status != 0 ? resp : NULL);
+	free(c);
+}
+
+static int free_slot(const struct upstream *u)
+{
+	for (int i = 0; i < u->nslots; i++)
+		if (!u->slots[i].busy)
+			return i;
+	return -1;
+}
+
+void upstream_send(struct upstream *u, const char *uri, const struct upstream_header *h, size_t nh,
+		   struct evbuffer *body, upstream_done_cb cb, void *arg)
+{
+	struct evhttp_request *req = NULL;
+	struct evhttp_connection *conn;
+	struct evkeyvalq *out;
+	struct call *c;
+	int i = free_slot(u);
+
+	u->reserved--;
+	c = malloc(sizeof(*c));
+	if (c == NULL || i < 0 || (conn = slot_conn(u, i)) == NULL)
+		goto fail;
+	c->u = u;
+	c->slot = i;
+	c->cb = cb;
+	c->arg = arg;
+	req = evhttp_request_new(call_done, c);
+	if (req == NULL)
+		goto fail;
+	out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "Host", u->host_header);
+	for (size_t k = 0; k < nh; k++)
+		evhttp_add_header(out, h[k].name, h[k].value);
+	evbuffer_add_buffer(evhttp_request_get_output_buffer(req), body);
+	u->slots[i].busy = true;
+	u->in_flight++;
+	/* A synchronous failure (the socket could not even be created) leaves req to us. */
+	if (evhttp_make_request(conn, req, EVHTTP_REQ_POST, uri) != 0) {
+		u->slots[i].busy = false;
+		u->in_flight--;
+		goto fail;
+	}
+	return;
+fail:
+	if (req != NULL)
+		evhttp_request_free(req);
+	free(c);
+	cb(arg, 0, NULL);
+}
+
+void upstream_note(struct upstream *u, bool ok)
+{
+	const struct config *cfg = u->r->cfg;
+	double cap, delay;
+
+	if (ok) {
+		if (u->failures >= cfg->forward_down_after)
+			log_info("upstream %s: back up", u->cfg->name);
+		u->failures = 0;
+		u->retry_at = 0;
+		return;
+	}
+	u->failures++;
+	cap = cfg->forward_retry_initial * pow(2.0, u->failures > 30 ? 30 : u->failures - 1);
+	if (cap > cfg->forward_retry_max)
+		cap = cfg->forward_retry_max;
+	/* Full jitter, but never under the initial delay so a dead upstream is not hammered. */
+	delay = cfg->forward_retry_initial + (cap - cfg->forward_retry_initial) * ((double)rand() / RAND_MAX);
+	if (u->retry_at < mono_now() + delay)
+		u->retry_at = mono_now() + delay;
+	if (u->failures == cfg->forward_down_after)
+		log_warn("upstream %s: %d failures in a row, marked down", u->cfg->name, u->failures);
+}
+
+bool upstream_ready(const struct upstream *u)
+{
+	return u->retry_at == 0 || mono_now() >= u->retry_at;
+}
+
+void upstream_dsn(const struct upstream *u, const char *key, long id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s://%s@%s%s/%ld", u->cfg->tls ? "https" : "http", key, u->host_header,
+		 u->cfg->path_prefix, id);
+}
+
+json_t *upstream_status_json(const struct upstream *u)
+{
+	double wait = u->retry_at > 0 ? u->retry_at - mono_now() : 0;
+
+	return json_pack("{s:i, s:i, s:b, s:f}", "in_flight", u->in_flight, "failures", u->failures,
+			 "down", u->failures >= u->r->cfg->forward_down_after, "retry_in_s", wait > 0 ? wait : 0.0);
+}
