@@ -1,0 +1,944 @@
+/* config.c - load sentryq's libconfig file through declarative key tables: defaults, bounds, checks. */
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CONFIG_FILE_MAX (16u << 20) /* a relay config is a few KiB; refuse anything absurd */
+#define UPSTREAMS_MAX 256
+#define PROJECTS_MAX 4096           /* per upstream */
+#define NAME_MAX_LEN 64             /* upstream/project names become Redis key parts */
+#define CRED_MAX_LEN 127            /* fits auth.h's AUTH_FIELD_MAX with its NUL */
+#define KEY_DISP_MAX 192            /* "upstreams[255].projects[4095].connect_timeout" fits */
+#define ID_MAX 9007199254740991.0   /* 2^53-1: exact as a double bound, above any Sentry id */
+
+enum key_type { KT_STRING, KT_INT, KT_LONG, KT_SIZE, KT_DOUBLE, KT_BOOL };
+
+#define KEY_REQUIRED 0x1 /* must be present when its enclosing group / list entry is */
+#define KEY_INHERIT 0x2  /* default is copied from the struct config field at .inherit */
+
+/* Extra check on a stored value; string keys get the string, others NULL. 0 or -1 with why. */
+typedef int (*key_check_fn)(void *obj, const char *val, char *why, size_t whylen);
+
+struct key_def {
+	const char *name;   /* path inside its scope: "listen.port", "shutdown_timeout", "url" */
+	enum key_type type;
+	size_t offset;      /* into the scope's struct */
+	const char *def_str;
+	double def;         /* numbers and bools */
+	double min, max;    /* value bounds; length bounds for strings */
+	key_check_fn check;
+	unsigned flags;
+	size_t inherit;     /* offsetof(struct config, ...) with KEY_INHERIT */
+};
+
+/* The pointer comparison inside sizeof is never evaluated; it only makes the compiler warn when a
+ * table entry's type disagrees with the field it writes. */
+#define FIELD(st, f, ctype) (offsetof(st, f) + 0 * sizeof(&((st *)0)->f == (ctype *)0))
+#define K_STR(n, st, f) .name = (n), .type = KT_STRING, .offset = FIELD(st, f, char *)
+#define K_INT(n, st, f) .name = (n), .type = KT_INT, .offset = FIELD(st, f, int)
+#define K_LONG(n, st, f) .name = (n), .type = KT_LONG, .offset = FIELD(st, f, long)
+#define K_SIZE(n, st, f) .name = (n), .type = KT_SIZE, .offset = FIELD(st, f, size_t)
+#define K_DBL(n, st, f) .name = (n), .type = KT_DOUBLE, .offset = FIELD(st, f, double)
+#define K_BOOL(n, st, f) .name = (n), .type = KT_BOOL, .offset = FIELD(st, f, bool)
+#define CFG struct config
+#define UPS struct config_upstream
+#define PRJ struct config_project
+
+static int check_name(void *obj, const char *val, char *why, size_t whylen);
+static int check_credential(void *obj, const char *val, char *why, size_t whylen);
+static int check_url(void *obj, const char *val, char *why, size_t whylen);
+static int check_path(void *obj, const char *val, char *why, size_t whylen);
+static int check_level(void *obj, const char *val, char *why, size_t whylen);
+static int check_token(void *obj, const char *val, char *why, size_t whylen);
+
+static const struct key_def top_keys[] = {
+	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
+	{ K_INT("listen.port", CFG, listen_port), .def = 9000, .min = 1, .max = 65535 },
+	{ K_SIZE("listen.max_body_size", CFG, max_body_size), .def = 20971520, .min = 1, .max = 1 << 30 },
+	{ K_STR("listen.tunnel_path", CFG, tunnel_path), .def_str = "/tunnel", .min = 0, .max = 255,
+	  .check = check_path },
+	{ K_DBL("listen.client_timeout", CFG, client_timeout), .def = 30, .min = 0.001, .max = 3600 },
+	{ K_STR("redis.host", CFG, redis_host), .def_str = "127.0.0.1", .min = 1, .max = 255 },
+	{ K_INT("redis.port", CFG, redis_port), .def = 6379, .min = 1, .max = 65535 },
+	{ K_STR("redis.password", CFG, redis_password), .min = 1, .max = 512 },
+	{ K_INT("redis.db", CFG, redis_db), .def = 0, .min = 0, .max = 1000 },
+	{ K_STR("redis.unix_socket", CFG, redis_unix_socket), .min = 1, .max = 107 /* sun_path */ },
+	{ K_STR("redis.prefix", CFG, redis_prefix), .def_str = "sentryq:", .min = 0, .max = 128,
+	  .check = check_token },
+	{ K_DBL("redis.timeout", CFG, redis_timeout), .def = 5, .min = 0.001, .max = 3600 },
+	{ K_SIZE("redis.buffer_bytes", CFG, redis_buffer_bytes), .def = 67108864, .min = 0,
+	  .max = 68719476736.0 },
+	{ K_DBL("redis.reconnect_max", CFG, redis_reconnect_max), .def = 5, .min = 0.001, .max = 3600 },
+	{ K_LONG("queue.max_pending", CFG, queue_max_pending), .def = 1000000, .min = 1, .max = 1e9 },
+	{ K_SIZE("queue.max_bytes", CFG, queue_max_bytes), .def = 1073741824, .min = 1,
+	  .max = 1099511627776.0 },
+	{ K_DBL("forward.timeout", CFG, forward_timeout), .def = 10, .min = 0.001, .max = 3600 },
+	{ K_DBL("forward.connect_timeout", CFG, forward_connect_timeout), .def = 3, .min = 0.001,
+	  .max = 3600 },
+	{ K_INT("forward.max_connections", CFG, forward_max_connections), .def = 16, .min = 1,
+	  .max = 1024 },
+	{ K_INT("forward.batch", CFG, forward_batch), .def = 64, .min = 1, .max = 1000 },
+	{ K_DBL("forward.retry_initial", CFG, forward_retry_initial), .def = 1, .min = 0.001,
+	  .max = 86400 },
+	{ K_DBL("forward.retry_max", CFG, forward_retry_max), .def = 300, .min = 0.001, .max = 86400 },
+	{ K_INT("forward.max_attempts", CFG, forward_max_attempts), .def = 0, .min = 0, .max = 1000000 },
+	{ K_DBL("forward.max_age", CFG, forward_max_age), .def = 86400, .min = 1, .max = 31536000 },
+	{ K_DBL("forward.claim_idle", CFG, forward_claim_idle), .def = 60, .min = 0.001, .max = 86400 },
+	{ K_STR("forward.consumer", CFG, forward_consumer), .min = 1, .max = 128, .check = check_token },
+	{ K_INT("forward.down_after", CFG, forward_down_after), .def = 5, .min = 1, .max = 1000000 },
+	{ K_BOOL("rate_limits.passthrough", CFG, rate_limits_passthrough), .def = 0 },
+	{ K_DBL("shutdown_timeout", CFG, shutdown_timeout), .def = 10, .min = 0.001, .max = 3600 },
+	{ K_STR("log_level", CFG, log_level), .def_str = "info", .min = 1, .max = 16,
+	  .check = check_level },
+	{ K_STR("default_route.upstream", CFG, default_upstream), .min = 1, .max = NAME_MAX_LEN,
+	  .check = check_name, .flags = KEY_REQUIRED },
+	{ K_STR("default_route.project", CFG, default_project), .min = 1, .max = NAME_MAX_LEN,
+	  .check = check_name, .flags = KEY_REQUIRED },
+};
+
+static const struct key_def upstream_keys[] = {
+	{ K_STR("name", UPS, name), .min = 1, .max = NAME_MAX_LEN, .check = check_name,
+	  .flags = KEY_REQUIRED },
+	{ K_STR("url", UPS, url), .min = 1, .max = 2048, .check = check_url, .flags = KEY_REQUIRED },
+	{ K_DBL("timeout", UPS, timeout), .min = 0.001, .max = 3600, .flags = KEY_INHERIT,
+	  .inherit = FIELD(CFG, forward_timeout, double) },
+	{ K_DBL("connect_timeout", UPS, connect_timeout), .min = 0.001, .max = 3600,
+	  .flags = KEY_INHERIT, .inherit = FIELD(CFG, forward_connect_timeout, double) },
+	{ K_INT("max_connections", UPS, max_connections), .min = 1, .max = 1024, .flags = KEY_INHERIT,
+	  .inherit = FIELD(CFG, forward_max_connections, int) },
+	{ K_BOOL("verify", UPS, verify), .def = 1 },
+	{ K_STR("ca_file", UPS, ca_file), .min = 1, .max = 4096 },
+};
+
+static const struct key_def project_keys[] = {
+	{ K_STR("name", PRJ, name), .min = 1, .max = NAME_MAX_LEN, .check = check_name,
+	  .flags = KEY_REQUIRED },
+	{ K_STR("key", PRJ, key), .min = 1, .max = CRED_MAX_LEN, .check = check_credential,
+	  .flags = KEY_REQUIRED },
+	{ K_STR("secret", PRJ, secret), .min = 1, .max = CRED_MAX_LEN, .check = check_credential },
+	{ K_LONG("id", PRJ, id), .min = 1, .max = ID_MAX, .flags = KEY_REQUIRED },
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A table scope: its keys plus the one list member the caller loads after the scalars. */
+struct scope {
+	const struct key_def *keys;
+	size_t nkeys;
+	const char *list_key;
+};
+
+static const struct scope top_scope = { top_keys, NELEM(top_keys), "upstreams" };
+static const struct scope upstream_scope = { upstream_keys, NELEM(upstream_keys), "projects" };
+static const struct scope project_scope = { project_keys, NELEM(project_keys), NULL };
+
+/* "seen" is a 64-bit mask per scope. */
+_Static_assert(NELEM(top_keys) <= 64 && NELEM(upstream_keys) <= 64 && NELEM(project_keys) <= 64,
+	       "key table too large for the seen mask");
+
+/* A config file's text, kept to re-read integer literals (see literal_wrapped). */
+struct source {
+	char *name;          /* @include name as libconfig reports it; NULL for the main file */
+	char *text;
+	size_t *lines;       /* offset of each line start in text */
+	size_t nlines;
+};
+
+struct loader {
+	config_t lc;
+	struct config *cfg;
+	const char *path;
+	struct source main;
+	struct source inc;   /* the last @include file consulted */
+	char dir[4096];      /* include directory: the config file's own */
+	char *err;
+	size_t errlen;
+};
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+/* Name of the file `f` came from: the main path, or an @include made relative to its directory. */
+static const char *file_label(const struct loader *ld, const char *f, char *buf, size_t len)
+{
+	if (f == NULL)
+		return ld->path;
+	if (f[0] == '/' || ld->dir[0] == '\0')
+		return f;
+	snprintf(buf, len, "%s/%s", ld->dir, f);
+	return buf;
+}
+
+/* "FILE:LINE: key 'k': msg"; LINE omitted when libconfig has none (root, absent keys). */
+__attribute__((format(printf, 4, 5)))
+static int fail(struct loader *ld, const config_setting_t *s, const char *key, const char *fmt, ...)
+{
+	char msg[512], fbuf[4200];
+	const char *file = file_label(ld, s ? config_setting_source_file(s) : NULL, fbuf, sizeof(fbuf));
+	unsigned line = s ? config_setting_source_line(s) : 0;
+	va_list ap;
+
+	if (ld->err == NULL || ld->errlen == 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(ld->err, ld->errlen, "%s:%u: key '%s': %s", file, line, key, msg);
+	else
+		snprintf(ld->err, ld->errlen, "%s: key '%s': %s", file, key, msg);
+	return -1;
+}
+
+static const char *type_got(const config_setting_t *s)
+{
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP: return "a group";
+	case CONFIG_TYPE_INT: return "an integer";
+	case CONFIG_TYPE_INT64: return "a 64-bit integer";
+	case CONFIG_TYPE_FLOAT: return "a float";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL: return "a boolean";
+	case CONFIG_TYPE_ARRAY: return "an array";
+	case CONFIG_TYPE_LIST: return "a list";
+	default: return "nothing";
+	}
+}
+
+/* ---- validators --------------------------------------------------------------------------- */
+
+static int check_name(void *obj, const char *val, char *why, size_t whylen)
+{
+	for (const char *p = val; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p == '_' || *p == '.' || *p == '-')
+			continue;
+		snprintf(why, whylen, "may contain only letters, digits, '_', '.' and '-'");
+		return -1;
+	}
+	return 0;
+}
+
+/* Sentry keys are 32 hex chars; accept anything an SDK can carry in a DSN user part. */
+static int check_credential(void *obj, const char *val, char *why, size_t whylen)
+{
+	for (const char *p = val; *p; p++) {
+		if (*p > ' ' && *p < 0x7f && *p != ':' && *p != '@' && *p != '/')
+			continue;
+		snprintf(why, whylen, "must be printable, without spaces, ':', '@' or '/'");
+		return -1;
+	}
+	return 0;
+}
+
+static int check_path(void *obj, const char *val, char *why, size_t whylen)
+{
+	if (*val == '\0' || (*val == '/' && strpbrk(val, " ?#") == NULL))
+		return 0;
+	snprintf(why, whylen, "must be \"\" or a path starting with '/' (no spaces, '?' or '#')");
+	return -1;
+}
+
+static int check_level(void *obj, const char *val, char *why, size_t whylen)
+{
+	static const char *const levels[] = { "debug", "info", "warn", "error" };
+
+	for (size_t i = 0; i < NELEM(levels); i++)
+		if (strcasecmp(val, levels[i]) == 0)
+			return 0;
+	snprintf(why, whylen, "must be one of debug, info, warn, error");
+	return -1;
+}
+
+static int check_token(void *obj, const char *val, char *why, size_t whylen)
+{
+	if (strchr(val, ' ') == NULL)
+		return 0;
+	snprintf(why, whylen, "must not contain spaces");
+	return -1;
+}
+
+/* ---- url ---------------------------------------------------------------------------------- */
+
+static int url_host_ok(const char *h, size_t n, bool bracketed)
+{
+	const char *ok = bracketed ? "0123456789abcdefABCDEF:." :
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
+
+	if (n == 0 || n > 253)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strchr(ok, h[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+/* Port text between ':' and the end of the authority; 0 when invalid. */
+static int url_port(const char *p, const char *end)
+{
+	long v = 0;
+
+	if (p == end || end - p > 5)
+		return 0;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		v = v * 10 + (*p - '0');
+	}
+	return v >= 1 && v <= 65535 ? (int)v : 0;
+}
+
+/* Find host and port in the authority [p, end). */
+static int url_authority(const char *p, const char *end, const char **host, size_t *hostlen,
+			 int *port, char *why, size_t whylen)
+{
+	const char *colon;
+
+	if (memchr(p, '@', (size_t)(end - p)) != NULL)
+		return snprintf(why, whylen, "must not contain user info (user@host)"), -1;
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', (size_t)(end - p));
+
+		if (rb == NULL || !url_host_ok(p + 1, (size_t)(rb - p - 1), true))
+			return snprintf(why, whylen, "has a bad IPv6 literal"), -1;
+		*host = p + 1;
+		*hostlen = (size_t)(rb - p - 1);
+		colon = rb + 1;
+		if (colon != end && *colon != ':')
+			return snprintf(why, whylen, "has junk after the IPv6 literal"), -1;
+	} else {
+		colon = memchr(p, ':', (size_t)(end - p));
+		colon = colon ? colon : end;
+		*host = p;
+		*hostlen = (size_t)(colon - p);
+		if (!url_host_ok(p, *hostlen, false))
+			return snprintf(why, whylen, "must name a host (letters, digits, '.', '-')"), -1;
+	}
+	if (colon != end && (*port = url_port(colon + 1, end)) == 0)
+		return snprintf(why, whylen, "port must be between 1 and 65535"), -1;
+	return 0;
+}
+
+/* Split "http[s]://host[:port][/prefix]" into the upstream's fields once, at load time. */
+static int check_url(void *obj, const char *val, char *why, size_t whylen)
+{
+	struct config_upstream *up = obj;
+	const char *p, *auth_end, *host;
+	size_t hostlen, plen;
+	int port;
+
+	if (strncasecmp(val, "http://", 7) == 0) {
+		up->tls = false, port = 80, p = val + 7;
+	} else if (strncasecmp(val, "https://", 8) == 0) {
+		up->tls = true, port = 443, p = val + 8;
+	} else {
+		return snprintf(why, whylen, "must start with http:// or https://"), -1;
+	}
+	if (strpbrk(val, "?# ") != NULL)
+		return snprintf(why, whylen, "must not contain spaces, a query or a fragment"), -1;
+	auth_end = p + strcspn(p, "/");
+	if (url_authority(p, auth_end, &host, &hostlen, &port, why, whylen) < 0)
+		return -1;
+	plen = strlen(auth_end);
+	while (plen > 0 && auth_end[plen - 1] == '/')
+		plen--;
+	free(up->host);
+	free(up->path_prefix);
+	up->host = strndup(host, hostlen);
+	up->path_prefix = strndup(auth_end, plen);
+	up->port = port;
+	if (up->host == NULL || up->path_prefix == NULL)
+		return snprintf(why, whylen, "out of memory"), -1;
+	return 0;
+}
+
+/* ---- source text ---------------------------------------------------------------------------- */
+
+/* Read the whole file (bounded) and index its lines. 0, or -1 with a message in err. */
+static int source_read(struct source *src, const char *path, char *err, size_t errlen)
+{
+	FILE *fp = fopen(path, "r");
+	size_t n = 0, cap = 4096, nl = 1;
+	char *grown;
+
+	if (fp == NULL)
+		return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
+	errno = 0;
+	while ((grown = realloc(src->text, cap + 1)) != NULL) {
+		src->text = grown;
+		n += fread(src->text + n, 1, cap - n, fp);
+		if (n < cap || cap > CONFIG_FILE_MAX)
+			break;
+		cap = cap * 2 > CONFIG_FILE_MAX ? CONFIG_FILE_MAX + 1 : cap * 2;
+	}
+	if (grown == NULL || ferror(fp) || n > CONFIG_FILE_MAX) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, grown == NULL ? "out of memory" :
+			 n > CONFIG_FILE_MAX ? "larger than 16 MiB" : strerror(errno ? errno : EIO));
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	src->text[n] = '\0';
+	if (strlen(src->text) != n)
+		return snprintf(err, errlen, "%s: contains a NUL byte", path), -1;
+	for (size_t i = 0; i < n; i++)
+		nl += src->text[i] == '\n';
+	if ((src->lines = malloc(nl * sizeof(*src->lines))) == NULL)
+		return snprintf(err, errlen, "%s: out of memory", path), -1;
+	src->lines[src->nlines++] = 0;
+	for (size_t i = 0; i < n; i++)
+		if (src->text[i] == '\n')
+			src->lines[src->nlines++] = i + 1;
+	return 0;
+}
+
+static void source_free(struct source *src)
+{
+	free(src->name);
+	free(src->text);
+	free(src->lines);
+	memset(src, 0, sizeof(*src));
+}
+
+/* The text a setting came from: the main file, or an @include file read on first need. */
+static const struct source *setting_source(struct loader *ld, const config_setting_t *s)
+{
+	const char *f = config_setting_source_file(s);
+	char fbuf[4200], dummy[1];
+
+	if (f == NULL)
+		return &ld->main;
+	if (ld->inc.name != NULL && strcmp(ld->inc.name, f) == 0)
+		return &ld->inc;
+	source_free(&ld->inc);
+	if (source_read(&ld->inc, file_label(ld, f, fbuf, sizeof(fbuf)), dummy, sizeof(dummy)) < 0 ||
+	    (ld->inc.name = strdup(f)) == NULL) {
+		source_free(&ld->inc);
+		return NULL;
+	}
+	return &ld->inc;
+}
+
+static int name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-' || c == '*';
+}
+
+/* libconfig 1.5 wraps a plain integer literal beyond 32 bits without a word (4294967297 reads
+ * as 1, a 16-digit Sentry project id as garbage). Re-read the literal from the setting's line so
+ * such a value is refused rather than silently changed. */
+static int literal_wrapped(struct loader *ld, const config_setting_t *s)
+{
+	unsigned line = config_setting_source_line(s);
+	const char *name = config_setting_name(s), *p, *end, *q;
+	const struct source *src = setting_source(ld, s);
+	size_t nl;
+
+	if (src == NULL || name == NULL || line == 0 || line > src->nlines)
+		return 0; /* cannot tell */
+	nl = strlen(name);
+	p = src->text + src->lines[line - 1];
+	end = p + strcspn(p, "\n");
+	for (; p + nl <= end; p++) {
+		char *e;
+		long long v;
+
+		if (memcmp(p, name, nl) != 0 || (p > src->text && name_char(p[-1])) || name_char(p[nl]))
+			continue;
+		for (q = p + nl; *q == ' ' || *q == '\t'; q++)
+			;
+		if (*q != '=' && *q != ':')
+			continue;
+		for (q++; *q == ' ' || *q == '\t'; q++)
+			;
+		errno = 0;
+		v = strtoll(q, &e, strncasecmp(q, "0x", 2) == 0 ? 16 : 10);
+		if (e != q)
+			return errno == ERANGE || v != config_setting_get_int64(s);
+	}
+	return 0;
+}
+
+/* ---- storing values --------------------------------------------------------------------------- */
+
+#define AT(obj, k, t) ((t *)(void *)((char *)(obj) + (k)->offset))
+
+static int store_string(struct loader *ld, const config_setting_t *s, const struct key_def *k,
+			void *obj, const char *disp)
+{
+	const char *v = config_setting_get_string(s);
+	size_t len = strlen(v);
+	char **field = AT(obj, k, char *);
+
+	if (len < (size_t)k->min)
+		return fail(ld, s, disp, "must not be empty");
+	if (len > (size_t)k->max)
+		return fail(ld, s, disp, "must be at most %.0f characters", k->max);
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return fail(ld, s, disp, "must not contain control characters");
+	free(*field);
+	*field = strdup(v);
+	if (*field == NULL)
+		return fail(ld, s, disp, "out of memory");
+	return 0;
+}
+
+static int store_integer(struct loader *ld, const config_setting_t *s, const struct key_def *k,
+			 void *obj, const char *disp)
+{
+	int t = config_setting_type(s);
+	long long v;
+
+	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+		return fail(ld, s, disp, "expected an integer, got %s", type_got(s));
+	if (t == CONFIG_TYPE_INT && literal_wrapped(ld, s))
+		return fail(ld, s, disp, "integer does not fit in 32 bits; write it with the L suffix "
+			    "(e.g. 4294967296L)");
+	v = config_setting_get_int64(s);
+	if ((double)v < k->min || (double)v > k->max)
+		return fail(ld, s, disp, "must be between %.0f and %.0f", k->min, k->max);
+	if (k->type == KT_INT)
+		*AT(obj, k, int) = (int)v;
+	else if (k->type == KT_LONG)
+		*AT(obj, k, long) = (long)v;
+	else
+		*AT(obj, k, size_t) = (size_t)v;
+	return 0;
+}
+
+static int store_value(struct loader *ld, const config_setting_t *s, const struct key_def *k,
+		       void *obj, const char *disp)
+{
+	int t = config_setting_type(s);
+	char why[256];
+	double d;
+
+	if (k->type == KT_STRING) {
+		if (t != CONFIG_TYPE_STRING)
+			return fail(ld, s, disp, "expected a string, got %s", type_got(s));
+		if (store_string(ld, s, k, obj, disp) < 0)
+			return -1;
+	} else if (k->type == KT_BOOL) {
+		if (t != CONFIG_TYPE_BOOL)
+			return fail(ld, s, disp, "expected true or false, got %s", type_got(s));
+		*AT(obj, k, bool) = config_setting_get_bool(s) != 0;
+	} else if (k->type == KT_DOUBLE) {
+		if (t == CONFIG_TYPE_FLOAT)
+			d = config_setting_get_float(s);
+		else if (t == CONFIG_TYPE_INT64 || (t == CONFIG_TYPE_INT && !literal_wrapped(ld, s)))
+			d = (double)config_setting_get_int64(s); /* "timeout = 5" means 5.0 */
+		else if (t == CONFIG_TYPE_INT)
+			return fail(ld, s, disp, "integer does not fit in 32 bits; write it as a float");
+		else
+			return fail(ld, s, disp, "expected a number, got %s", type_got(s));
+		if (!(d >= k->min && d <= k->max))
+			return fail(ld, s, disp, "must be between %g and %g", k->min, k->max);
+		*AT(obj, k, double) = d;
+	} else if (store_integer(ld, s, k, obj, disp) < 0) {
+		return -1;
+	}
+	if (k->check && k->check(obj, k->type == KT_STRING ? *AT(obj, k, char *) : NULL, why,
+				 sizeof(why)) < 0)
+		return fail(ld, s, disp, "%s", why);
+	return 0;
+}
+
+static size_t key_size(enum key_type t)
+{
+	switch (t) {
+	case KT_INT: return sizeof(int);
+	case KT_LONG: return sizeof(long);
+	case KT_SIZE: return sizeof(size_t);
+	case KT_DOUBLE: return sizeof(double);
+	case KT_BOOL: return sizeof(bool);
+	default: return sizeof(char *);
+	}
+}
+
+static int apply_defaults(struct loader *ld, const struct scope *sc, void *obj)
+{
+	for (size_t i = 0; i < sc->nkeys; i++) {
+		const struct key_def *k = &sc->keys[i];
+
+		/* inherited values are numbers and bools only: a string would need its own copy */
+		if (k->flags & KEY_INHERIT)
+			memcpy(AT(obj, k, char), (const char *)ld->cfg + k->inherit, key_size(k->type));
+		else if (k->type == KT_STRING && k->def_str != NULL &&
+			 (*AT(obj, k, char *) = strdup(k->def_str)) == NULL)
+			return snprintf(ld->err, ld->errlen, "%s: out of memory", ld->path), -1;
+		else if (k->type == KT_INT)
+			*AT(obj, k, int) = (int)k->def;
+		else if (k->type == KT_LONG)
+			*AT(obj, k, long) = (long)k->def;
+		else if (k->type == KT_SIZE)
+			*AT(obj, k, size_t) = (size_t)k->def;
+		else if (k->type == KT_DOUBLE)
+			*AT(obj, k, double) = k->def;
+		else if (k->type == KT_BOOL)
+			*AT(obj, k, bool) = k->def != 0;
+	}
+	return 0;
+}
+
+static void free_strings(const struct scope *sc, void *obj)
+{
+	for (size_t i = 0; i < sc->nkeys; i++)
+		if (sc->keys[i].type == KT_STRING)
+			free(*AT(obj, &sc->keys[i], char *));
+}
+
+/* ---- walking the tree ------------------------------------------------------------------------ */
+
+static void key_display(char *buf, size_t len, const char *prefix, const char *name)
+{
+	snprintf(buf, len, "%s%s%s", prefix, *prefix ? "." : "", name);
+}
+
+static int find_key(const struct scope *sc, const char *name)
+{
+	for (size_t i = 0; i < sc->nkeys; i++)
+		if (strcmp(sc->keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* True when some key of the scope lives in group `g` ("listen" for "listen.port"). */
+static bool is_group_name(const struct scope *sc, const char *g)
+{
+	size_t n = strlen(g);
+
+	for (size_t i = 0; i < sc->nkeys; i++)
+		if (strncmp(sc->keys[i].name, g, n) == 0 && sc->keys[i].name[n] == '.')
+			return true;
+	return false;
+}
+
+static int set_key(struct loader *ld, const config_setting_t *s, const struct scope *sc,
+		   const char *fullname, void *obj, const char *prefix, uint64_t *seen)
+{
+	char disp[KEY_DISP_MAX];
+	int i = find_key(sc, fullname);
+
+	key_display(disp, sizeof(disp), prefix, fullname);
+	if (i < 0)
+		return fail(ld, s, disp, "unknown key");
+	*seen |= (uint64_t)1 << i;
+	return store_value(ld, s, &sc->keys[i], obj, disp);
+}
+
+/* Required keys of group `g` ("" = the scope itself) that never appeared, reported at `where`. */
+static int check_required(struct loader *ld, const config_setting_t *where, const struct scope *sc,
+			  const char *g, const char *prefix, uint64_t seen)
+{
+	size_t gl = strlen(g);
+	char disp[KEY_DISP_MAX];
+
+	for (size_t i = 0; i < sc->nkeys; i++) {
+		const char *name = sc->keys[i].name;
+
+		if (!(sc->keys[i].flags & KEY_REQUIRED) || (seen & ((uint64_t)1 << i)))
+			continue;
+		if (gl ? (strncmp(name, g, gl) != 0 || name[gl] != '.') : strchr(name, '.') != NULL)
+			continue;
+		key_display(disp, sizeof(disp), prefix, name);
+		return fail(ld, where, disp, "missing");
+	}
+	return 0;
+}
+
+static int walk_group(struct loader *ld, const config_setting_t *g, const struct scope *sc,
+		      void *obj, const char *prefix, uint64_t *seen)
+{
+	const char *gname = config_setting_name(g);
+	char full[KEY_DISP_MAX];
+	int n = config_setting_length(g);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+
+		snprintf(full, sizeof(full), "%s.%s", gname, config_setting_name(s));
+		if (set_key(ld, s, sc, full, obj, prefix, seen) < 0)
+			return -1;
+	}
+	return check_required(ld, g, sc, gname, prefix, *seen);
+}
+
+/* Walk one group's members once; the scope's list member is handed back, not loaded. */
+static int walk_scope(struct loader *ld, const config_setting_t *group, const struct scope *sc,
+		      void *obj, const char *prefix, config_setting_t **list)
+{
+	uint64_t seen = 0;
+	char disp[KEY_DISP_MAX];
+	int n = config_setting_length(group);
+
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(s);
+
+		if (sc->list_key && strcmp(name, sc->list_key) == 0) {
+			*list = s;
+			continue;
+		}
+		if (!is_group_name(sc, name)) {
+			if (set_key(ld, s, sc, name, obj, prefix, &seen) < 0)
+				return -1;
+			continue;
+		}
+		key_display(disp, sizeof(disp), prefix, name);
+		if (!config_setting_is_group(s))
+			return fail(ld, s, disp, "expected a group { ... }, got %s", type_got(s));
+		if (walk_group(ld, s, sc, obj, prefix, &seen) < 0)
+			return -1;
+	}
+	return check_required(ld, group, sc, "", prefix, seen);
+}
+
+/* ---- lists ------------------------------------------------------------------------------------- */
+
+struct list_spec {
+	const char *what;   /* "upstream" */
+	int max;
+	size_t size;        /* element size */
+	int (*load)(struct loader *ld, config_setting_t *elem, const char *prefix, void *base, size_t i);
+};
+
+static int load_list(struct loader *ld, const config_setting_t *list, const config_setting_t *owner,
+		     const char *disp, const struct list_spec *ls, void **arr, size_t *n)
+{
+	char prefix[KEY_DISP_MAX];
+	int len;
+
+	if (list == NULL)
+		return fail(ld, owner, disp, "missing: at least one %s is required", ls->what);
+	if (!config_setting_is_list(list))
+		return fail(ld, list, disp, "expected a list ( { ... }, ... ), got %s", type_got(list));
+	len = config_setting_length(list);
+	if (len == 0)
+		return fail(ld, list, disp, "must list at least one %s", ls->what);
+	if (len > ls->max)
+		return fail(ld, list, disp, "at most %d entries", ls->max);
+	*arr = calloc((size_t)len, ls->size);
+	if (*arr == NULL)
+		return fail(ld, list, disp, "out of memory");
+	for (int i = 0; i < len; i++) {
+		config_setting_t *elem = config_setting_get_elem(list, (unsigned)i);
+
+		snprintf(prefix, sizeof(prefix), "%s[%d]", disp, i);
+		if (!config_setting_is_group(elem))
+			return fail(ld, elem, prefix, "expected a group { ... }, got %s", type_got(elem));
+		*n = (size_t)i + 1; /* count it now so config_free releases a half-loaded entry */
+		if (ls->load(ld, elem, prefix, *arr, (size_t)i) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Entry i's name must differ from entries 0..i-1 of the same list (names are at offset `off`). */
+static int check_unique(struct loader *ld, const config_setting_t *elem, const char *prefix,
+			const void *base, size_t size, size_t i, const char *what, bool show)
+{
+	const char *name = *(char *const *)(const void *)((const char *)base + i * size);
+	const config_setting_t *list = config_setting_parent(elem);
+	char disp[KEY_DISP_MAX];
+
+	for (size_t j = 0; j < i; j++) {
+		const char *other = *(char *const *)(const void *)((const char *)base + j * size);
+		const config_setting_t *first;
+
+		if (strcmp(name, other) != 0)
+			continue;
+		first = config_setting_get_member(config_setting_get_elem(list, (unsigned)j), "name");
+		key_display(disp, sizeof(disp), prefix, "name");
+		/* project names are the DSN secret users hold: never echo them */
+		return fail(ld, config_setting_get_member(elem, "name"), disp,
+			    "duplicate %s name%s%s%s (first at line %u)", what, show ? " '" : "",
+			    show ? name : "", show ? "'" : "", config_setting_source_line(first));
+	}
+	return 0;
+}
+
+static int load_project(struct loader *ld, config_setting_t *elem, const char *prefix, void *base,
+			size_t i)
+{
+	struct config_project *p = (struct config_project *)base + i;
+
+	_Static_assert(offsetof(struct config_project, name) == 0, "check_unique reads name first");
+	if (apply_defaults(ld, &project_scope, p) < 0 ||
+	    walk_scope(ld, elem, &project_scope, p, prefix, NULL) < 0)
+		return -1;
+	return check_unique(ld, elem, prefix, base, sizeof(*p), i, "project", false);
+}
+
+static const struct list_spec project_list = { "project", PROJECTS_MAX,
+	sizeof(struct config_project), load_project };
+
+static int load_upstream(struct loader *ld, config_setting_t *elem, const char *prefix, void *base,
+			 size_t i)
+{
+	struct config_upstream *up = (struct config_upstream *)base + i;
+	config_setting_t *projects = NULL;
+	char disp[KEY_DISP_MAX];
+
+	_Static_assert(offsetof(struct config_upstream, name) == 0, "check_unique reads name first");
+	if (apply_defaults(ld, &upstream_scope, up) < 0 ||
+	    walk_scope(ld, elem, &upstream_scope, up, prefix, &projects) < 0)
+		return -1;
+	key_display(disp, sizeof(disp), prefix, "projects");
+	if (load_list(ld, projects, elem, disp, &project_list, (void **)&up->projects,
+		      &up->nprojects) < 0)
+		return -1;
+	return check_unique(ld, elem, prefix, base, sizeof(*up), i, "upstream", true);
+}
+
+static const struct list_spec upstream_list = { "upstream", UPSTREAMS_MAX,
+	sizeof(struct config_upstream), load_upstream };
+
+/* ---- checks across keys ---------------------------------------------------------------------- */
+
+static int check_cross(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const struct config_upstream *up;
+
+	if (cfg->forward_retry_initial > cfg->forward_retry_max)
+		return fail(ld, config_lookup(&ld->lc, "forward.retry_initial"), "forward.retry_initial",
+			    "must not exceed forward.retry_max (%g)", cfg->forward_retry_max);
+	if (cfg->default_upstream == NULL)
+		return 0;
+	up = config_upstream_by_name(cfg, cfg->default_upstream);
+	if (up == NULL)
+		return fail(ld, config_lookup(&ld->lc, "default_route.upstream"),
+			    "default_route.upstream", "no upstream named '%s'", cfg->default_upstream);
+	if (config_project_by_name(up, cfg->default_project) == NULL)
+		return fail(ld, config_lookup(&ld->lc, "default_route.project"),
+			    "default_route.project", "upstream '%s' has no such project", up->name);
+	return 0;
+}
+
+/* ---- public ------------------------------------------------------------------------------------ */
+
+static int parse(struct loader *ld)
+{
+	const char *slash = strrchr(ld->path, '/');
+	char fbuf[4200];
+
+	if (source_read(&ld->main, ld->path, ld->err, ld->errlen) < 0)
+		return -1;
+	/* @include paths are relative to the config file, not to the working directory */
+	if (slash != NULL && (size_t)(slash - ld->path) < sizeof(ld->dir)) {
+		memcpy(ld->dir, ld->path, (size_t)(slash - ld->path));
+		ld->dir[slash - ld->path] = '\0';
+		config_set_include_dir(&ld->lc, *ld->dir ? ld->dir : "/");
+	}
+	if (config_read_string(&ld->lc, ld->main.text) == CONFIG_TRUE)
+		return 0;
+	snprintf(ld->err, ld->errlen, "%s:%d: %s",
+		 file_label(ld, config_error_file(&ld->lc), fbuf, sizeof(fbuf)),
+		 config_error_line(&ld->lc), config_error_text(&ld->lc));
+	return -1;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	char dummy[1];
+	struct loader ld = { .path = path, .err = err ? err : dummy, .errlen = err ? errlen : 1 };
+	config_setting_t *upstreams = NULL;
+	int rc = -1;
+
+	if (ld.errlen > 0)
+		ld.err[0] = '\0';
+	config_init(&ld.lc);
+	if (parse(&ld) < 0)
+		goto out;
+	ld.cfg = calloc(1, sizeof(*ld.cfg));
+	if (ld.cfg == NULL || (ld.cfg->file = strdup(path)) == NULL) {
+		snprintf(ld.err, ld.errlen, "%s: out of memory", path);
+		goto out;
+	}
+	/* upstreams come back unloaded from the walk: their defaults need forward.* settled */
+	if (apply_defaults(&ld, &top_scope, ld.cfg) < 0 ||
+	    walk_scope(&ld, config_root_setting(&ld.lc), &top_scope, ld.cfg, "", &upstreams) < 0 ||
+	    load_list(&ld, upstreams, config_root_setting(&ld.lc), "upstreams", &upstream_list,
+		      (void **)&ld.cfg->upstreams, &ld.cfg->nupstreams) < 0 ||
+	    check_cross(&ld) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0) {
+		config_free(ld.cfg);
+		ld.cfg = NULL;
+	}
+	config_destroy(&ld.lc);
+	source_free(&ld.main);
+	source_free(&ld.inc);
+	return ld.cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->nupstreams; i++) {
+		struct config_upstream *up = &cfg->upstreams[i];
+
+		for (size_t j = 0; j < up->nprojects; j++)
+			free_strings(&project_scope, &up->projects[j]);
+		free(up->projects);
+		free(up->host);
+		free(up->path_prefix);
+		free_strings(&upstream_scope, up);
+	}
+	free(cfg->upstreams);
+	free_strings(&top_scope, cfg);
+	free(cfg->file);
+	free(cfg);
+}
+
+const struct config_upstream *config_upstream_by_name(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; cfg && name && i < cfg->nupstreams; i++)
+		if (strcmp(cfg->upstreams[i].name, name) == 0)
+			return &cfg->upstreams[i];
+	return NULL;
+}
+
+const struct config_project *config_project_by_name(const struct config_upstream *up,
+						    const char *name)
+{
+	for (size_t i = 0; up && name && i < up->nprojects; i++)
+		if (strcmp(up->projects[i].name, name) == 0)
+			return &up->projects[i];
+	return NULL;
+}
+
+const char *const *config_key_names(void)
+{
+	static const char *names[NELEM(top_keys) + NELEM(upstream_keys) + NELEM(project_keys) + 3];
+	static char buf[NELEM(upstream_keys) + NELEM(project_keys)][64];
+	size_t n = 0, b = 0;
+
+	if (names[0] != NULL)
+		return names;
+	for (size_t i = 0; i < NELEM(top_keys); i++)
+		names[n++] = top_keys[i].name;
+	names[n++] = "upstreams";
+	for (size_t i = 0; i < NELEM(upstream_keys); i++, b++) {
+		snprintf(buf[b], sizeof(buf[b]), "upstreams.[].%s", upstream_keys[i].name);
+		names[n++] = buf[b];
+	}
+	names[n++] = "upstreams.[].projects";
+	for (size_t i = 0; i < NELEM(project_keys); i++, b++) {
+		snprintf(buf[b], sizeof(buf[b]), "upstreams.[].projects.[].%s", project_keys[i].name);
+		names[n++] = buf[b];
+	}
+	names[n] = NULL;
+	return names;
+}
