@@ -2,6 +2,8 @@
 #ifndef SENTRYQ_FORWARD_H
 #define SENTRYQ_FORWARD_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 struct relay;
@@ -20,6 +22,9 @@ void forward_kick(struct forward *f, const struct config_upstream *up, const str
 void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg);
 
 int forward_in_flight(const struct forward *f);
+/* A 429 parked this project (or its whole upstream): seconds left and the limits Sentry sent. */
+bool forward_parked(const struct forward *f, const struct config_upstream *up, const struct config_project *pr,
+		    double *seconds, const char **limits);
 json_t *forward_status_json(const struct forward *f);
 
 #endif

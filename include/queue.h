@@ -24,6 +24,17 @@ struct queue_item {
 	bool has_secret;        /* the SDK sent a secret */
 	const char *body;
 	size_t body_len;
+	long long received_ms;  /* ms since the epoch; 0 = now */
+};
+
+/* Why and how an entry was given up, recorded with the dead letter. */
+struct queue_dead_info {
+	const char *upstream;
+	const char *project;
+	const char *reason;      /* "permanent" | "max_age" | "max_attempts" */
+	int status;              /* last HTTP status, 0 for a network error or none */
+	long long attempts;
+	long long last_attempt_ms;
 };
 
 /* One entry read back; pointers are valid only during the read callback. */
@@ -31,10 +42,10 @@ struct queue_entry {
 	char id[QUEUE_ID_MAX];
 	bool deleted;           /* pending id whose data is gone (acked elsewhere): just ack it */
 	struct queue_item item;
-	long long received_ms;
-	long long deliveries;   /* not known from XREADGROUP: 0 */
+	long long deliveries;   /* earlier deliveries of this entry (0 when read for the first time) */
 };
 
+/* ok: 1 done, 0 Redis answered an error, -1 the connection was lost (outcome unknown). */
 typedef void (*queue_done_cb)(void *arg, int ok);
 typedef void (*queue_read_cb)(void *arg, int ok, const struct queue_entry *e, size_t n);
 typedef void (*queue_ready_cb)(void *arg);
@@ -48,19 +59,30 @@ bool queue_ready(const struct queue *q);
 void queue_stream_name(const struct queue *q, const char *upstream, const char *project,
 		       char *buf, size_t len);
 
-/* Append; cb(arg, 1) once Redis acknowledged, cb(arg, 0) on failure. -1: not connected (cb not called). */
+/*
+ * Append. 0: sent, cb(arg, ok) follows. 1: Redis is away and the entry was copied into the
+ * in-memory buffer (redis.buffer_bytes), to be written when Redis is back; no callback.
+ * -1: neither Redis nor the buffer can take it; no callback.
+ */
 int queue_put(struct queue *q, const char *stream, const struct queue_item *it,
 	      queue_done_cb cb, void *arg);
+/* Entries (and bytes) waiting in the in-memory buffer. */
+size_t queue_buffered(const struct queue *q, size_t *bytes);
 /* XREADGROUP from ">" (new entries) or after `from` in this consumer's pending list. */
 int queue_read(struct queue *q, const char *stream, const char *from, int count,
 	       queue_read_cb cb, void *arg);
-/* XACK + XDEL of ids in one MULTI. */
-int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], size_t n,
+/* XACK + XDEL of ids in one MULTI; bytes: their body bytes, taken off the queue's byte count. */
+int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], size_t n, size_t bytes,
 	      queue_done_cb cb, void *arg);
+/* Move an entry to the dead-letter stream "<prefix>dead" with the reason, atomically. */
+int queue_dead(struct queue *q, const char *stream, const char *id, const struct queue_dead_info *info,
+	       queue_done_cb cb, void *arg);
 /* Take over entries other consumers left pending for longer than forward.claim_idle. */
 int queue_claim_orphans(struct queue *q, const char *stream, queue_done_cb cb, void *arg);
-/* Entries in every configured stream not yet forwarded (refreshed once a second). */
+/* Entries in every configured stream not yet forwarded, and their body bytes
+ * (refreshed from Redis once a second, moved by local puts and acks in between). */
 long long queue_pending(const struct queue *q);
+long long queue_bytes(const struct queue *q);
 const char *queue_consumer(const struct queue *q);
 
 #endif

@@ -12,6 +12,12 @@ enum stats_counter {
 	STATS_DEAD,          /* entries given up */
 	STATS_REJECTED,      /* ingest requests answered with an error */
 	STATS_UPSTREAM_FAILED, /* forward attempts that did not get a 2xx */
+	STATS_BACKPRESSURE,  /* ingest answered 429 because the queue is full */
+	STATS_RATE_LIMITED,  /* upstream 429s (project or upstream parked) */
+	STATS_DEAD_PERMANENT, /* dead letters by reason */
+	STATS_DEAD_MAX_AGE,
+	STATS_DEAD_MAX_ATTEMPTS,
+	STATS_BUFFERED,      /* accepted into memory while Redis was away */
 	STATS__COUNT
 };
 

@@ -41,7 +41,13 @@ void upstream_send(struct upstream *u, const char *uri, const struct upstream_he
 
 /* Backoff: failures grow the wait (full jitter, forward.retry_initial .. retry_max); a success resets it. */
 void upstream_note(struct upstream *u, bool ok);
+/* Neither backing off nor parked. */
 bool upstream_ready(const struct upstream *u);
+/* forward.down_after failures in a row: one probe request at a time until one succeeds. */
+bool upstream_down(const struct upstream *u);
+/* An organization-scoped rate limit: nothing goes to this upstream for `seconds`. */
+void upstream_park(struct upstream *u, double seconds);
+double upstream_parked_for(const struct upstream *u);
 
 /* The DSN Sentry expects in a rewritten envelope header: "<scheme>://<key>@<host[:port]><prefix>/<id>". */
 void upstream_dsn(const struct upstream *u, const char *key, long id, char *buf, size_t len);

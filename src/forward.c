@@ -17,6 +17,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "queue.h"
+#include "ratelimit.h"
 #include "relay.h"
 #include "stats.h"
 #include "upstream.h"
@@ -40,13 +41,19 @@ struct fwd_route {
 	struct fwd_call *calls;        /* in flight, so a pending scan does not send them twice */
 	char (*acks)[QUEUE_ID_MAX];    /* delivered, ack not yet written */
 	size_t nacks, cap_acks;
+	size_t ack_bytes;              /* body bytes of those entries */
 	bool acking;
+	double parked_until;           /* project-scoped rate limit (monotonic seconds) */
+	char limits[256];              /* the X-Sentry-Rate-Limits that parked it, for passthrough */
+	int last_status;               /* last failed attempt's status, for dead letters */
 	int asked;                     /* slots reserved for the read in progress */
 };
 
 struct fwd_call {
 	struct fwd_route *rt;
 	char id[QUEUE_ID_MAX];
+	size_t body_len;
+	long long attempts;            /* including this one */
 	struct fwd_call *next, *prev;
 };
 
@@ -67,6 +74,7 @@ struct forward {
 };
 
 static void route_kick(struct fwd_route *rt);
+static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry *e);
 
 static double mono_now(void)
 {
@@ -78,7 +86,7 @@ static double mono_now(void)
 
 /* ---- acks ---- */
 
-static int push_ack(struct fwd_route *rt, const char *id)
+static int push_ack(struct fwd_route *rt, const char *id, size_t body_len)
 {
 	if (rt->nacks == rt->cap_acks) {
 		size_t cap = rt->cap_acks ? rt->cap_acks * 2 : 64;
@@ -90,6 +98,7 @@ static int push_ack(struct fwd_route *rt, const char *id)
 		rt->cap_acks = cap;
 	}
 	snprintf(rt->acks[rt->nacks++], QUEUE_ID_MAX, "%s", id);
+	rt->ack_bytes += body_len;
 	event_active(rt->f->flush_ev, EV_WRITE, 0);
 	return 0;
 }
@@ -98,6 +107,7 @@ struct ack_batch {
 	struct fwd_route *rt;
 	char (*ids)[QUEUE_ID_MAX];
 	size_t n;
+	size_t bytes;
 };
 
 static void check_drained(struct forward *f);
@@ -112,7 +122,7 @@ static void ack_done(void *arg, int ok)
 		/* Keep the ids: they are written after the reconnect, before any rescan resends them. */
 		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->stream);
 		for (size_t i = 0; i < b->n; i++)
-			push_ack(rt, b->ids[i]);
+			push_ack(rt, b->ids[i], i == 0 ? b->bytes : 0);
 	}
 	free(b->ids);
 	free(b);
@@ -133,10 +143,12 @@ static void flush_route(struct fwd_route *rt)
 	b->rt = rt;
 	b->ids = rt->acks;
 	b->n = rt->nacks;
+	b->bytes = rt->ack_bytes;
 	rt->acks = NULL;
 	rt->nacks = rt->cap_acks = 0;
+	rt->ack_bytes = 0;
 	rt->acking = true;
-	if (queue_ack(rt->f->r->queue, rt->stream, b->ids, b->n, ack_done, b) != 0)
+	if (queue_ack(rt->f->r->queue, rt->stream, b->ids, b->n, b->bytes, ack_done, b) != 0)
 		ack_done(b, 0);
 }
 
@@ -288,27 +300,20 @@ static void call_done(void *arg, int status, struct evhttp_request *resp);
 /* Send one entry on a reserved slot. -1 leaves the slot reserved for the caller to release. */
 static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retry)
 {
-	struct fwd_call *c = calloc(1, sizeof(*c));
+	struct fwd_call *c = NULL;
 	struct evbuffer *body = evbuffer_new();
 	struct built b;
 	const char *encoding;
 	int rc = -1;
 
 	memset(&b, 0, sizeof(b));
-	if (c == NULL || body == NULL || build_uri(&b, rt, &e->item) != 0 ||
-	    build_headers(&b, &e->item, rt->pr, &encoding) != 0 || build_body(rt, &e->item, encoding, body) != 0) {
+	if (body == NULL || build_uri(&b, rt, &e->item) != 0 || build_headers(&b, &e->item, rt->pr, &encoding) != 0 ||
+	    build_body(rt, &e->item, encoding, body) != 0 || (c = link_call(rt, e)) == NULL) {
 		/* Left pending: the next scan tries again rather than losing the entry. */
 		log_error("forward: cannot build request for %s %s", rt->stream, e->id);
 		rt->rescan = true;
-		free(c);
 		goto out;
 	}
-	c->rt = rt;
-	snprintf(c->id, sizeof(c->id), "%s", e->id);
-	c->next = rt->calls;
-	if (rt->calls != NULL)
-		rt->calls->prev = c;
-	rt->calls = c;
 	if (retry)
 		stats_add(rt->f->r->stats, STATS_RETRIED, 1);
 	log_debug("forward: %s %s -> %s", rt->stream, e->id, b.uri);
@@ -322,36 +327,156 @@ out:
 	return rc;
 }
 
-static void call_done(void *arg, int status, struct evhttp_request *resp)
-{
-	struct fwd_call *c = arg;
-	struct fwd_route *rt = c->rt;
-	struct forward *f = rt->f;
-	bool ok = status >= 200 && status < 300;
+enum outcome { OUT_DELIVERED, OUT_RETRY, OUT_LIMITED, OUT_PERMANENT };
 
-	(void)resp;
-	if (f->closing)
-		return;  /* forward_free frees the call with the route's list */
+/* Network errors, timeouts, 408 and 5xx may pass; 429 waits for its limit; other 4xx never pass. */
+static enum outcome classify(int status)
+{
+	if (status >= 200 && status < 300)
+		return OUT_DELIVERED;
+	if (status == 0 || status == 408 || status >= 500 || status < 200)
+		return OUT_RETRY;
+	if (status == 429)
+		return OUT_LIMITED;
+	return status >= 400 ? OUT_PERMANENT : OUT_RETRY;
+}
+
+static void unlink_call(struct fwd_call *c)
+{
+	struct fwd_route *rt = c->rt;
+
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
 		rt->calls = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	upstream_note(rt->up, ok);
-	if (ok) {
-		stats_add(f->r->stats, STATS_FORWARDED, 1);
-		push_ack(rt, c->id);
-	} else {
-		/* Anything but 2xx leaves the entry pending; the rescan after backoff resends it. */
-		stats_add(f->r->stats, STATS_UPSTREAM_FAILED, 1);
-		log_warn("forward: %s %s: upstream %s answered %d", rt->stream, c->id,
-			 upstream_config(rt->up)->name, status);
-		for (size_t i = 0; i < f->nroutes; i++)
-			if (f->routes[i].up == rt->up)
-				f->routes[i].rescan = true;
+}
+
+static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry *e)
+{
+	struct fwd_call *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->rt = rt;
+	snprintf(c->id, sizeof(c->id), "%s", e->id);
+	c->body_len = e->item.body_len;
+	c->attempts = e->deliveries + 1;
+	c->next = rt->calls;
+	if (rt->calls != NULL)
+		rt->calls->prev = c;
+	rt->calls = c;
+	return c;
+}
+
+/* Every route sharing the upstream re-reads its pending entries once the wait is over. */
+static void rescan_upstream(struct forward *f, const struct upstream *up)
+{
+	for (size_t i = 0; i < f->nroutes; i++)
+		if (f->routes[i].up == up)
+			f->routes[i].rescan = true;
+}
+
+static double mono_plus(double seconds)
+{
+	return mono_now() + seconds;
+}
+
+/* 429: park the project (or, for an organization-wide limit, the upstream) until it expires. */
+static void park(struct fwd_route *rt, struct evhttp_request *resp)
+{
+	struct evkeyvalq *h = resp != NULL ? evhttp_request_get_input_headers(resp) : NULL;
+	const char *limits = h != NULL ? evhttp_find_header(h, "X-Sentry-Rate-Limits") : NULL;
+	struct ratelimit rl;
+
+	ratelimit_parse(limits, h != NULL ? evhttp_find_header(h, "Retry-After") : NULL, &rl);
+	snprintf(rt->limits, sizeof(rt->limits), "%s", limits != NULL ? limits : "");
+	if (rl.organization) {
+		upstream_park(rt->up, rl.seconds);
+		for (size_t i = 0; i < rt->f->nroutes; i++)
+			if (rt->f->routes[i].up == rt->up)
+				snprintf(rt->f->routes[i].limits, sizeof(rt->limits), "%s", rt->limits);
+	} else if (mono_plus(rl.seconds) > rt->parked_until) {
+		rt->parked_until = mono_plus(rl.seconds);
 	}
+	log_warn("forward: %s rate limited for %.0fs%s", rt->stream, rl.seconds,
+		 rl.organization ? " (organization: whole upstream parked)" : "");
+	stats_add(rt->f->r->stats, STATS_RATE_LIMITED, 1);
+}
+
+static void dead_done(void *arg, int ok)
+{
+	struct fwd_call *c = arg;
+	struct forward *f = c->rt->f;
+
+	if (ok == 1)
+		stats_add(f->r->stats, STATS_DEAD, 1);
+	else
+		c->rt->rescan = true;  /* still pending: decided again on the next scan */
+	unlink_call(c);
 	free(c);
+	check_drained(f);
+}
+
+/* Give an entry up: it moves to the dead-letter stream with the reason, never silently. */
+static void bury(struct fwd_call *c, const char *reason, int status)
+{
+	struct fwd_route *rt = c->rt;
+	struct queue_dead_info info;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	info.upstream = upstream_config(rt->up)->name;
+	info.project = rt->pr->name;
+	info.reason = reason;
+	info.status = status;
+	info.attempts = c->attempts;
+	info.last_attempt_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	log_warn("forward: %s %s dead-lettered: %s (status %d, %lld attempts)", rt->stream, c->id, reason, status,
+		 c->attempts);
+	stats_add(rt->f->r->stats, strcmp(reason, "permanent") == 0 ? STATS_DEAD_PERMANENT
+				  : strcmp(reason, "max_age") == 0 ? STATS_DEAD_MAX_AGE : STATS_DEAD_MAX_ATTEMPTS, 1);
+	if (queue_dead(rt->f->r->queue, rt->stream, c->id, &info, dead_done, c) != 0)
+		dead_done(c, -1);
+}
+
+static void call_done(void *arg, int status, struct evhttp_request *resp)
+{
+	struct fwd_call *c = arg;
+	struct fwd_route *rt = c->rt;
+	struct forward *f = rt->f;
+	enum outcome oc = classify(status);
+
+	if (f->closing)
+		return;  /* forward_free frees the call with the route's list */
+	upstream_note(rt->up, oc != OUT_RETRY);
+	if (oc != OUT_DELIVERED) {
+		stats_add(f->r->stats, STATS_UPSTREAM_FAILED, 1);
+		rt->last_status = status;
+		log_warn("forward: %s %s: upstream %s answered %d", rt->stream, c->id, upstream_config(rt->up)->name,
+			 status);
+	}
+	switch (oc) {
+	case OUT_DELIVERED:
+		stats_add(f->r->stats, STATS_FORWARDED, 1);
+		push_ack(rt, c->id, c->body_len);
+		break;
+	case OUT_PERMANENT:
+		bury(c, "permanent", status);
+		goto kick;  /* c lives on until the dead letter is written */
+	case OUT_LIMITED:
+		park(rt, resp);
+		rt->rescan = true;
+		break;
+	case OUT_RETRY:
+		/* The entry stays pending; the rescan after the upstream's backoff resends it. */
+		rescan_upstream(f, rt->up);
+		break;
+	}
+	unlink_call(c);
+	free(c);
+kick:
 	/* Coalesce: every completion of this loop iteration leads to one read, in flush_cb. */
 	f->want_kick = true;
 	event_active(f->flush_ev, EV_WRITE, 0);
@@ -359,6 +484,28 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 }
 
 /* ---- reading ---- */
+
+/* Too old or tried too often: dead-letter it instead of sending. */
+static bool expired(struct fwd_route *rt, const struct queue_entry *e)
+{
+	const struct config *cfg = rt->f->r->cfg;
+	struct timespec ts;
+	const char *reason = NULL;
+	struct fwd_call *c;
+	long long now_ms;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (e->item.received_ms > 0 && (double)(now_ms - e->item.received_ms) > cfg->forward_max_age * 1000)
+		reason = "max_age";
+	else if (cfg->forward_max_attempts > 0 && e->deliveries >= cfg->forward_max_attempts)
+		reason = "max_attempts";
+	if (reason == NULL || (c = link_call(rt, e)) == NULL)
+		return false;
+	c->attempts = e->deliveries;
+	bury(c, reason, rt->last_status);
+	return true;
+}
 
 static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n)
 {
@@ -371,12 +518,14 @@ static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n)
 		if (rt->pel)
 			snprintf(rt->cursor, sizeof(rt->cursor), "%s", e[i].id);
 		if (e[i].deleted) {
-			push_ack(rt, e[i].id);
+			push_ack(rt, e[i].id, 0);
 			continue;
 		}
-		if (is_in_flight(rt, e[i].id) || is_acking(rt, e[i].id))
+		if (is_in_flight(rt, e[i].id) || is_acking(rt, e[i].id) || rt->f->draining)
 			continue;
-		if (used < asked && !rt->f->draining && dispatch(rt, &e[i], rt->pel) == 0)
+		if (expired(rt, &e[i]))
+			continue;
+		if (used < asked && dispatch(rt, &e[i], rt->pel) == 0)
 			used++;
 	}
 	upstream_release(rt->up, asked - used);
@@ -395,7 +544,8 @@ static void route_kick(struct fwd_route *rt)
 	struct forward *f = rt->f;
 	int n;
 
-	if (rt->reading || f->draining || !queue_ready(f->r->queue) || !upstream_ready(rt->up))
+	if (rt->reading || f->draining || !queue_ready(f->r->queue) || !upstream_ready(rt->up) ||
+	    mono_now() < rt->parked_until)
 		return;
 	if (rt->rescan && !rt->pel) {
 		rt->rescan = false;
@@ -476,6 +626,22 @@ void forward_resume(struct forward *f)
 		snprintf(f->routes[i].cursor, sizeof(f->routes[i].cursor), "0");
 		route_kick(&f->routes[i]);
 	}
+}
+
+bool forward_parked(const struct forward *f, const struct config_upstream *up, const struct config_project *pr,
+		    double *seconds, const char **limits)
+{
+	size_t ui = (size_t)(up - f->r->cfg->upstreams);
+	const struct fwd_route *rt = &f->routes[f->route_base[ui] + (size_t)(pr - up->projects)];
+	double left = rt->parked_until - mono_now(), org = upstream_parked_for(rt->up);
+
+	if (org > left)
+		left = org;
+	if (left <= 0)
+		return false;
+	*seconds = left;
+	*limits = rt->limits;
+	return true;
 }
 
 int forward_in_flight(const struct forward *f)

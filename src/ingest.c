@@ -40,6 +40,14 @@ struct pending {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	struct route_target target;
+	/* The entry, kept until Redis answers: a lost connection moves it to the memory buffer. */
+	struct queue_item it;
+	char *headers;
+	char *query;
+	char endpoint[64];
+	char sdk_key[AUTH_FIELD_MAX];
+	char xff[1024];
+	char stream[512];
 	char event_id[ENVELOPE_ID_LEN + 1];
 };
 
@@ -116,11 +124,14 @@ static void reply_status(struct ingest *in, struct evhttp_request *req)
 	const char *status = r->stopping ? "stopping" : connected ? "ok" : "degraded";
 	json_t *o;
 
-	o = json_pack("{s:s, s:s, s:I, s:{s:b}, s:{s:I, s:i}, s:o, s:o}", "status", status, "version",
-		      SENTRYQ_VERSION, "uptime_s", (json_int_t)(time(NULL) - r->started), "redis", "connected",
-		      connected, "queue", "pending", (json_int_t)queue_pending(r->queue), "ingest_waiting",
-		      in->in_flight, "counters", stats_counters_json(r->stats), "forward",
-		      forward_status_json(r->forward));
+	size_t buf_bytes, buffered = queue_buffered(r->queue, &buf_bytes);
+
+	o = json_pack("{s:s, s:s, s:I, s:{s:b}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o}", "status", status,
+		      "version", SENTRYQ_VERSION, "uptime_s", (json_int_t)(time(NULL) - r->started), "redis",
+		      "connected", connected, "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes",
+		      (json_int_t)queue_bytes(r->queue), "buffered", (json_int_t)buffered, "buffered_bytes",
+		      (json_int_t)buf_bytes, "ingest_waiting", in->in_flight, "counters", stats_counters_json(r->stats),
+		      "forward", forward_status_json(r->forward));
 	reply_json(req, connected && !r->stopping ? 200 : 503, o);
 }
 
@@ -244,26 +255,41 @@ static int collect_headers(struct evhttp_request *req, enum auth_carrier carrier
 
 /* ---- the pipeline ---- */
 
+static void free_pending(struct pending *p)
+{
+	free(p->headers);
+	free(p->query);
+	free(p);
+}
+
+static void accepted(struct ingest *in, struct evhttp_request *req, const struct pending *p)
+{
+	stats_add(in->r->stats, STATS_ENQUEUED, 1);
+	reply_json(req, 200, json_pack("{s:s}", "id", p->event_id));
+}
+
 static void put_done(void *arg, int ok)
 {
 	struct pending *p = arg;
 	struct ingest *in = p->in;
 
 	in->in_flight--;
-	if (ok) {
-		forward_kick(in->r->forward, p->target.upstream, p->target.project);
-		stats_add(in->r->stats, STATS_ENQUEUED, 1);
-	}
-	if (p->req != NULL) {
+	if (p->req != NULL)
 		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
-		if (ok)
-			reply_json(p->req, 200, json_pack("{s:s}", "id", p->event_id));
-		else
-			reply_error(in, p->req, 503, "queue unavailable: Redis did not accept the event", 1);
-	} else if (!ok) {
-		stats_add(in->r->stats, STATS_REJECTED, 1);
+	/* Connection lost mid-write: the outcome is unknown, so keep a copy in memory (at-least-once). */
+	if (ok < 0 && p->req != NULL && queue_put(in->r->queue, p->stream, &p->it, NULL, NULL) == 1) {
+		stats_add(in->r->stats, STATS_BUFFERED, 1);
+		ok = 1;
 	}
-	free(p);
+	if (ok == 1)
+		forward_kick(in->r->forward, p->target.upstream, p->target.project);
+	if (p->req != NULL && ok == 1)
+		accepted(in, p->req, p);
+	else if (p->req != NULL)
+		reply_error(in, p->req, 503, "queue unavailable: Redis did not accept the event", 1);
+	else if (ok != 1)
+		stats_add(in->r->stats, STATS_REJECTED, 1);
+	free_pending(p);
 }
 
 static void client_gone(struct evhttp_connection *evcon, void *arg)
@@ -274,48 +300,98 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 	p->req = NULL;  /* the answer has nowhere to go; the write itself still completes */
 }
 
-static void enqueue(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
+/* Copy what the entry needs out of the request, which may be gone when Redis answers. */
+static struct pending *make_pending(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
 {
 	struct evbuffer *hdrs = evbuffer_new();
 	struct pending *p = calloc(1, sizeof(*p));
-	struct queue_item it;
-	char stream[512], xff[1024];
+	size_t n;
 
-	if (hdrs == NULL || p == NULL || collect_headers(ir->req, ir->auth.carrier, hdrs, xff, sizeof(xff)) != 0) {
-		reply_error(in, ir->req, hdrs == NULL || p == NULL ? 500 : 431,
-			    hdrs == NULL || p == NULL ? "out of memory" : "request headers too large", 0);
-		free(p);
-		goto out;
-	}
+	if (hdrs == NULL || p == NULL || collect_headers(ir->req, ir->auth.carrier, hdrs, p->xff, sizeof(p->xff)) != 0)
+		goto fail;
+	n = evbuffer_get_length(hdrs);
+	p->headers = malloc(n);
+	/* The tunnel's own query is for sentryq, not for Sentry. */
+	p->query = strdup(ir->tunnel ? "" : ir->query);
+	if (p->headers == NULL || p->query == NULL)
+		goto fail;
+	evbuffer_remove(hdrs, p->headers, n);
+	evbuffer_free(hdrs);
 	p->in = in;
 	p->req = ir->req;
 	p->evcon = evhttp_request_get_connection(ir->req);
 	p->target = *t;
+	snprintf(p->endpoint, sizeof(p->endpoint), "%s", ir->tunnel ? "envelope/" : ir->endpoint);
+	snprintf(p->sdk_key, sizeof(p->sdk_key), "%s", ir->auth.key);
 	pick_event_id(ir, p->event_id);
-	memset(&it, 0, sizeof(it));
-	it.method = "POST";
-	it.endpoint = ir->tunnel ? "envelope/" : ir->endpoint;
-	/* The tunnel's own query is for sentryq, not for Sentry. */
-	it.query = ir->tunnel ? "" : ir->query;
-	it.headers = (const char *)evbuffer_pullup(hdrs, -1);
-	it.client_ip = xff;
-	it.sdk_key = ir->auth.key;
-	it.event_id = p->event_id;
-	it.carrier = ir->auth.carrier;
-	it.has_secret = ir->auth.has_secret;
-	it.body = ir->body;
-	it.body_len = ir->body_len;
-	queue_stream_name(in->r->queue, t->upstream->name, t->project->name, stream, sizeof(stream));
-	if (queue_put(in->r->queue, stream, &it, put_done, p) != 0) {
-		free(p);
-		reply_error(in, ir->req, 503, "queue unavailable: Redis is not connected", 1);
-		goto out;
-	}
-	in->in_flight++;
-	evhttp_connection_set_closecb(p->evcon, client_gone, p);
-out:
+	queue_stream_name(in->r->queue, t->upstream->name, t->project->name, p->stream, sizeof(p->stream));
+	p->it.method = "POST";
+	p->it.endpoint = p->endpoint;
+	p->it.query = p->query;
+	p->it.headers = p->headers;
+	p->it.client_ip = p->xff;
+	p->it.sdk_key = p->sdk_key;
+	p->it.event_id = p->event_id;
+	p->it.carrier = ir->auth.carrier;
+	p->it.has_secret = ir->auth.has_secret;
+	p->it.body = ir->body;  /* the request's input buffer, alive until the request is answered */
+	p->it.body_len = ir->body_len;
+	return p;
+fail:
 	if (hdrs != NULL)
 		evbuffer_free(hdrs);
+	if (p != NULL)
+		free_pending(p);
+	return NULL;
+}
+
+static void enqueue(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
+{
+	struct pending *p = make_pending(in, ir, t);
+
+	if (p == NULL) {
+		reply_error(in, ir->req, 431, "request headers too large", 0);
+		return;
+	}
+	switch (queue_put(in->r->queue, p->stream, &p->it, put_done, p)) {
+	case 0:
+		in->in_flight++;
+		evhttp_connection_set_closecb(p->evcon, client_gone, p);
+		return;
+	case 1:
+		stats_add(in->r->stats, STATS_BUFFERED, 1);
+		accepted(in, ir->req, p);
+		break;
+	default:
+		reply_error(in, ir->req, 503, "queue unavailable: Redis is away and the memory buffer is full", 1);
+		break;
+	}
+	free_pending(p);
+}
+
+/* Refuse what the queue cannot take (429, SDKs back off) and, if asked, pass upstream rate limits on. */
+static int admit(struct ingest *in, struct evhttp_request *req, const struct route_target *t)
+{
+	const struct config *cfg = in->r->cfg;
+	const char *limits;
+	double left;
+	char ra[24];
+
+	if (queue_pending(in->r->queue) >= cfg->queue_max_pending ||
+	    queue_bytes(in->r->queue) >= (long long)cfg->queue_max_bytes) {
+		stats_add(in->r->stats, STATS_BACKPRESSURE, 1);
+		reply_error(in, req, 429, "queue full: queue.max_pending or queue.max_bytes reached", 2);
+		return -1;
+	}
+	if (cfg->rate_limits_passthrough && forward_parked(in->r->forward, t->upstream, t->project, &left, &limits)) {
+		snprintf(ra, sizeof(ra), "%.0f", left + 0.5);
+		if (limits[0] != '\0')
+			evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sentry-Rate-Limits", limits);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+		reply_error(in, req, 429, "rate limited by the upstream Sentry", 0);
+		return -1;
+	}
+	return 0;
 }
 
 /* Credentials from the request, or from the envelope header dsn (tunnel, self-authenticated envelope). */
@@ -382,7 +458,8 @@ static void handle_ingest(struct ingest *in, struct ingest_req *ir)
 		reply_error(in, ir->req, 403, detail, 0);
 		return;
 	}
-	enqueue(in, ir, &t);
+	if (admit(in, ir->req, &t) == 0)
+		enqueue(in, ir, &t);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "deadtool.h"
 #include "forward.h"
 #include "ingest.h"
 #include "log.h"
@@ -29,10 +30,14 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: sentryq [-c FILE] [-t] [-V] [-h]\n"
+		"       sentryq [-c FILE] dead list [--json] | dead replay (--all | ID...) | dead purge (--all | ID...)\n"
 		"  -c FILE  configuration file (default: $SENTRYQ_CONFIG)\n"
 		"  -t       check the configuration and exit (0 valid, 1 invalid)\n"
 		"  -V       print the version and exit\n"
 		"  -h       this help\n"
+		"  dead list [--json]          list the dead letters (one line each, or a JSON array)\n"
+		"  dead replay (--all | ID...) re-queue dead letters to their route's stream\n"
+		"  dead purge (--all | ID...)  delete dead letters\n"
 		"Runs in the foreground and logs to stderr. SIGTERM/SIGINT drain and exit; a second one exits at once.\n");
 }
 
@@ -40,20 +45,21 @@ static void on_drained(void *arg)
 {
 	struct shutdown *s = arg;
 
-	if (ingest_in_flight(s->r->ingest) > 0)
+	if (ingest_in_flight(s->r->ingest) > 0 || queue_buffered(s->r->queue, NULL) > 0)
 		return;  /* the poll below comes back when the last Redis write is answered */
 	log_info("shutdown: drained, exiting");
 	event_base_loopexit(s->r->base, NULL);
 }
 
-/* Poll until ingest writes are answered, then let forward report when its work is done. */
+/* Poll until ingest writes are answered and the memory buffer is in Redis, then let forward
+ * report when its requests and acks are done. */
 static void drain_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct shutdown *s = arg;
 
 	(void)fd;
 	(void)what;
-	if (ingest_in_flight(s->r->ingest) == 0)
+	if (ingest_in_flight(s->r->ingest) == 0 && queue_buffered(s->r->queue, NULL) == 0)
 		forward_drain(s->r->forward, on_drained, s);
 }
 
@@ -88,13 +94,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(s->poll, &poll);
 }
 
-static int parse_args(int argc, char **argv, const char **file, bool *check)
+/* *sub: index in argv of the `dead` subcommand, 0 when the relay is to run. */
+static int parse_args(int argc, char **argv, const char **file, bool *check, int *sub)
 {
 	int opt;
 
 	*file = getenv("SENTRYQ_CONFIG");
 	*check = false;
-	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+	*sub = 0;
+	/* '+': stop at the first operand, so the subcommand's own options ("--json") reach it untouched. */
+	while ((opt = getopt(argc, argv, "+c:tVh")) != -1) {
 		switch (opt) {
 		case 'c': *file = optarg; break;
 		case 't': *check = true; break;
@@ -103,7 +112,9 @@ static int parse_args(int argc, char **argv, const char **file, bool *check)
 		default: usage(stderr); return -1;
 		}
 	}
-	if (optind < argc || *file == NULL) {
+	if (optind < argc && strcmp(argv[optind], "dead") == 0)
+		*sub = optind;
+	if ((optind < argc && *sub == 0) || *file == NULL) {
 		if (*file == NULL)
 			fprintf(stderr, "sentryq: no configuration file: use -c FILE or set SENTRYQ_CONFIG\n");
 		usage(stderr);
@@ -155,11 +166,11 @@ int main(int argc, char **argv)
 	const char *file;
 	char err[1024];
 	bool check;
-	int rc = 1;
+	int rc = 1, sub;
 
 	memset(&r, 0, sizeof(r));
 	memset(&s, 0, sizeof(s));
-	if (parse_args(argc, argv, &file, &check) != 0)
+	if (parse_args(argc, argv, &file, &check, &sub) != 0)
 		return 2;
 	r.cfg = config_load(file, err, sizeof(err));
 	if (r.cfg == NULL) {
@@ -170,6 +181,11 @@ int main(int argc, char **argv)
 		printf("sentryq: %s: configuration ok (%zu upstreams)\n", file, r.cfg->nupstreams);
 		config_free(r.cfg);
 		return 0;
+	}
+	if (sub > 0) {
+		rc = deadtool_run(r.cfg, argc - sub, argv + sub);
+		config_free(r.cfg);
+		return rc;
 	}
 	log_set_level(r.cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);

@@ -37,10 +37,17 @@ struct queue {
 
 	char **streams;                 /* every configured route's stream */
 	size_t nstreams;
-	long long pending;              /* cached sum of XLEN */
+	long long pending;              /* cached sum of XLEN, plus local puts since */
 	long long pending_acc;
+	long long bytes;                /* cached <prefix>bytes: body bytes queued (approximate) */
 	size_t xlen_left;
 	double last_refresh;
+	char bytes_key[256];
+
+	/* Entries accepted while Redis was away, drained in order once it is back. */
+	struct buffered *buf_head, *buf_last, *buf_cursor;  /* cursor: first not yet sent */
+	size_t buf_bytes, buf_count;
+	int buf_sending;                /* XADDs of buffered entries awaiting a reply */
 
 	char consumer[128];
 };
@@ -59,6 +66,10 @@ static double now_s(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+struct buffered;
+static void drain_buffer(struct queue *q);
+static void unlink_buffered(struct queue *q, struct buffered *b);
 
 static void set_state(struct queue *q, enum qstate s)
 {
@@ -169,7 +180,10 @@ static void handshake_reply(redisAsyncContext *ac, void *reply, void *arg)
 	if (--q->handshake_left == 0) {
 		set_state(q, Q_READY);
 		q->backoff = 0.1;
-		log_info("redis: ready (%zu streams, consumer %s)", q->nstreams, q->consumer);
+		log_info("redis: ready (%zu streams, consumer %s, %zu entries buffered)", q->nstreams, q->consumer,
+			 q->buf_count);
+		q->buf_cursor = q->buf_head;
+		drain_buffer(q);
 		if (q->on_ready != NULL)
 			q->on_ready(q->on_ready_arg);
 	}
@@ -182,7 +196,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	char db[16];
 
 	if (status != REDIS_OK) {
-		log_warn("redis: connect failed: %s", ac->errstr);
+		/* Said once per outage, not on every attempt of the backoff. */
+		if (q->backoff <= 0.1)
+			log_warn("redis: connect failed: %s (retrying with backoff)", ac->errstr);
+		else
+			log_debug("redis: connect failed: %s", ac->errstr);
 		q->ac = NULL;  /* hiredis frees the context after this callback */
 		schedule_reconnect(q);
 		return;
@@ -259,11 +277,26 @@ static void xlen_reply(redisAsyncContext *ac, void *reply, void *arg)
 		q->pending = q->pending_acc;
 }
 
+static void bytes_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct queue *q = arg;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (rep == NULL)
+		return;
+	/* The counter drifts when entries are removed by hand; a negative value means "none". */
+	q->bytes = rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;
+	if (q->bytes < 0)
+		q->bytes = 0;
+}
+
 static void refresh_pending(struct queue *q)
 {
 	if (q->xlen_left != 0)
 		return;
 	q->pending_acc = 0;
+	send_fmt(q, bytes_reply, q, 2, "GET", q->bytes_key);
 	for (size_t i = 0; i < q->nstreams; i++)
 		if (send_fmt(q, xlen_reply, q, 2, "XLEN", q->streams[i]) == 0)
 			q->xlen_left++;
@@ -287,6 +320,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (q->state == Q_READY && now - q->last_refresh >= 1.0) {
 		q->last_refresh = now;
 		refresh_pending(q);
+		/* Buffered entries Redis refused (an error, not a lost connection) are tried again. */
+		if (q->buf_sending == 0 && q->buf_cursor == NULL && q->buf_head != NULL) {
+			q->buf_cursor = q->buf_head;
+			drain_buffer(q);
+		}
 	}
 }
 
@@ -337,6 +375,7 @@ struct queue *queue_new(struct relay *r, queue_ready_cb on_ready, void *arg)
 		snprintf(q->consumer, sizeof(q->consumer), "%s", r->cfg->forward_consumer);
 	else if (gethostname(q->consumer, sizeof(q->consumer) - 1) != 0)
 		snprintf(q->consumer, sizeof(q->consumer), "sentryq");
+	snprintf(q->bytes_key, sizeof(q->bytes_key), "%sbytes", r->cfg->redis_prefix);
 	if (build_streams(q) != 0)
 		goto fail;
 	q->reconnect_ev = evtimer_new(r->base, reconnect_cb, q);
@@ -366,6 +405,11 @@ void queue_free(struct queue *q)
 		event_free(q->reconnect_ev);
 	if (q->tick_ev != NULL)
 		event_free(q->tick_ev);
+	if (q->buf_count > 0)
+		log_error("queue: %zu buffered entries (%zu bytes) never reached Redis and are lost", q->buf_count,
+			  q->buf_bytes);
+	while (q->buf_head != NULL)
+		unlink_buffered(q, q->buf_head);
 	for (size_t i = 0; i < q->nstreams; i++)
 		free(q->streams[i]);
 	free(q->streams);
@@ -389,44 +433,73 @@ const char *queue_consumer(const struct queue *q)
 
 /* ---- put ---- */
 
+/* A copy of one entry held in memory while Redis is away. */
+struct buffered {
+	struct buffered *prev, *next;
+	char *stream;
+	struct queue_item it;           /* strings point into the same allocation */
+	size_t size;
+};
+
 struct put_ctx {
+	struct queue *q;
 	queue_done_cb cb;
 	void *arg;
+	struct buffered *from_buffer;   /* set when this XADD drains a buffered entry */
 };
+
+static void unlink_buffered(struct queue *q, struct buffered *b)
+{
+	if (b->prev != NULL)
+		b->prev->next = b->next;
+	else
+		q->buf_head = b->next;
+	if (b->next != NULL)
+		b->next->prev = b->prev;
+	else
+		q->buf_last = b->prev;
+	if (q->buf_cursor == b)
+		q->buf_cursor = b->next;
+	q->buf_bytes -= b->size;
+	q->buf_count--;
+	free(b);
+}
 
 static void put_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct put_ctx *p = privdata;
+	struct queue *q = p->q;
 	redisReply *rep = reply;
-	int ok = rep != NULL && rep->type == REDIS_REPLY_STRING;
+	int ok = rep == NULL ? -1 : rep->type == REDIS_REPLY_STRING ? 1 : 0;
 
 	(void)ac;
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
 		log_error("redis: XADD failed: %s", rep->str);
-	p->cb(p->arg, ok);
+	if (p->from_buffer != NULL) {
+		q->buf_sending--;
+		if (ok == 1)
+			unlink_buffered(q, p->from_buffer);
+		drain_buffer(q);
+	} else if (p->cb != NULL) {
+		p->cb(p->arg, ok);
+	}
 	free(p);
 }
 
-int queue_put(struct queue *q, const char *stream, const struct queue_item *it, queue_done_cb cb,
-	      void *arg)
+static int send_xadd(struct queue *q, const char *stream, const struct queue_item *it, struct put_ctx *p)
 {
-	char carrier[8], received[24];
-	struct put_ctx *p;
+	char carrier[8], received[24], len[24];
 	struct timespec ts;
 	const char *argv[27];
 	size_t lens[27];
 	int n = 0;
 
-	if (q->state != Q_READY)
-		return -1;
-	p = malloc(sizeof(*p));
-	if (p == NULL)
-		return -1;
-	p->cb = cb;
-	p->arg = arg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(received, sizeof(received), "%lld",
-		 (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	if (it->received_ms > 0) {
+		snprintf(received, sizeof(received), "%lld", it->received_ms);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(received, sizeof(received), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	}
 	snprintf(carrier, sizeof(carrier), "%d", it->carrier);
 #define ARG(s, l) do { argv[n] = (s); lens[n] = (l); n++; } while (0)
 #define STR(s) ARG((s), strlen(s))
@@ -445,11 +518,116 @@ int queue_put(struct queue *q, const char *stream, const struct queue_item *it, 
 	STR("b"); ARG(it->body, it->body_len);
 #undef STR
 #undef ARG
-	if (send_argv(q, put_reply, p, n, argv, lens) != 0) {
-		free(p);
+	if (send_argv(q, put_reply, p, n, argv, lens) != 0)
 		return -1;
+	/* Pipelined right behind the XADD: the byte count queue.max_bytes is checked against. */
+	snprintf(len, sizeof(len), "%zu", it->body_len);
+	send_fmt(q, NULL, NULL, 3, "INCRBY", q->bytes_key, len);
+	q->pending++;
+	q->bytes += (long long)it->body_len;
+	return 0;
+}
+
+/* Copy the entry into one allocation so the SDK can be answered while Redis is away. */
+static int buffer_item(struct queue *q, const char *stream, const struct queue_item *it)
+{
+	const char *src[] = { stream, it->method, it->endpoint, it->query, it->headers, it->client_ip,
+			      it->sdk_key, it->event_id };
+	size_t size = sizeof(struct buffered) + it->body_len, off = sizeof(struct buffered);
+	struct buffered *b;
+	struct timespec ts;
+	const char **slots[8];
+
+	for (size_t i = 0; i < 8; i++)
+		size += strlen(src[i]) + 1;
+	if (q->buf_bytes + size > q->r->cfg->redis_buffer_bytes || (b = malloc(size)) == NULL)
+		return -1;
+	memset(b, 0, sizeof(*b));
+	b->it = *it;
+	b->size = size;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	b->it.received_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	slots[0] = (const char **)&b->stream;
+	slots[1] = &b->it.method;
+	slots[2] = &b->it.endpoint;
+	slots[3] = &b->it.query;
+	slots[4] = &b->it.headers;
+	slots[5] = &b->it.client_ip;
+	slots[6] = &b->it.sdk_key;
+	slots[7] = &b->it.event_id;
+	for (size_t i = 0; i < 8; i++) {
+		size_t l = strlen(src[i]) + 1;
+
+		memcpy((char *)b + off, src[i], l);
+		*slots[i] = (char *)b + off;
+		off += l;
+	}
+	memcpy((char *)b + off, it->body, it->body_len);
+	b->it.body = (char *)b + off;
+	b->prev = q->buf_last;
+	if (q->buf_last != NULL)
+		q->buf_last->next = b;
+	else
+		q->buf_head = b;
+	q->buf_last = b;
+	if (q->buf_cursor == NULL)
+		q->buf_cursor = b;
+	q->buf_bytes += size;
+	q->buf_count++;
+	return 0;
+}
+
+/* Write buffered entries into Redis, a bounded number at a time, oldest first. */
+static void drain_buffer(struct queue *q)
+{
+	while (q->state == Q_READY && q->buf_sending < 256 && q->buf_cursor != NULL) {
+		struct buffered *b = q->buf_cursor;
+		struct put_ctx *p = calloc(1, sizeof(*p));
+
+		if (p == NULL)
+			return;
+		p->q = q;
+		p->from_buffer = b;
+		if (send_xadd(q, b->stream, &b->it, p) != 0) {
+			free(p);
+			return;
+		}
+		q->buf_sending++;
+		q->buf_cursor = b->next;
+	}
+}
+
+int queue_put(struct queue *q, const char *stream, const struct queue_item *it, queue_done_cb cb,
+	      void *arg)
+{
+	struct put_ctx *p;
+
+	/* Buffered entries go first: while any wait, new ones queue behind them. */
+	if (q->state != Q_READY || q->buf_head != NULL)
+		return buffer_item(q, stream, it) == 0 ? (drain_buffer(q), 1) : -1;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return -1;
+	p->q = q;
+	p->cb = cb;
+	p->arg = arg;
+	if (send_xadd(q, stream, it, p) != 0) {
+		free(p);
+		return buffer_item(q, stream, it) == 0 ? 1 : -1;
 	}
 	return 0;
+}
+
+size_t queue_buffered(const struct queue *q, size_t *bytes)
+{
+	if (bytes != NULL)
+		*bytes = q->buf_bytes;
+	return q->buf_count;
+}
+
+long long queue_bytes(const struct queue *q)
+{
+	return q->bytes;
 }
 
 /* ---- read ---- */
@@ -459,6 +637,13 @@ struct read_ctx {
 	void *arg;
 	struct queue *q;
 	char stream[256];
+	struct delivery *pending;       /* from the XPENDING sent just before a pending-list read */
+	size_t npending;
+};
+
+struct delivery {
+	char id[QUEUE_ID_MAX];
+	long long count;
 };
 
 static const redisReply *field(const redisReply *kv, const char *name)
@@ -483,8 +668,17 @@ static const char *fstr(const redisReply *kv, const char *name, size_t *len)
 	return v->str;
 }
 
+/* Deliveries so far of `id` (0 for an entry read for the first time). */
+static long long deliveries_of(const struct read_ctx *rc, const char *id)
+{
+	for (size_t i = 0; i < rc->npending; i++)
+		if (strcmp(rc->pending[i].id, id) == 0)
+			return rc->pending[i].count;
+	return 0;
+}
+
 /* Fill e from one [id, [k, v, ...]] element; the strings stay in the reply. */
-static void decode_entry(const redisReply *el, struct queue_entry *e)
+static void decode_entry(const redisReply *el, const struct read_ctx *rc, struct queue_entry *e)
 {
 	const redisReply *kv;
 
@@ -494,6 +688,7 @@ static void decode_entry(const redisReply *el, struct queue_entry *e)
 		return;
 	}
 	snprintf(e->id, sizeof(e->id), "%s", el->element[0]->str);
+	e->deliveries = deliveries_of(rc, e->id);
 	kv = el->element[1];
 	if (kv->type != REDIS_REPLY_ARRAY || kv->elements < 2) {
 		e->deleted = true;
@@ -509,7 +704,28 @@ static void decode_entry(const redisReply *el, struct queue_entry *e)
 	e->item.carrier = atoi(fstr(kv, "c", NULL));
 	e->item.has_secret = fstr(kv, "s", NULL)[0] == '1';
 	e->item.body = fstr(kv, "b", &e->item.body_len);
-	e->received_ms = atoll(fstr(kv, "t", NULL));
+	e->item.received_ms = atoll(fstr(kv, "t", NULL));
+}
+
+/* [[id, consumer, idle, count], ...]: copied, as hiredis frees the reply after this callback. */
+static void pending_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct read_ctx *rc = privdata;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
+		return;
+	rc->pending = calloc(rep->elements, sizeof(*rc->pending));
+	for (size_t i = 0; rc->pending != NULL && i < rep->elements; i++) {
+		const redisReply *row = rep->element[i];
+
+		if (row->type != REDIS_REPLY_ARRAY || row->elements < 4 || row->element[0]->type != REDIS_REPLY_STRING ||
+		    row->element[3]->type != REDIS_REPLY_INTEGER)
+			continue;
+		snprintf(rc->pending[rc->npending].id, QUEUE_ID_MAX, "%s", row->element[0]->str);
+		rc->pending[rc->npending++].count = row->element[3]->integer;
+	}
 }
 
 static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -540,12 +756,13 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
 				goto out;
 			}
 			for (n = 0; n < list->elements; n++)
-				decode_entry(list->element[n], &entries[n]);
+				decode_entry(list->element[n], rc, &entries[n]);
 		}
 	}
 	rc->cb(rc->arg, 1, entries, n);
 out:
 	free(entries);
+	free(rc->pending);
 	free(rc);
 }
 
@@ -553,11 +770,11 @@ int queue_read(struct queue *q, const char *stream, const char *from, int count,
 	       void *arg)
 {
 	struct read_ctx *rc;
-	char cnt[16];
+	char cnt[16], start[QUEUE_ID_MAX + 2];
 
 	if (q->state != Q_READY)
 		return -1;
-	rc = malloc(sizeof(*rc));
+	rc = calloc(1, sizeof(*rc));
 	if (rc == NULL)
 		return -1;
 	rc->cb = cb;
@@ -565,6 +782,15 @@ int queue_read(struct queue *q, const char *stream, const char *from, int count,
 	rc->q = q;
 	snprintf(rc->stream, sizeof(rc->stream), "%s", stream);
 	snprintf(cnt, sizeof(cnt), "%d", count);
+	/* Re-reading this consumer's pending entries: ask first how often each was delivered
+	 * (pipelined, same range), which is the attempt count max_attempts is checked against. */
+	if (strcmp(from, ">") != 0) {
+		if (strcmp(from, "0") == 0)
+			snprintf(start, sizeof(start), "-");
+		else
+			snprintf(start, sizeof(start), "(%s", from);
+		send_fmt(q, pending_reply, rc, 7, "XPENDING", stream, QUEUE_GROUP, start, "+", cnt, q->consumer);
+	}
 	if (send_fmt(q, read_reply, rc, 9, "XREADGROUP", "GROUP", QUEUE_GROUP, q->consumer, "COUNT", cnt,
 		     "STREAMS", stream, from) != 0) {
 		free(rc);
@@ -573,7 +799,7 @@ int queue_read(struct queue *q, const char *stream, const char *from, int count,
 	return 0;
 }
 
-/* ---- ack ---- */
+/* ---- ack and dead letters ---- */
 
 struct done_ctx {
 	queue_done_cb cb;
@@ -615,10 +841,11 @@ out:
 	return rc;
 }
 
-int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], size_t n,
+int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], size_t n, size_t bytes,
 	      queue_done_cb cb, void *arg)
 {
 	struct done_ctx *d;
+	char len[24];
 
 	if (q->state != Q_READY)
 		return -1;
@@ -627,15 +854,80 @@ int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], si
 		return -1;
 	d->cb = cb;
 	d->arg = arg;
+	snprintf(len, sizeof(len), "-%zu", bytes);
 	/* MULTI makes ack and delete one step: a crash never leaves an acked entry in the stream. */
 	if (send_fmt(q, NULL, NULL, 1, "MULTI") != 0 ||
 	    send_ids(q, "XACK", stream, QUEUE_GROUP, ids, n, NULL, NULL) != 0 ||
 	    send_ids(q, "XDEL", stream, NULL, ids, n, NULL, NULL) != 0 ||
+	    send_fmt(q, NULL, NULL, 3, "INCRBY", q->bytes_key, len) != 0 ||
 	    send_fmt(q, exec_reply, d, 1, "EXEC") != 0) {
 		/* The connection died mid-way; hiredis fails the sent part, EXEC never runs. */
 		free(d);
 		return -1;
 	}
+	q->pending -= (long long)n;
+	q->bytes -= (long long)bytes;
+	return 0;
+}
+
+/*
+ * Move one entry to the dead-letter stream, server-side and atomically: its fields are copied
+ * with the reason appended, then it is acked and deleted. A missing entry is just acked.
+ */
+static const char dead_script[] =
+	"local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
+	"if #e == 0 then redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) return 0 end\n"
+	"local f = e[1][2]\n"
+	"for i = 1, #f, 2 do if f[i] == 'b' then redis.call('DECRBY', KEYS[3], string.len(f[i + 1])) end end\n"
+	"for i = 3, #ARGV do f[#f + 1] = ARGV[i] end\n"
+	"redis.call('XADD', KEYS[2], '*', unpack(f))\n"
+	"redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])\n"
+	"redis.call('XDEL', KEYS[1], ARGV[1])\n"
+	"return 1\n";
+
+static void dead_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct done_ctx *d = privdata;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		log_error("redis: dead-letter script failed: %s", rep->str);
+	if (d->cb != NULL)
+		d->cb(d->arg, rep != NULL && rep->type == REDIS_REPLY_INTEGER);
+	free(d);
+}
+
+int queue_dead(struct queue *q, const char *stream, const char *id, const struct queue_dead_info *info,
+	       queue_done_cb cb, void *arg)
+{
+	char dead_key[256], status[16], attempts[24], last[24], now[24], src_id[QUEUE_ID_MAX];
+	struct done_ctx *d;
+	struct timespec ts;
+	const char *argv[] = { "EVAL", dead_script, "3", stream, dead_key, q->bytes_key, src_id, QUEUE_GROUP,
+			       "up", info->upstream, "pr", info->project, "src", stream, "oid", src_id,
+			       "reason", info->reason, "status", status, "attempts", attempts, "last", last,
+			       "dead_at", now };
+	size_t lens[sizeof(argv) / sizeof(argv[0])];
+
+	if (q->state != Q_READY || (d = malloc(sizeof(*d))) == NULL)
+		return -1;
+	d->cb = cb;
+	d->arg = arg;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(dead_key, sizeof(dead_key), "%sdead", q->r->cfg->redis_prefix);
+	snprintf(src_id, sizeof(src_id), "%s", id);
+	snprintf(status, sizeof(status), "%d", info->status);
+	snprintf(attempts, sizeof(attempts), "%lld", info->attempts);
+	snprintf(last, sizeof(last), "%lld", info->last_attempt_ms);
+	snprintf(now, sizeof(now), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
+		lens[i] = strlen(argv[i]);
+	if (send_argv(q, dead_reply, d, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens) != 0) {
+		free(d);
+		return -1;
+	}
+	q->pending--;
 	return 0;
 }
 

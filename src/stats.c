@@ -8,7 +8,8 @@ struct stats {
 };
 
 static const char *const counter_names[STATS__COUNT] = {
-	"received", "enqueued", "forwarded", "retried", "dead", "rejected", "upstream_failed",
+	"received", "enqueued", "forwarded", "retried", "dead", "rejected", "upstream_failed", "backpressure",
+	"rate_limited", "dead_permanent", "dead_max_age", "dead_max_attempts", "buffered",
 };
 
 struct stats *stats_new(void)

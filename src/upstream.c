@@ -30,6 +30,7 @@ struct upstream {
 	int reserved;
 	int failures;          /* consecutive */
 	double retry_at;       /* monotonic seconds; 0 = ready */
+	double parked_until;   /* organization-wide rate limit, monotonic seconds */
 	char host_header[300];
 };
 
@@ -89,8 +90,16 @@ const struct config_upstream *upstream_config(const struct upstream *u)
 	return u->cfg;
 }
 
+bool upstream_down(const struct upstream *u)
+{
+	return u->failures >= u->r->cfg->forward_down_after;
+}
+
 int upstream_available(const struct upstream *u)
 {
+	/* A down upstream gets one probe at a time; its answer decides whether traffic resumes. */
+	if (upstream_down(u))
+		return u->in_flight + u->reserved == 0 ? 1 : 0;
 	return u->nslots - u->in_flight - u->reserved;
 }
 
@@ -195,7 +204,7 @@ void upstream_note(struct upstream *u, bool ok)
 	double cap, delay;
 
 	if (ok) {
-		if (u->failures >= cfg->forward_down_after)
+		if (upstream_down(u))
 			log_info("upstream %s: back up", u->cfg->name);
 		u->failures = 0;
 		u->retry_at = 0;
@@ -215,7 +224,24 @@ void upstream_note(struct upstream *u, bool ok)
 
 bool upstream_ready(const struct upstream *u)
 {
-	return u->retry_at == 0 || mono_now() >= u->retry_at;
+	double now = mono_now();
+
+	return (u->retry_at == 0 || now >= u->retry_at) && now >= u->parked_until;
+}
+
+void upstream_park(struct upstream *u, double seconds)
+{
+	double until = mono_now() + seconds;
+
+	if (until > u->parked_until)
+		u->parked_until = until;
+}
+
+double upstream_parked_for(const struct upstream *u)
+{
+	double left = u->parked_until - mono_now();
+
+	return left > 0 ? left : 0;
 }
 
 void upstream_dsn(const struct upstream *u, const char *key, long id, char *buf, size_t len)
@@ -228,6 +254,7 @@ json_t *upstream_status_json(const struct upstream *u)
 {
 	double wait = u->retry_at > 0 ? u->retry_at - mono_now() : 0;
 
-	return json_pack("{s:i, s:i, s:b, s:f}", "in_flight", u->in_flight, "failures", u->failures,
-			 "down", u->failures >= u->r->cfg->forward_down_after, "retry_in_s", wait > 0 ? wait : 0.0);
+	return json_pack("{s:i, s:i, s:b, s:f, s:f}", "in_flight", u->in_flight, "failures", u->failures,
+			 "down", upstream_down(u), "retry_in_s", wait > 0 ? wait : 0.0, "parked_s",
+			 upstream_parked_for(u));
 }
