@@ -25,6 +25,12 @@ enum codec_kind codec_from_name(const char *content_encoding);
 int codec_decode(enum codec_kind kind, const char *in, size_t inlen, size_t max_out,
 		 int prefix_only, char **out, size_t *outlen);
 
+/*
+ * Decoded size without keeping the output (a 64 KiB scratch window): 0 with *size, -1 corrupt,
+ * -2 larger than max_out. How ingest enforces per-endpoint limits on compressed bodies.
+ */
+int codec_measure(enum codec_kind kind, const char *in, size_t inlen, size_t max_out, size_t *size);
+
 /* Encode in the same format. 0 / -1. */
 int codec_encode(enum codec_kind kind, const char *in, size_t inlen, char **out, size_t *outlen);
 

@@ -68,6 +68,12 @@ struct config {
 	char *forward_consumer;          /* consumer name in the group; NULL = hostname */
 	int forward_down_after;          /* consecutive failures before an upstream is marked down, 5 */
 
+	/* limits: per-endpoint body limits after decompression (Sentry's defaults); 413 above */
+	size_t limit_event;         /* store, security, csp-report, nel, cron: 1 MiB */
+	size_t limit_envelope;      /* envelope, tunnel: 200 MiB */
+	size_t limit_attachment;    /* minidump: 200 MiB */
+	size_t limit_attachments;   /* unreal, events/<id>/attachments: 200 MiB */
+
 	/* rate_limits */
 	bool rate_limits_passthrough;    /* false */
 

@@ -33,10 +33,10 @@ void upstream_release(struct upstream *u, int n);
 int upstream_in_flight(const struct upstream *u);
 
 /*
- * POST uri with the headers and body (moved out of `body`) on a free keep-alive connection.
- * Consumes one reserved slot. cb runs exactly once, also when the send fails (status 0).
+ * POST (or GET) uri with the headers and body (moved out of `body`) on a free keep-alive
+ * connection. Consumes one reserved slot. cb runs exactly once, also when the send fails (status 0).
  */
-void upstream_send(struct upstream *u, const char *uri, const struct upstream_header *h, size_t nh,
+void upstream_send(struct upstream *u, bool get, const char *uri, const struct upstream_header *h, size_t nh,
 		   struct evbuffer *body, upstream_done_cb cb, void *arg);
 
 /* Backoff: failures grow the wait (full jitter, forward.retry_initial .. retry_max); a success resets it. */

@@ -302,6 +302,45 @@ int codec_decode(enum codec_kind kind, const char *in, size_t inlen, size_t max_
 	return rc;
 }
 
+/* Same loop as drive(), but the output goes to a small scratch window and is only counted. */
+static int measure(struct dec *d, size_t max_out, size_t *size)
+{
+	char scratch[64 * 1024];
+	size_t total = 0;
+
+	for (;;) {
+		size_t got = 0;
+		int st = d->step(d, scratch, sizeof(scratch), &got);
+
+		total = st == DEC_RESTART ? 0 : total + got;
+		if (total > max_out || st == DEC_TOOBIG)
+			return -2;
+		if (st == DEC_END) {
+			*size = total;
+			return 0;
+		}
+		if (st == DEC_ERR || (st == DEC_MORE && got == 0))
+			return -1;
+	}
+}
+
+int codec_measure(enum codec_kind kind, const char *in, size_t inlen, size_t max_out, size_t *size)
+{
+	struct dec d;
+	int rc = -1;
+
+	if (kind == CODEC_IDENTITY) {
+		*size = inlen;
+		return inlen > max_out ? -2 : 0;
+	}
+	if (kind >= CODEC_UNKNOWN || inlen > UINT_MAX)
+		return -1;
+	if (dec_init(&d, kind, in, inlen, max_out) == 0)
+		rc = measure(&d, max_out, size);
+	dec_free(&d);
+	return rc;
+}
+
 static int zlib_encode(int wbits, const char *in, size_t inlen, char **out, size_t *outlen)
 {
 	z_stream z;

@@ -232,7 +232,7 @@ static int build_headers(struct built *b, const struct queue_item *it, const str
 static int build_uri(struct built *b, struct fwd_route *rt, const struct queue_item *it)
 {
 	const struct config_upstream *uc = upstream_config(rt->up);
-	const char *q = it->query;
+	const char *q = it->query, *ep = it->endpoint, *key = strstr(ep, "{key}");
 	int n;
 
 	if (it->carrier == AUTH_QUERY && q[0] != '\0') {
@@ -240,8 +240,13 @@ static int build_uri(struct built *b, struct fwd_route *rt, const struct queue_i
 		if (q == NULL)
 			return -1;
 	}
-	n = snprintf(b->uri, sizeof(b->uri), "%s/api/%ld/%s%s%s", uc->path_prefix, rt->pr->id, it->endpoint,
-		     q[0] ? "?" : "", q);
+	/* unreal/<key>/ and cron/<slug>/<key>: ingest stored the key segment as "{key}". */
+	if (key != NULL)
+		n = snprintf(b->uri, sizeof(b->uri), "%s/api/%ld/%.*s%s%s%s%s", uc->path_prefix, rt->pr->id,
+			     (int)(key - ep), ep, rt->pr->key, key + 5, q[0] ? "?" : "", q);
+	else
+		n = snprintf(b->uri, sizeof(b->uri), "%s/api/%ld/%s%s%s", uc->path_prefix, rt->pr->id, ep,
+			     q[0] ? "?" : "", q);
 	return n > 0 && (size_t)n < sizeof(b->uri) ? 0 : -1;
 }
 
@@ -317,7 +322,7 @@ static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retr
 	if (retry)
 		stats_add(rt->f->r->stats, STATS_RETRIED, 1);
 	log_debug("forward: %s %s -> %s", rt->stream, e->id, b.uri);
-	upstream_send(rt->up, b.uri, b.h, b.nh, body, call_done, c);
+	upstream_send(rt->up, strcmp(e->item.method, "GET") == 0, b.uri, b.h, b.nh, body, call_done, c);
 	rc = 0;
 out:
 	for (size_t i = 0; i < b.nowned; i++)

@@ -1,4 +1,5 @@
 /* ingest.c - the SDK-facing evhttp server: authenticate, route, queue in Redis, then answer once. */
+#define _GNU_SOURCE  /* strcasestr */
 #include "ingest.h"
 
 #include <ctype.h>
@@ -40,28 +41,75 @@ struct pending {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	struct route_target target;
+	const struct endpoint *ep;
+	bool get;
 	/* The entry, kept until Redis answers: a lost connection moves it to the memory buffer. */
 	struct queue_item it;
 	char *headers;
 	char *query;
-	char endpoint[64];
+	char endpoint[512];
 	char sdk_key[AUTH_FIELD_MAX];
 	char xff[1024];
 	char stream[512];
 	char event_id[ENVELOPE_ID_LEN + 1];
 };
 
+enum reply_kind {
+	REPLY_ID,      /* {"id": "<event id>"} (store answers a GET with a 1x1 gif instead) */
+	REPLY_UUID,    /* the event id as a hyphenated uuid, text/plain (minidump, unreal) */
+	REPLY_EMPTY,   /* no body */
+};
+
+enum body_rule { BODY_REQUIRED, BODY_OPTIONAL };
+enum mime_rule { MIME_ANY, MIME_SECURITY, MIME_NEL };
+
+/*
+ * The ingest endpoints after /api/<id>/, one line each. Pattern: literal text, "*" = one path
+ * segment, "{key}" = one segment carrying the sentry_key, a trailing "/?" = optional final slash.
+ */
+struct endpoint {
+	const char *pattern;
+	unsigned methods;         /* EVHTTP_REQ_* */
+	int status;               /* success status Sentry answers with */
+	enum reply_kind reply;
+	enum body_rule body;
+	enum mime_rule mime;
+	size_t limit_off;         /* offsetof(struct config, limit_*) */
+	bool envelope;            /* the body is an envelope (dsn auth, header event id, dsn rewrite) */
+};
+
+#define LIMIT(f) offsetof(struct config, f)
+static const struct endpoint endpoints[] = {
+	{ "store/", EVHTTP_REQ_POST | EVHTTP_REQ_GET, 200, REPLY_ID, BODY_OPTIONAL, MIME_ANY, LIMIT(limit_event), false },
+	{ "envelope/", EVHTTP_REQ_POST, 200, REPLY_ID, BODY_REQUIRED, MIME_ANY, LIMIT(limit_envelope), true },
+	{ "minidump/?", EVHTTP_REQ_POST, 200, REPLY_UUID, BODY_REQUIRED, MIME_ANY, LIMIT(limit_attachment), false },
+	{ "unreal/{key}/", EVHTTP_REQ_POST, 200, REPLY_UUID, BODY_REQUIRED, MIME_ANY, LIMIT(limit_attachments), false },
+	{ "security/", EVHTTP_REQ_POST, 200, REPLY_EMPTY, BODY_REQUIRED, MIME_SECURITY, LIMIT(limit_event), false },
+	{ "csp-report/", EVHTTP_REQ_POST, 200, REPLY_EMPTY, BODY_REQUIRED, MIME_SECURITY, LIMIT(limit_event), false },
+	{ "nel/", EVHTTP_REQ_POST, 200, REPLY_EMPTY, BODY_REQUIRED, MIME_NEL, LIMIT(limit_event), false },
+	{ "events/*/attachments/", EVHTTP_REQ_POST, 201, REPLY_EMPTY, BODY_REQUIRED, MIME_ANY, LIMIT(limit_attachments), false },
+	{ "cron/*/{key}/?", EVHTTP_REQ_POST | EVHTTP_REQ_GET, 202, REPLY_EMPTY, BODY_OPTIONAL, MIME_ANY, LIMIT(limit_event), false },
+	{ "cron/*/?", EVHTTP_REQ_POST | EVHTTP_REQ_GET, 202, REPLY_EMPTY, BODY_OPTIONAL, MIME_ANY, LIMIT(limit_event), false },
+};
+static const struct endpoint tunnel_endpoint = {
+	"envelope/", EVHTTP_REQ_POST, 200, REPLY_ID, BODY_REQUIRED, MIME_ANY, LIMIT(limit_envelope), true,
+};
+
 /* What ingest learned about one request before queueing it. */
 struct ingest_req {
 	struct evhttp_request *req;
-	const char *path;          /* normalised: runs of '/' collapsed */
+	enum evhttp_cmd_type method;
+	const struct endpoint *ep;
 	const char *query;         /* raw, "" when none */
 	long path_id;              /* -1 for the tunnel */
 	const char *endpoint;      /* after /api/<id>/ */
+	char path_key[AUTH_FIELD_MAX];  /* the key segment of unreal/cron paths, "" when none */
+	char stored_endpoint[512]; /* endpoint with the key segment replaced by "{key}" */
 	bool tunnel;
 	enum codec_kind encoding;
 	const char *body;
 	size_t body_len;
+	size_t decoded_len;        /* after Content-Encoding, measured against the endpoint's limit */
 	struct auth_info auth;
 };
 
@@ -150,7 +198,7 @@ static void normalise_path(const char *in, char *out, size_t len)
 	out[n] = '\0';
 }
 
-/* "<prefix>/api/<digits>/<endpoint>": the DSN may carry a path prefix, so find the last "/api/". */
+/* "<prefix>/api/<digits>/<endpoint>": a DSN may carry a path prefix, so find the last "/api/<id>/". */
 static int split_api_path(const char *path, long *id, const char **endpoint)
 {
 	const char *p = NULL, *s = path, *d;
@@ -172,9 +220,54 @@ static int split_api_path(const char *path, long *id, const char **endpoint)
 	return 0;
 }
 
-static bool endpoint_supported(const char *ep)
+/* Match ep against one pattern; a "{key}" segment is copied to key and replaced in stored. */
+static bool match(const char *pat, const char *ep, char *key, size_t keylen, char *stored, size_t storedlen)
 {
-	return strcmp(ep, "store/") == 0 || strcmp(ep, "envelope/") == 0;
+	size_t n = 0;
+
+	key[0] = '\0';
+	while (*pat != '\0') {
+		if (strcmp(pat, "/?") == 0) {
+			if (!(*ep == '\0' || strcmp(ep, "/") == 0))
+				return false;
+			snprintf(stored + n, storedlen - n, "%s", ep);
+			return true;
+		}
+		if (*pat == '*' || *pat == '{') {
+			size_t seg = strcspn(ep, "/");
+
+			if (seg == 0)
+				return false;
+			if (*pat == '{') {
+				snprintf(key, keylen, "%.*s", (int)seg, ep);
+				n += (size_t)snprintf(stored + n, storedlen - n, "{key}");
+				pat = strchr(pat, '}') + 1;
+			} else {
+				n += (size_t)snprintf(stored + n, storedlen - n, "%.*s", (int)seg, ep);
+				pat++;
+			}
+			ep += seg;
+			if (n >= storedlen)
+				return false;
+			continue;
+		}
+		if (*pat != *ep || n + 1 >= storedlen)
+			return false;
+		stored[n++] = *ep;
+		stored[n] = '\0';
+		pat++;
+		ep++;
+	}
+	return *ep == '\0';
+}
+
+static const struct endpoint *find_endpoint(struct ingest_req *ir)
+{
+	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++)
+		if (match(endpoints[i].pattern, ir->endpoint, ir->path_key, sizeof(ir->path_key),
+			  ir->stored_endpoint, sizeof(ir->stored_endpoint)))
+			return &endpoints[i];
+	return NULL;
 }
 
 /* The decoded start of the body: the body itself when it is not encoded. */
@@ -200,11 +293,13 @@ static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN +
 	size_t len;
 	int rc = -1;
 
-	if (strcmp(ir->endpoint, "store/") == 0) {
+	if (ir->ep->reply != REPLY_ID) {
+		rc = -1;
+	} else if (!ir->ep->envelope) {
 		if (ir->encoding == CODEC_IDENTITY)
 			rc = envelope_store_event_id(ir->body, ir->body_len, id);
 		else if (ir->encoding != CODEC_UNKNOWN &&
-			 codec_decode(ir->encoding, ir->body, ir->body_len, ir->body_len * 16 + 4096, 0, &tmp, &len) == 0)
+			 codec_decode(ir->encoding, ir->body, ir->body_len, ir->decoded_len, 0, &tmp, &len) == 0)
 			rc = envelope_store_event_id(tmp, len, id);
 	} else if (body_head(ir, &tmp, &head, &len) == 0) {
 		rc = envelope_event_id(head, len, id);
@@ -262,10 +357,30 @@ static void free_pending(struct pending *p)
 	free(p);
 }
 
+/* The answer Sentry gives on success, per endpoint. */
 static void accepted(struct ingest *in, struct evhttp_request *req, const struct pending *p)
 {
+	static const unsigned char gif[] = { 'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x80, 0, 0, 0, 0, 0, 0xff, 0xff,
+					     0xff, 0x21, 0xf9, 4, 1, 0, 0, 0, 0, 0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2,
+					     2, 0x44, 1, 0, 0x3b };
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *id = p->event_id;
+
 	stats_add(in->r->stats, STATS_ENQUEUED, 1);
-	reply_json(req, 200, json_pack("{s:s}", "id", p->event_id));
+	if (p->ep->reply == REPLY_ID && !p->get) {
+		reply_json(req, p->ep->status, json_pack("{s:s}", "id", id));
+		return;
+	}
+	add_cors(h);
+	if (p->ep->reply == REPLY_ID) {
+		evhttp_add_header(h, "Content-Type", "image/gif");
+		evbuffer_add(evhttp_request_get_output_buffer(req), gif, sizeof(gif));
+	} else if (p->ep->reply == REPLY_UUID) {
+		evhttp_add_header(h, "Content-Type", "text/plain");
+		evbuffer_add_printf(evhttp_request_get_output_buffer(req), "%.8s-%.4s-%.4s-%.4s-%.12s", id, id + 8,
+				    id + 12, id + 16, id + 20);
+	}
+	evhttp_send_reply(req, p->ep->status, NULL, NULL);
 }
 
 static void put_done(void *arg, int ok)
@@ -321,11 +436,13 @@ static struct pending *make_pending(struct ingest *in, struct ingest_req *ir, co
 	p->req = ir->req;
 	p->evcon = evhttp_request_get_connection(ir->req);
 	p->target = *t;
-	snprintf(p->endpoint, sizeof(p->endpoint), "%s", ir->tunnel ? "envelope/" : ir->endpoint);
+	p->ep = ir->ep;
+	p->get = ir->method == EVHTTP_REQ_GET;
+	snprintf(p->endpoint, sizeof(p->endpoint), "%s", ir->tunnel ? "envelope/" : ir->stored_endpoint);
 	snprintf(p->sdk_key, sizeof(p->sdk_key), "%s", ir->auth.key);
 	pick_event_id(ir, p->event_id);
 	queue_stream_name(in->r->queue, t->upstream->name, t->project->name, p->stream, sizeof(p->stream));
-	p->it.method = "POST";
+	p->it.method = p->get ? "GET" : "POST";
 	p->it.endpoint = p->endpoint;
 	p->it.query = p->query;
 	p->it.headers = p->headers;
@@ -394,11 +511,11 @@ static int admit(struct ingest *in, struct evhttp_request *req, const struct rou
 	return 0;
 }
 
-/* Credentials from the request, or from the envelope header dsn (tunnel, self-authenticated envelope). */
+/* Credentials: one request carrier, the key segment of unreal/cron paths, or the envelope header dsn. */
 static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(ir->req);
-	bool none_ok = ir->tunnel || strcmp(ir->endpoint, "envelope/") == 0;
+	bool none_ok = ir->ep->envelope || ir->path_key[0] != '\0';
 	const char *why, *head;
 	char *tmp;
 	size_t len;
@@ -410,6 +527,15 @@ static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id
 		return -1;
 	}
 	*route_id = ir->path_id;
+	if (ir->path_key[0] != '\0') {
+		if (ir->auth.carrier != AUTH_NONE) {
+			reply_error(in, ir->req, 401, "multiple authorization payloads detected", 0);
+			return -1;
+		}
+		ir->auth.carrier = AUTH_PATH;
+		ir->auth.version = 7;
+		snprintf(ir->auth.key, sizeof(ir->auth.key), "%s", ir->path_key);
+	}
 	if (ir->auth.carrier != AUTH_NONE)
 		return 0;
 	if (body_head(ir, &tmp, &head, &len) != 0) {
@@ -428,30 +554,63 @@ static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id
 	return 0;
 }
 
+static bool mime_ok(const struct ingest_req *ir)
+{
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Type");
+
+	if (ir->ep->mime == MIME_ANY)
+		return true;
+	if (ct == NULL)
+		return false;
+	if (ir->ep->mime == MIME_NEL)
+		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/reports+json", 24) == 0;
+	return strcasestr(ct, "json") != NULL || strncasecmp(ct, "application/csp-report", 22) == 0 ||
+	       strncasecmp(ct, "application/expect-", 19) == 0;
+}
+
+/* Size, encoding and type checks; the decoded size is measured, never trusted (zip bombs get 413). */
+static int check_body(struct ingest *in, struct ingest_req *ir)
+{
+	const char *ce = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Encoding");
+	size_t limit = *(const size_t *)((const char *)in->r->cfg + ir->ep->limit_off);
+	int rc;
+
+	if (ir->body_len > in->r->cfg->max_body_size) {
+		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
+		return -1;
+	}
+	if (ir->body_len == 0 && ir->ep->body == BODY_REQUIRED) {
+		reply_error(in, ir->req, 400, "empty request body", 0);
+		return -1;
+	}
+	ir->encoding = codec_from_name(ce);
+	if (ir->encoding == CODEC_UNKNOWN) {
+		reply_error(in, ir->req, 415, "unsupported Content-Encoding", 0);
+		return -1;
+	}
+	if (!mime_ok(ir)) {
+		reply_error(in, ir->req, 415, "unsupported Content-Type for this endpoint", 0);
+		return -1;
+	}
+	rc = codec_measure(ir->encoding, ir->body, ir->body_len, limit, &ir->decoded_len);
+	if (rc != 0) {
+		reply_error(in, ir->req, rc == -2 ? 413 : 400, rc == -2 ? "request body exceeds the endpoint's size limit (limits.*)"
+						      : "invalid body: cannot decode Content-Encoding", 0);
+		return -1;
+	}
+	return 0;
+}
+
 static void handle_ingest(struct ingest *in, struct ingest_req *ir)
 {
 	struct evbuffer *body = evhttp_request_get_input_buffer(ir->req);
-	const char *ce = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Encoding");
 	struct route_target t;
 	char detail[256];
 	long route_id;
 
 	ir->body_len = evbuffer_get_length(body);
-	if (ir->body_len > in->r->cfg->max_body_size) {
-		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
-		return;
-	}
-	if (ir->body_len == 0) {
-		reply_error(in, ir->req, 400, "empty request body", 0);
-		return;
-	}
-	ir->encoding = codec_from_name(ce);
-	if (ir->encoding == CODEC_UNKNOWN) {
-		reply_error(in, ir->req, 415, "unsupported Content-Encoding", 0);
-		return;
-	}
-	ir->body = (const char *)evbuffer_pullup(body, -1);
-	if (authenticate(in, ir, &route_id) != 0)
+	ir->body = ir->body_len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
+	if (check_body(in, ir) != 0 || authenticate(in, ir, &route_id) != 0)
 		return;
 	if (route_lookup(in->r->routes, ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id, &t,
 			 detail, sizeof(detail)) != 0) {
@@ -466,34 +625,35 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct ingest *in = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct ingest_req ir;
 	char path[1024];
 
 	memset(&ir, 0, sizeof(ir));
 	ir.req = req;
+	ir.method = evhttp_request_get_command(req);
 	normalise_path(evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/", path, sizeof(path));
-	ir.path = path;
 	ir.query = evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "";
-	if (strcmp(path, "/status") == 0 && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
+	if (strcmp(path, "/status") == 0 && (ir.method == EVHTTP_REQ_GET || ir.method == EVHTTP_REQ_HEAD)) {
 		reply_status(in, req);  /* health checks are not counted as traffic */
 		return;
 	}
 	stats_add(in->r->stats, STATS_RECEIVED, 1);
 	ir.tunnel = in->r->cfg->tunnel_path[0] != '\0' && strcmp(path, in->r->cfg->tunnel_path) == 0;
 	ir.path_id = -1;
-	if (ir.tunnel)
+	if (ir.tunnel) {
+		ir.ep = &tunnel_endpoint;
 		ir.endpoint = "envelope/";
-	else if (split_api_path(path, &ir.path_id, &ir.endpoint) != 0 || !endpoint_supported(ir.endpoint)) {
+		snprintf(ir.stored_endpoint, sizeof(ir.stored_endpoint), "envelope/");
+	} else if (split_api_path(path, &ir.path_id, &ir.endpoint) != 0 || (ir.ep = find_endpoint(&ir)) == NULL) {
 		reply_error(in, req, 404, "not an ingest endpoint", 0);
 		return;
 	}
-	if (cmd == EVHTTP_REQ_OPTIONS) {
+	if (ir.method == EVHTTP_REQ_OPTIONS) {
 		reply_preflight(req);
 		return;
 	}
-	if (cmd != EVHTTP_REQ_POST) {
-		reply_error(in, req, 405, "method not allowed: use POST", 0);
+	if ((ir.ep->methods & ir.method) == 0) {
+		reply_error(in, req, 405, "method not allowed on this endpoint", 0);
 		return;
 	}
 	if (in->r->stopping) {
@@ -526,6 +686,8 @@ struct ingest *ingest_new(struct relay *r)
 	tv.tv_sec = (long)cfg->client_timeout;
 	tv.tv_usec = (long)((cfg->client_timeout - (double)tv.tv_sec) * 1e6);
 	evhttp_set_timeout_tv(in->http, &tv);
+	/* Empty success answers (security, nel, attachments, cron) are not HTML. */
+	evhttp_set_default_content_type(in->http, "text/plain; charset=utf-8");
 	evhttp_set_gencb(in->http, on_request, in);
 	in->bound = evhttp_bind_socket_with_handle(in->http, cfg->listen_address, (ev_uint16_t)cfg->listen_port);
 	if (in->bound == NULL) {

@@ -157,7 +157,7 @@ static int free_slot(const struct upstream *u)
 	return -1;
 }
 
-void upstream_send(struct upstream *u, const char *uri, const struct upstream_header *h, size_t nh,
+void upstream_send(struct upstream *u, bool get, const char *uri, const struct upstream_header *h, size_t nh,
 		   struct evbuffer *body, upstream_done_cb cb, void *arg)
 {
 	struct evhttp_request *req = NULL;
@@ -185,7 +185,7 @@ void upstream_send(struct upstream *u, const char *uri, const struct upstream_he
 	u->slots[i].busy = true;
 	u->in_flight++;
 	/* A synchronous failure (the socket could not even be created) leaves req to us. */
-	if (evhttp_make_request(conn, req, EVHTTP_REQ_POST, uri) != 0) {
+	if (evhttp_make_request(conn, req, get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, uri) != 0) {
 		u->slots[i].busy = false;
 		u->in_flight--;
 		goto fail;

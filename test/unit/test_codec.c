@@ -367,6 +367,29 @@ static void test_identity_caps(void **state)
 	free(dec);
 }
 
+static void test_measure(void **state)
+{
+	const enum codec_kind kinds[] = { CODEC_GZIP, CODEC_DEFLATE, CODEC_BR, CODEC_ZSTD };
+	size_t big = 8 * 1024 * 1024, elen, size = 0;
+	char *zeros = calloc(1, big), *enc = NULL;
+
+	(void)state;
+	assert_non_null(zeros);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		assert_int_equal(codec_encode(kinds[i], zeros, big, &enc, &elen), 0);
+		/* Exact size when it fits, -2 (the 413 case) when it inflates past the limit. */
+		assert_int_equal(codec_measure(kinds[i], enc, elen, big, &size), 0);
+		assert_int_equal(size, big);
+		assert_int_equal(codec_measure(kinds[i], enc, elen, big - 1, &size), -2);
+		assert_int_equal(codec_measure(kinds[i], enc, elen / 2, big, &size), -1);
+		free(enc);
+	}
+	assert_int_equal(codec_measure(CODEC_IDENTITY, "abc", 3, 3, &size), 0);
+	assert_int_equal(size, 3);
+	assert_int_equal(codec_measure(CODEC_IDENTITY, "abc", 3, 2, &size), -2);
+	free(zeros);
+}
+
 static void test_unknown_kind(void **state)
 {
 	char *out = NULL;
@@ -391,6 +414,7 @@ int main(void)
 		cmocka_unit_test(test_prefix_only),
 		cmocka_unit_test(test_prefix_no_newline),
 		cmocka_unit_test(test_identity_caps),
+		cmocka_unit_test(test_measure),
 		cmocka_unit_test(test_unknown_kind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
