@@ -459,8 +459,12 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 	if (oc != OUT_DELIVERED) {
 		stats_add(f->r->stats, STATS_UPSTREAM_FAILED, 1);
 		rt->last_status = status;
-		log_warn("forward: %s %s: upstream %s answered %d", rt->stream, c->id, upstream_config(rt->up)->name,
-			 status);
+		if (status == 0)
+			log_warn("forward: %s %s: upstream %s gave no answer (refused, reset, timed out or TLS failure)",
+				 rt->stream, c->id, upstream_config(rt->up)->name);
+		else
+			log_warn("forward: %s %s: upstream %s answered %d", rt->stream, c->id,
+				 upstream_config(rt->up)->name, status);
 	}
 	switch (oc) {
 	case OUT_DELIVERED:

@@ -7,10 +7,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "config.h"
 #include "log.h"
@@ -19,6 +26,7 @@
 struct slot {
 	struct evhttp_connection *conn;
 	bool busy;
+	bool stale;            /* TLS connection closed: its SSL object cannot reconnect */
 };
 
 struct upstream {
@@ -31,6 +39,7 @@ struct upstream {
 	int failures;          /* consecutive */
 	double retry_at;       /* monotonic seconds; 0 = ready */
 	double parked_until;   /* organization-wide rate limit, monotonic seconds */
+	SSL_CTX *tls;          /* https upstreams only */
 	char host_header[300];
 };
 
@@ -49,6 +58,71 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* One TLS context per upstream: the CA store (system or ca_file) and whether to verify at all. */
+static int tls_init(struct upstream *u)
+{
+	const struct config_upstream *cfg = u->cfg;
+	int ok;
+
+	u->tls = SSL_CTX_new(TLS_client_method());
+	if (u->tls == NULL)
+		return -1;
+	SSL_CTX_set_min_proto_version(u->tls, TLS1_2_VERSION);
+	if (!cfg->verify) {
+		log_warn("upstream %s: TLS certificate verification is OFF (verify = false): anyone on the path "
+			 "can read and alter what is forwarded", cfg->name);
+		SSL_CTX_set_verify(u->tls, SSL_VERIFY_NONE, NULL);
+		return 0;
+	}
+	SSL_CTX_set_verify(u->tls, SSL_VERIFY_PEER, NULL);
+	ok = cfg->ca_file != NULL ? SSL_CTX_load_verify_locations(u->tls, cfg->ca_file, NULL)
+				  : SSL_CTX_set_default_verify_paths(u->tls);
+	if (ok != 1) {
+		log_error("upstream %s: cannot load CA certificates from %s", cfg->name,
+			  cfg->ca_file != NULL ? cfg->ca_file : "the system store");
+		return -1;
+	}
+	return 0;
+}
+
+/* A fresh SSL per connection, with SNI and the name (or IP) the certificate must carry. */
+static struct bufferevent *tls_bev(struct upstream *u)
+{
+	const char *host = u->cfg->host;
+	unsigned char ip[16];
+	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+	struct bufferevent *bev;
+	SSL *ssl = SSL_new(u->tls);
+
+	if (ssl == NULL)
+		return NULL;
+	if (!is_ip)
+		SSL_set_tlsext_host_name(ssl, host);
+	if (u->cfg->verify) {
+		if (is_ip)
+			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+		else
+			SSL_set1_host(ssl, host);
+	}
+	bev = bufferevent_openssl_socket_new(u->r->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Servers often close idle keep-alive connections without close_notify. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void tls_closed(struct evhttp_connection *conn, void *arg)
+{
+	struct slot *s = arg;
+
+	(void)conn;
+	s->stale = true;
+}
+
 struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
@@ -62,6 +136,10 @@ struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg
 	u->slots = calloc((size_t)u->nslots, sizeof(struct slot));
 	if (u->slots == NULL) {
 		free(u);
+		return NULL;
+	}
+	if (cfg->tls && tls_init(u) != 0) {
+		upstream_free(u);
 		return NULL;
 	}
 	default_port = cfg->port == (cfg->tls ? 443 : 80);
@@ -78,9 +156,11 @@ void upstream_free(struct upstream *u)
 {
 	if (u == NULL)
 		return;
-	for (int i = 0; i < u->nslots; i++)
+	for (int i = 0; u->slots != NULL && i < u->nslots; i++)
 		if (u->slots[i].conn != NULL)
 			evhttp_connection_free(u->slots[i].conn);
+	if (u->tls != NULL)
+		SSL_CTX_free(u->tls);
 	free(u->slots);
 	free(u);
 }
@@ -123,10 +203,26 @@ static struct evhttp_connection *slot_conn(struct upstream *u, int i)
 	struct slot *s = &u->slots[i];
 	struct timeval tv;
 
+	/* evhttp reconnects a closed connection by itself, but an SSL object cannot be reused:
+	 * a closed TLS connection is replaced (the slot is idle, nothing is queued on it). */
+	if (s->conn != NULL && s->stale) {
+		evhttp_connection_free(s->conn);
+		s->conn = NULL;
+	}
 	if (s->conn != NULL)
 		return s->conn;
+	s->stale = false;
 	/* evdns resolves the host on the loop: a slow DNS server never blocks ingest. */
-	s->conn = evhttp_connection_base_new(u->r->base, u->r->dns, u->cfg->host, (unsigned short)u->cfg->port);
+	if (u->tls != NULL) {
+		struct bufferevent *bev = tls_bev(u);
+
+		s->conn = bev ? evhttp_connection_base_bufferevent_new(u->r->base, u->r->dns, bev, u->cfg->host,
+								       (unsigned short)u->cfg->port) : NULL;
+		if (s->conn != NULL)
+			evhttp_connection_set_closecb(s->conn, tls_closed, s);
+	} else {
+		s->conn = evhttp_connection_base_new(u->r->base, u->r->dns, u->cfg->host, (unsigned short)u->cfg->port);
+	}
 	if (s->conn == NULL)
 		return NULL;
 	tv.tv_sec = (long)u->cfg->timeout;
