@@ -11,12 +11,8 @@ struct relay;
 struct evbuffer;
 struct evhttp_request;
 struct config_upstream;
+struct request;
 struct upstream;
-
-struct upstream_header {
-	const char *name;
-	const char *value;
-};
 
 /* status: the HTTP status, or 0 for a network error / timeout (resp is then NULL). */
 typedef void (*upstream_done_cb)(void *arg, int status, struct evhttp_request *resp);
@@ -33,11 +29,10 @@ void upstream_release(struct upstream *u, int n);
 int upstream_in_flight(const struct upstream *u);
 
 /*
- * POST (or GET) uri with the headers and body (moved out of `body`) on a free keep-alive
- * connection. Consumes one reserved slot. cb runs exactly once, also when the send fails (status 0).
+ * Send the request (its body is copied) on a free keep-alive connection. Consumes one
+ * reserved slot. cb runs exactly once, also when the send fails (status 0).
  */
-void upstream_send(struct upstream *u, bool get, const char *uri, const struct upstream_header *h, size_t nh,
-		   struct evbuffer *body, upstream_done_cb cb, void *arg);
+void upstream_send(struct upstream *u, const struct request *rq, upstream_done_cb cb, void *arg);
 
 /* Backoff: failures grow the wait (full jitter, forward.retry_initial .. retry_max); a success resets it. */
 void upstream_note(struct upstream *u, bool ok);
@@ -48,9 +43,6 @@ bool upstream_down(const struct upstream *u);
 /* An organization-scoped rate limit: nothing goes to this upstream for `seconds`. */
 void upstream_park(struct upstream *u, double seconds);
 double upstream_parked_for(const struct upstream *u);
-
-/* The DSN Sentry expects in a rewritten envelope header: "<scheme>://<key>@<host[:port]><prefix>/<id>". */
-void upstream_dsn(const struct upstream *u, const char *key, long id, char *buf, size_t len);
 
 json_t *upstream_status_json(const struct upstream *u);
 

@@ -19,12 +19,11 @@
 #include "queue.h"
 #include "ratelimit.h"
 #include "relay.h"
+#include "request.h"
 #include "stats.h"
 #include "upstream.h"
 
-#define MAX_FWD_HEADERS 32
 #define POLL_INTERVAL 0.5       /* seconds between reads of an idle route (entries of other processes) */
-#define HEADER_PEEK (64 * 1024) /* decoded bytes read to find an envelope header line */
 
 struct fwd_call;
 
@@ -168,136 +167,6 @@ static bool is_in_flight(const struct fwd_route *rt, const char *id)
 	return false;
 }
 
-/* ---- building the upstream request ---- */
-
-struct built {
-	struct upstream_header h[MAX_FWD_HEADERS];
-	size_t nh;
-	char *owned[MAX_FWD_HEADERS * 2];  /* strings to free after sending */
-	size_t nowned;
-	char uri[4096];
-};
-
-static char *own(struct built *b, char *s)
-{
-	if (s != NULL && b->nowned < sizeof(b->owned) / sizeof(b->owned[0]))
-		b->owned[b->nowned++] = s;
-	return s;
-}
-
-static const char *new_secret(const struct queue_item *it, const struct config_project *pr)
-{
-	/* Sentry ignores secrets, but a project that has one gets it only when the SDK sent one. */
-	return it->has_secret && pr->secret != NULL ? pr->secret : NULL;
-}
-
-/* Split the stored "Name: value\n" lines into headers, rewriting the one auth carrier. */
-static int build_headers(struct built *b, const struct queue_item *it, const struct config_project *pr,
-			 const char **encoding)
-{
-	const char *p = it->headers;
-
-	*encoding = NULL;
-	while (*p != '\0' && b->nh < MAX_FWD_HEADERS - 1) {
-		const char *eol = strchr(p, '\n'), *colon = memchr(p, ':', eol ? (size_t)(eol - p) : strlen(p));
-		size_t len = eol ? (size_t)(eol - p) : strlen(p);
-		char *name, *value;
-
-		if (colon == NULL)
-			break;
-		name = own(b, strndup(p, (size_t)(colon - p)));
-		value = own(b, strndup(colon + 2, len - (size_t)(colon - p) - 2));
-		if (name == NULL || value == NULL)
-			return -1;
-		if ((it->carrier == AUTH_X_SENTRY_AUTH && strcasecmp(name, "X-Sentry-Auth") == 0) ||
-		    (it->carrier == AUTH_AUTHORIZATION && strcasecmp(name, "Authorization") == 0))
-			value = own(b, auth_rewrite_header(value, pr->key, new_secret(it, pr)));
-		else if (it->carrier == AUTH_BASIC && strcasecmp(name, "Authorization") == 0)
-			value = own(b, auth_rewrite_basic(pr->key, new_secret(it, pr)));
-		if (value == NULL)
-			return -1;
-		if (strcasecmp(name, "Content-Encoding") == 0)
-			*encoding = value;
-		b->h[b->nh].name = name;
-		b->h[b->nh++].value = value;
-		p = eol ? eol + 1 : p + len;
-	}
-	if (it->client_ip[0] != '\0') {
-		b->h[b->nh].name = "X-Forwarded-For";
-		b->h[b->nh++].value = it->client_ip;
-	}
-	return 0;
-}
-
-static int build_uri(struct built *b, struct fwd_route *rt, const struct queue_item *it)
-{
-	const struct config_upstream *uc = upstream_config(rt->up);
-	const char *q = it->query, *ep = it->endpoint, *key = strstr(ep, "{key}");
-	int n;
-
-	if (it->carrier == AUTH_QUERY && q[0] != '\0') {
-		q = own(b, auth_rewrite_query(q, rt->pr->key, new_secret(it, rt->pr)));
-		if (q == NULL)
-			return -1;
-	}
-	/* unreal/<key>/ and cron/<slug>/<key>: ingest stored the key segment as "{key}". */
-	if (key != NULL)
-		n = snprintf(b->uri, sizeof(b->uri), "%s/api/%ld/%.*s%s%s%s%s", uc->path_prefix, rt->pr->id,
-			     (int)(key - ep), ep, rt->pr->key, key + 5, q[0] ? "?" : "", q);
-	else
-		n = snprintf(b->uri, sizeof(b->uri), "%s/api/%ld/%s%s%s", uc->path_prefix, rt->pr->id, ep,
-			     q[0] ? "?" : "", q);
-	return n > 0 && (size_t)n < sizeof(b->uri) ? 0 : -1;
-}
-
-/*
- * An envelope header "dsn" must name the real key and project or Sentry answers 400; the
- * rest of the body is never touched. Compressed bodies are decoded only when the header
- * line (read from a bounded prefix) actually needs the rewrite.
- */
-static int build_body(struct fwd_route *rt, const struct queue_item *it, const char *encoding,
-		      struct evbuffer *out)
-{
-	enum codec_kind kind = codec_from_name(encoding);
-	char dsn[512], *plain = NULL, *rewritten = NULL, *packed = NULL;
-	size_t plain_len, rewritten_len, packed_len;
-	int rc;
-
-	if (strncmp(it->endpoint, "envelope/", 9) != 0 || kind == CODEC_UNKNOWN)
-		goto verbatim;
-	upstream_dsn(rt->up, rt->pr->key, rt->pr->id, dsn, sizeof(dsn));
-	if (kind == CODEC_IDENTITY) {
-		if (envelope_rewrite(it->body, it->body_len, dsn, it->sdk_key, rt->pr->key, &rewritten,
-				     &rewritten_len) != 0)
-			goto verbatim;
-		evbuffer_add(out, rewritten, rewritten_len);
-		free(rewritten);
-		return 0;
-	}
-	if (codec_decode(kind, it->body, it->body_len, HEADER_PEEK, 1, &plain, &plain_len) != 0)
-		goto verbatim;
-	rc = envelope_rewrite(plain, plain_len, dsn, it->sdk_key, rt->pr->key, &rewritten, &rewritten_len);
-	free(plain);
-	free(rewritten);
-	plain = rewritten = NULL;
-	if (rc != 0)
-		goto verbatim;
-	if (codec_decode(kind, it->body, it->body_len, (size_t)-1 / 2, 0, &plain, &plain_len) != 0 ||
-	    envelope_rewrite(plain, plain_len, dsn, it->sdk_key, rt->pr->key, &rewritten, &rewritten_len) != 0 ||
-	    codec_encode(kind, rewritten, rewritten_len, &packed, &packed_len) != 0) {
-		free(plain);
-		free(rewritten);
-		goto verbatim;
-	}
-	evbuffer_add(out, packed, packed_len);
-	free(plain);
-	free(rewritten);
-	free(packed);
-	return 0;
-verbatim:
-	return evbuffer_add(out, it->body, it->body_len);
-}
-
 /* ---- sending ---- */
 
 static void call_done(void *arg, int status, struct evhttp_request *resp);
@@ -306,14 +175,10 @@ static void call_done(void *arg, int status, struct evhttp_request *resp);
 static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retry)
 {
 	struct fwd_call *c = NULL;
-	struct evbuffer *body = evbuffer_new();
-	struct built b;
-	const char *encoding;
+	struct request rq;
 	int rc = -1;
 
-	memset(&b, 0, sizeof(b));
-	if (body == NULL || build_uri(&b, rt, &e->item) != 0 || build_headers(&b, &e->item, rt->pr, &encoding) != 0 ||
-	    build_body(rt, &e->item, encoding, body) != 0 || (c = link_call(rt, e)) == NULL) {
+	if (request_build(&rq, upstream_config(rt->up), rt->pr, &e->item) != 0 || (c = link_call(rt, e)) == NULL) {
 		/* Left pending: the next scan tries again rather than losing the entry. */
 		log_error("forward: cannot build request for %s %s", rt->stream, e->id);
 		rt->rescan = true;
@@ -321,14 +186,11 @@ static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retr
 	}
 	if (retry)
 		stats_add(rt->f->r->stats, STATS_RETRIED, 1);
-	log_debug("forward: %s %s -> %s", rt->stream, e->id, b.uri);
-	upstream_send(rt->up, strcmp(e->item.method, "GET") == 0, b.uri, b.h, b.nh, body, call_done, c);
+	log_debug("forward: %s %s -> %s", rt->stream, e->id, rq.uri);
+	upstream_send(rt->up, &rq, call_done, c);
 	rc = 0;
 out:
-	for (size_t i = 0; i < b.nowned; i++)
-		free(b.owned[i]);
-	if (body != NULL)
-		evbuffer_free(body);
+	request_release(&rq);
 	return rc;
 }
 

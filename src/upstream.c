@@ -22,6 +22,7 @@
 #include "config.h"
 #include "log.h"
 #include "relay.h"
+#include "request.h"
 
 struct slot {
 	struct evhttp_connection *conn;
@@ -126,7 +127,6 @@ static void tls_closed(struct evhttp_connection *conn, void *arg)
 struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
-	bool default_port;
 
 	if (u == NULL)
 		return NULL;
@@ -142,13 +142,7 @@ struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg
 		upstream_free(u);
 		return NULL;
 	}
-	default_port = cfg->port == (cfg->tls ? 443 : 80);
-	if (strchr(cfg->host, ':') != NULL)  /* IPv6 literal */
-		snprintf(u->host_header, sizeof(u->host_header), default_port ? "[%s]" : "[%s]:%d", cfg->host, cfg->port);
-	else if (default_port)
-		snprintf(u->host_header, sizeof(u->host_header), "%s", cfg->host);
-	else
-		snprintf(u->host_header, sizeof(u->host_header), "%s:%d", cfg->host, cfg->port);
+	request_host(cfg, u->host_header, sizeof(u->host_header));
 	return u;
 }
 
@@ -253,8 +247,7 @@ static int free_slot(const struct upstream *u)
 	return -1;
 }
 
-void upstream_send(struct upstream *u, bool get, const char *uri, const struct upstream_header *h, size_t nh,
-		   struct evbuffer *body, upstream_done_cb cb, void *arg)
+void upstream_send(struct upstream *u, const struct request *rq, upstream_done_cb cb, void *arg)
 {
 	struct evhttp_request *req = NULL;
 	struct evhttp_connection *conn;
@@ -275,13 +268,13 @@ void upstream_send(struct upstream *u, bool get, const char *uri, const struct u
 		goto fail;
 	out = evhttp_request_get_output_headers(req);
 	evhttp_add_header(out, "Host", u->host_header);
-	for (size_t k = 0; k < nh; k++)
-		evhttp_add_header(out, h[k].name, h[k].value);
-	evbuffer_add_buffer(evhttp_request_get_output_buffer(req), body);
+	for (size_t k = 0; k < rq->nh; k++)
+		evhttp_add_header(out, rq->h[k].name, rq->h[k].value);
+	evbuffer_add(evhttp_request_get_output_buffer(req), rq->body, rq->body_len);
 	u->slots[i].busy = true;
 	u->in_flight++;
 	/* A synchronous failure (the socket could not even be created) leaves req to us. */
-	if (evhttp_make_request(conn, req, get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, uri) != 0) {
+	if (evhttp_make_request(conn, req, rq->get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, rq->uri) != 0) {
 		u->slots[i].busy = false;
 		u->in_flight--;
 		goto fail;
@@ -338,12 +331,6 @@ double upstream_parked_for(const struct upstream *u)
 	double left = u->parked_until - mono_now();
 
 	return left > 0 ? left : 0;
-}
-
-void upstream_dsn(const struct upstream *u, const char *key, long id, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s://%s@%s%s/%ld", u->cfg->tls ? "https" : "http", key, u->host_header,
-		 u->cfg->path_prefix, id);
 }
 
 json_t *upstream_status_json(const struct upstream *u)

@@ -1,0 +1,182 @@
+/* request.c - rebuild a queued entry for its upstream: real id, key and secret; body kept byte for byte. */
+#include "request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "codec.h"
+#include "envelope.h"
+
+#define HEADER_PEEK (64 * 1024)  /* decoded bytes read to find an envelope header line */
+
+static char *own(struct request *rq, char *s)
+{
+	if (s == NULL)
+		return NULL;
+	if (rq->nowned == sizeof(rq->owned) / sizeof(rq->owned[0])) {
+		free(s);
+		return NULL;
+	}
+	rq->owned[rq->nowned++] = s;
+	return s;
+}
+
+static const char *new_secret(const struct queue_item *it, const struct config_project *pr)
+{
+	/* Sentry ignores secrets, but a project that has one gets it only when the SDK sent one. */
+	return it->has_secret && pr->secret != NULL ? pr->secret : NULL;
+}
+
+void request_host(const struct config_upstream *uc, char *buf, size_t len)
+{
+	bool default_port = uc->port == (uc->tls ? 443 : 80);
+	bool ipv6 = strchr(uc->host, ':') != NULL;
+
+	if (default_port)
+		snprintf(buf, len, ipv6 ? "[%s]" : "%s", uc->host);
+	else
+		snprintf(buf, len, ipv6 ? "[%s]:%d" : "%s:%d", uc->host, uc->port);
+}
+
+void request_dsn(const struct config_upstream *uc, const char *key, long id, char *buf, size_t len)
+{
+	char host[300];
+
+	request_host(uc, host, sizeof(host));
+	snprintf(buf, len, "%s://%s@%s%s/%ld", uc->tls ? "https" : "http", key, host, uc->path_prefix, id);
+}
+
+/* Split the stored "Name: value\n" lines into headers, rewriting the one auth carrier. */
+static int build_headers(struct request *rq, const struct queue_item *it, const struct config_project *pr,
+			 const char **encoding)
+{
+	const char *p = it->headers;
+
+	*encoding = NULL;
+	while (*p != '\0' && rq->nh < REQUEST_MAX_HEADERS - 1) {
+		size_t len = strcspn(p, "\n");
+		const char *colon = memchr(p, ':', len);
+		char *name, *value;
+
+		if (colon == NULL || (size_t)(colon - p) + 2 > len)
+			return -1;
+		name = own(rq, strndup(p, (size_t)(colon - p)));
+		value = own(rq, strndup(colon + 2, len - (size_t)(colon - p) - 2));
+		if (name == NULL || value == NULL)
+			return -1;
+		if ((it->carrier == AUTH_X_SENTRY_AUTH && strcasecmp(name, "X-Sentry-Auth") == 0) ||
+		    (it->carrier == AUTH_AUTHORIZATION && strcasecmp(name, "Authorization") == 0))
+			value = own(rq, auth_rewrite_header(value, pr->key, new_secret(it, pr)));
+		else if (it->carrier == AUTH_BASIC && strcasecmp(name, "Authorization") == 0)
+			value = own(rq, auth_rewrite_basic(pr->key, new_secret(it, pr)));
+		if (value == NULL)
+			return -1;
+		if (strcasecmp(name, "Content-Encoding") == 0)
+			*encoding = value;
+		rq->h[rq->nh].name = name;
+		rq->h[rq->nh++].value = value;
+		p += len + (p[len] == '\n');
+	}
+	if (it->client_ip[0] != '\0') {
+		rq->h[rq->nh].name = "X-Forwarded-For";
+		rq->h[rq->nh++].value = it->client_ip;
+	}
+	return 0;
+}
+
+static int build_uri(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
+		     const struct queue_item *it)
+{
+	const char *q = it->query, *ep = it->endpoint, *key = strstr(ep, "{key}");
+	int n;
+
+	if (it->carrier == AUTH_QUERY && q[0] != '\0') {
+		q = own(rq, auth_rewrite_query(q, pr->key, new_secret(it, pr)));
+		if (q == NULL)
+			return -1;
+	}
+	/* unreal/<key>/ and cron/<slug>/<key>: ingest stored the key segment as "{key}". */
+	if (key != NULL)
+		n = snprintf(rq->uri, sizeof(rq->uri), "%s/api/%ld/%.*s%s%s%s%s", uc->path_prefix, pr->id,
+			     (int)(key - ep), ep, pr->key, key + 5, q[0] ? "?" : "", q);
+	else
+		n = snprintf(rq->uri, sizeof(rq->uri), "%s/api/%ld/%s%s%s", uc->path_prefix, pr->id, ep,
+			     q[0] ? "?" : "", q);
+	return n > 0 && (size_t)n < sizeof(rq->uri) ? 0 : -1;
+}
+
+/* Decode, rewrite the header line, encode again: only when the header really needs it. */
+static void rewrite_encoded(struct request *rq, enum codec_kind kind, const struct queue_item *it,
+			    const char *dsn, const char *real_key)
+{
+	char *plain = NULL, *rewritten = NULL, *packed = NULL;
+	size_t plain_len, rewritten_len, packed_len;
+	int rc;
+
+	if (codec_decode(kind, it->body, it->body_len, HEADER_PEEK, 1, &plain, &plain_len) != 0)
+		return;
+	rc = envelope_rewrite(plain, plain_len, dsn, it->sdk_key, real_key, &rewritten, &rewritten_len);
+	free(plain);
+	free(rewritten);
+	plain = rewritten = NULL;
+	if (rc != 0)
+		return;
+	if (codec_decode(kind, it->body, it->body_len, (size_t)-1 / 4, 0, &plain, &plain_len) == 0 &&
+	    envelope_rewrite(plain, plain_len, dsn, it->sdk_key, real_key, &rewritten, &rewritten_len) == 0 &&
+	    codec_encode(kind, rewritten, rewritten_len, &packed, &packed_len) == 0 && own(rq, packed) != NULL) {
+		rq->body = packed;
+		rq->body_len = packed_len;
+	}
+	free(plain);
+	free(rewritten);
+}
+
+/*
+ * An envelope header "dsn" must name the real key and project or Sentry answers 400; the rest
+ * of the body is never touched. A body that cannot be read is forwarded as it came.
+ */
+static void build_body(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
+		       const struct queue_item *it, const char *encoding)
+{
+	enum codec_kind kind = codec_from_name(encoding);
+	char dsn[512], *rewritten = NULL;
+	size_t rewritten_len;
+
+	rq->body = it->body;
+	rq->body_len = it->body_len;
+	if (strncmp(it->endpoint, "envelope/", 9) != 0 || kind == CODEC_UNKNOWN)
+		return;
+	request_dsn(uc, pr->key, pr->id, dsn, sizeof(dsn));
+	if (kind != CODEC_IDENTITY) {
+		rewrite_encoded(rq, kind, it, dsn, pr->key);
+		return;
+	}
+	if (envelope_rewrite(it->body, it->body_len, dsn, it->sdk_key, pr->key, &rewritten, &rewritten_len) == 0 &&
+	    own(rq, rewritten) != NULL) {
+		rq->body = rewritten;
+		rq->body_len = rewritten_len;
+	}
+}
+
+int request_build(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
+		  const struct queue_item *it)
+{
+	const char *encoding;
+
+	memset(rq, 0, sizeof(*rq));
+	rq->get = strcmp(it->method, "GET") == 0;
+	if (build_uri(rq, uc, pr, it) != 0 || build_headers(rq, it, pr, &encoding) != 0)
+		return -1;
+	build_body(rq, uc, pr, it, encoding);
+	return 0;
+}
+
+void request_release(struct request *rq)
+{
+	for (size_t i = 0; i < rq->nowned; i++)
+		free(rq->owned[i]);
+	rq->nowned = 0;
+}
