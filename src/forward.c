@@ -186,7 +186,8 @@ static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retr
 	}
 	if (retry)
 		stats_add(rt->f->r->stats, STATS_RETRIED, 1);
-	log_debug("forward: %s %s -> %s", rt->stream, e->id, rq.uri);
+	/* The path only: the rewritten query carries the real key. */
+	log_debug("forward: %s %s -> %.*s", rt->stream, e->id, (int)strcspn(rq.uri, "?"), rq.uri);
 	upstream_send(rt->up, &rq, call_done, c);
 	rc = 0;
 out:

@@ -147,8 +147,8 @@ static void reply_error(struct ingest *in, struct evhttp_request *req, int code,
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
 	}
 	stats_add(in->r->stats, STATS_REJECTED, 1);
-	log_debug("ingest: %s %s -> %d %s", evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "-",
-		  evhttp_request_get_uri(req), code, detail);
+	/* The path only: the query string may carry sentry_key and sentry_secret. */
+	log_debug("ingest: %s -> %d %s", evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)), code, detail);
 	reply_json(req, code, json_pack("{s:s}", "detail", detail));
 }
 

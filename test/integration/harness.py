@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -301,7 +302,6 @@ class Mock:
         self.proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         deadline = time.monotonic() + timeout
         # READY arrives on stdout; readline blocks, so bound it with select
-        import select
         buf = ""
         while "\n" not in buf:
             left = deadline - time.monotonic()
@@ -366,7 +366,8 @@ def rec_body(rec):
 CONFIG_TEMPLATE = """\
 listen = {{ address = "127.0.0.1"; port = {port}; max_body_size = {max_body}; }};
 redis  = {{ host = "127.0.0.1"; port = {redis_port}; prefix = "{prefix}"; buffer_bytes = {buffer_bytes}; }};
-forward = {{ timeout = {fwd_timeout}; retry_initial = {retry_initial}; retry_max = {retry_max}; claim_idle = {claim_idle}; }};
+forward = {{ timeout = {fwd_timeout}; retry_initial = {retry_initial}; retry_max = {retry_max};
+            claim_idle = {claim_idle}; }};
 upstreams = (
 {upstreams}
 );

@@ -418,7 +418,7 @@ def test_fixture_with_client_xff():
 
 def test_replay_keepalive_connection():
     """node and raven reuse sockets: every fixture of theirs on one connection, in order."""
-    sq, mock = S["sq"], S["mock"]
+    mock = S["mock"]
     mock.reset()
     fxs = [fx for fx in post_fixtures() if fx["sdk"] in ("node", "raven")]
     ka = H.KeepAlive(S["port"])
