@@ -421,9 +421,10 @@ bool queue_ready(const struct queue *q)
 	return q->state == Q_READY;
 }
 
+/* Local moves since the last refresh can double-count one already in the snapshot: never below 0. */
 long long queue_pending(const struct queue *q)
 {
-	return q->pending;
+	return q->pending > 0 ? q->pending : 0;
 }
 
 const char *queue_consumer(const struct queue *q)
@@ -627,7 +628,7 @@ size_t queue_buffered(const struct queue *q, size_t *bytes)
 
 long long queue_bytes(const struct queue *q)
 {
-	return q->bytes;
+	return q->bytes > 0 ? q->bytes : 0;
 }
 
 /* ---- read ---- */
