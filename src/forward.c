@@ -41,7 +41,7 @@ struct fwd_route {
 	char (*acks)[QUEUE_ID_MAX];    /* delivered, ack not yet written */
 	size_t nacks, cap_acks;
 	size_t ack_bytes;              /* body bytes of those entries */
-	bool acking;
+	struct ack_batch *acking;      /* the batch being written, its ids still pending in Redis */
 	double parked_until;           /* project-scoped rate limit (monotonic seconds) */
 	char limits[256];              /* the X-Sentry-Rate-Limits that parked it, for passthrough */
 	int last_status;               /* last failed attempt's status, for dead letters */
@@ -116,7 +116,7 @@ static void ack_done(void *arg, int ok)
 	struct ack_batch *b = arg;
 	struct fwd_route *rt = b->rt;
 
-	rt->acking = false;
+	rt->acking = NULL;
 	if (!ok) {
 		/* Keep the ids: they are written after the reconnect, before any rescan resends them. */
 		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->stream);
@@ -146,15 +146,19 @@ static void flush_route(struct fwd_route *rt)
 	rt->acks = NULL;
 	rt->nacks = rt->cap_acks = 0;
 	rt->ack_bytes = 0;
-	rt->acking = true;
+	rt->acking = b;
 	if (queue_ack(rt->f->r->queue, rt->stream, b->ids, b->n, b->bytes, ack_done, b) != 0)
 		ack_done(b, 0);
 }
 
+/* Delivered but not yet acked (queued or being written): a pending-list read still lists it. */
 static bool is_acking(const struct fwd_route *rt, const char *id)
 {
 	for (size_t i = 0; i < rt->nacks; i++)
 		if (strcmp(rt->acks[i], id) == 0)
+			return true;
+	for (size_t i = 0; rt->acking != NULL && i < rt->acking->n; i++)
+		if (strcmp(rt->acking->ids[i], id) == 0)
 			return true;
 	return false;
 }
@@ -533,7 +537,7 @@ static void check_drained(struct forward *f)
 	if (!f->draining || f->drain_cb == NULL)
 		return;
 	for (size_t i = 0; i < f->nroutes; i++)
-		if (f->routes[i].calls != NULL || f->routes[i].nacks > 0 || f->routes[i].acking)
+		if (f->routes[i].calls != NULL || f->routes[i].nacks > 0 || f->routes[i].acking != NULL)
 			return;
 	cb = f->drain_cb;
 	f->drain_cb = NULL;

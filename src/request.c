@@ -1,4 +1,5 @@
 /* request.c - rebuild a queued entry for its upstream: real id, key and secret; body kept byte for byte. */
+#define _GNU_SOURCE  /* memmem */
 #include "request.h"
 
 #include <stdio.h>
@@ -49,24 +50,25 @@ void request_dsn(const struct config_upstream *uc, const char *key, long id, cha
 	snprintf(buf, len, "%s://%s@%s%s/%ld", uc->tls ? "https" : "http", key, host, uc->path_prefix, id);
 }
 
-/* Split the stored "Name: value\n" lines into headers, rewriting the one auth carrier. */
+/* Split one copy of the stored "Name: value\n" lines in place, rewriting the one auth carrier. */
 static int build_headers(struct request *rq, const struct queue_item *it, const struct config_project *pr,
 			 const char **encoding)
 {
-	const char *p = it->headers;
+	char *p = own(rq, strdup(it->headers));
 
 	*encoding = NULL;
+	if (p == NULL)
+		return -1;
 	while (*p != '\0' && rq->nh < REQUEST_MAX_HEADERS - 1) {
 		size_t len = strcspn(p, "\n");
-		const char *colon = memchr(p, ':', len);
-		char *name, *value;
+		char *colon = memchr(p, ':', len), *name = p, *value;
 
 		if (colon == NULL || (size_t)(colon - p) + 2 > len)
 			return -1;
-		name = own(rq, strndup(p, (size_t)(colon - p)));
-		value = own(rq, strndup(colon + 2, len - (size_t)(colon - p) - 2));
-		if (name == NULL || value == NULL)
-			return -1;
+		p += len + (p[len] == '\n');
+		name[len] = '\0';
+		*colon = '\0';
+		value = colon + 2;
 		if ((it->carrier == AUTH_X_SENTRY_AUTH && strcasecmp(name, "X-Sentry-Auth") == 0) ||
 		    (it->carrier == AUTH_AUTHORIZATION && strcasecmp(name, "Authorization") == 0))
 			value = own(rq, auth_rewrite_header(value, pr->key, new_secret(it, pr)));
@@ -78,7 +80,6 @@ static int build_headers(struct request *rq, const struct queue_item *it, const 
 			*encoding = value;
 		rq->h[rq->nh].name = name;
 		rq->h[rq->nh++].value = value;
-		p += len + (p[len] == '\n');
 	}
 	if (it->client_ip[0] != '\0') {
 		rq->h[rq->nh].name = "X-Forwarded-For";
@@ -143,7 +144,7 @@ static void build_body(struct request *rq, const struct config_upstream *uc, con
 {
 	enum codec_kind kind = codec_from_name(encoding);
 	char dsn[512], *rewritten = NULL;
-	size_t rewritten_len;
+	size_t rewritten_len, hlen;
 
 	rq->body = it->body;
 	rq->body_len = it->body_len;
@@ -154,6 +155,11 @@ static void build_body(struct request *rq, const struct config_upstream *uc, con
 		rewrite_encoded(rq, kind, it, dsn, pr->key);
 		return;
 	}
+	/* Parse the header line only when it names a dsn or the relay-side key (most do not). */
+	hlen = envelope_header_len(it->body, it->body_len);
+	if (memmem(it->body, hlen, "\"dsn\"", 5) == NULL &&
+	    (it->sdk_key[0] == '\0' || memmem(it->body, hlen, it->sdk_key, strlen(it->sdk_key)) == NULL))
+		return;
 	if (envelope_rewrite(it->body, it->body_len, dsn, it->sdk_key, pr->key, &rewritten, &rewritten_len) == 0 &&
 	    own(rq, rewritten) != NULL) {
 		rq->body = rewritten;
