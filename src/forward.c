@@ -46,6 +46,7 @@ struct fwd_route {
 	char limits[256];              /* the X-Sentry-Rate-Limits that parked it, for passthrough */
 	int last_status;               /* last failed attempt's status, for dead letters */
 	int asked;                     /* slots reserved for the read in progress */
+	bool idle;                     /* the last read of new entries came back short: nothing waits */
 };
 
 struct fwd_call {
@@ -66,7 +67,8 @@ struct forward {
 	struct event *flush_ev;
 	double last_claim;
 	bool draining;
-	bool want_kick;
+	bool kick_pending;            /* a read was asked for since the last flush */
+	size_t rr;                     /* round-robin start of the next kick loop */
 	bool closing;                  /* forward_free in progress: completions only clean up */
 	void (*drain_cb)(void *);
 	void *drain_arg;
@@ -74,6 +76,13 @@ struct forward {
 
 static void route_kick(struct fwd_route *rt);
 static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry *e);
+
+/* Reads happen in flush_cb, once per loop iteration, however many events asked for one. */
+static void want_kick(struct forward *f)
+{
+	f->kick_pending = true;
+	event_active(f->flush_ev, EV_WRITE, 0);
+}
 
 static double mono_now(void)
 {
@@ -354,8 +363,7 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 	free(c);
 kick:
 	/* Coalesce: every completion of this loop iteration leads to one read, in flush_cb. */
-	f->want_kick = true;
-	event_active(f->flush_ev, EV_WRITE, 0);
+	want_kick(f);
 	check_drained(f);
 }
 
@@ -408,10 +416,16 @@ static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n)
 	if (!ok)
 		return;  /* the tick tries again; no tight loop against a failing Redis */
 	if (rt->pel && (int)n < asked) {
-		rt->pel = false;
+		rt->pel = false;  /* pending list done: new entries next */
 		snprintf(rt->cursor, sizeof(rt->cursor), "0");
+	} else if (!rt->pel) {
+		rt->idle = (int)n < asked;
 	}
-	if ((int)n == asked || rt->rescan)
+	/* Slots this read did not use go to the other routes of the upstream at once (idle ones
+	 * excepted, so empty reads cannot chase each other). */
+	if (asked > used)
+		want_kick(rt->f);
+	if (!rt->idle)
 		route_kick(rt);
 }
 
@@ -452,6 +466,12 @@ static void claim_done(void *arg, int claimed)
 		rt->rescan = true;
 }
 
+/* Idle routes are only read when told of new entries (local puts) or by the poll below. */
+static bool wants_read(const struct fwd_route *rt)
+{
+	return !rt->idle || rt->pel || rt->rescan;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct forward *f = arg;
@@ -467,7 +487,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (claim && queue_ready(f->r->queue) && !f->draining)
 			queue_claim_orphans(f->r->queue, rt->stream, claim_done, rt);
-		if (rt->pel || rt->rescan || now - rt->last_read >= POLL_INTERVAL)
+		/* Entries written by other sentryq processes sharing the Redis are found by polling. */
+		if (now - rt->last_read >= POLL_INTERVAL)
+			rt->idle = false;
+		if (wants_read(rt))
 			route_kick(rt);
 	}
 }
@@ -480,20 +503,27 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (size_t i = 0; i < f->nroutes; i++)
 		flush_route(&f->routes[i]);
-	if (f->want_kick) {
-		f->want_kick = false;
-		for (size_t i = 0; i < f->nroutes; i++)
-			route_kick(&f->routes[i]);
+	if (f->kick_pending && f->nroutes > 0) {
+		/* Start at a different route each time: routes sharing an upstream share its slots. */
+		size_t start = f->rr++ % f->nroutes;
+
+		f->kick_pending = false;
+		for (size_t i = 0; i < f->nroutes; i++) {
+			struct fwd_route *rt = &f->routes[(start + i) % f->nroutes];
+
+			if (wants_read(rt))
+				route_kick(rt);
+		}
 	}
 }
 
 void forward_kick(struct forward *f, const struct config_upstream *up, const struct config_project *pr)
 {
-	(void)up;
-	(void)pr;
+	size_t ui = (size_t)(up - f->r->cfg->upstreams);
+
+	f->routes[f->route_base[ui] + (size_t)(pr - up->projects)].idle = false;
 	/* Coalesced like completions: a burst of puts in one loop iteration leads to one read. */
-	f->want_kick = true;
-	event_active(f->flush_ev, EV_WRITE, 0);
+	want_kick(f);
 }
 
 void forward_resume(struct forward *f)
