@@ -317,50 +317,65 @@ static bool header_kept(const char *name, enum auth_carrier carrier)
 		"Sec-CH-UA", "Sec-CH-UA-Platform", "Sec-CH-UA-Platform-Version", "Sec-CH-UA-Model", "Sec-CH-UA-Mobile",
 		"Accept-Language",
 	};
+	int c = tolower((unsigned char)name[0]);
 
 	if (strcasecmp(name, "X-Sentry-Auth") == 0)
 		return carrier == AUTH_X_SENTRY_AUTH;
 	if (strcasecmp(name, "Authorization") == 0)
 		return carrier == AUTH_AUTHORIZATION || carrier == AUTH_BASIC;
+	/* Compare only the names that start with the same letter: this runs for every header. */
 	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
-		if (strcasecmp(name, kept[i]) == 0)
+		if (tolower((unsigned char)kept[i][0]) == c && strcasecmp(name, kept[i]) == 0)
 			return true;
 	return false;
 }
 
-/* Kept headers as "Name: value\n" lines, and the X-Forwarded-For chain with the peer appended. */
-static int collect_headers(struct evhttp_request *req, enum auth_carrier carrier, struct evbuffer *out,
-			   char *xff, size_t xfflen)
+/* Kept headers as "Name: value\n" lines into buf; -1 when they do not fit. */
+static int collect_headers(struct evhttp_request *req, enum auth_carrier carrier, char *buf, size_t len,
+			   size_t *used)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	const char *chain = evhttp_find_header(h, "X-Forwarded-For");
+	size_t n = 0;
+
+	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+		size_t kl, vl;
+
+		if (!header_kept(kv->key, carrier))
+			continue;
+		kl = strlen(kv->key);
+		vl = strlen(kv->value);
+		if (n + kl + vl + 4 > len)
+			return -1;
+		memcpy(buf + n, kv->key, kl);
+		memcpy(buf + n + kl, ": ", 2);
+		memcpy(buf + n + kl + 2, kv->value, vl);
+		n += kl + vl + 3;
+		buf[n - 1] = '\n';
+	}
+	buf[n] = '\0';
+	*used = n;
+	return 0;
+}
+
+/* The X-Forwarded-For chain the SDK came with, with the peer appended (the client IP for Sentry). */
+static void client_chain(struct evhttp_request *req, char *xff, size_t len)
+{
+	const char *chain = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Forwarded-For");
 	char *peer = NULL;
 	ev_uint16_t port;
 
-	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
-		if (!header_kept(kv->key, carrier))
-			continue;
-		evbuffer_add(out, kv->key, strlen(kv->key));
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, kv->value, strlen(kv->value));
-		evbuffer_add(out, "\n", 1);
-	}
-	evbuffer_add(out, "", 1);
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
 	if (chain != NULL && *chain != '\0')
-		snprintf(xff, xfflen, "%s, %s", chain, peer != NULL ? peer : "");
+		snprintf(xff, len, "%s, %s", chain, peer != NULL ? peer : "");
 	else
-		snprintf(xff, xfflen, "%s", peer != NULL ? peer : "");
-	return evbuffer_get_length(out) > KEPT_HEADERS_MAX ? -1 : 0;
+		snprintf(xff, len, "%s", peer != NULL ? peer : "");
 }
 
 /* ---- the pipeline ---- */
 
 static void free_pending(struct pending *p)
 {
-	free(p->headers);
-	free(p->query);
-	free(p);
+	free(p);  /* headers and query live in the same allocation */
 }
 
 /* The answer Sentry gives on success, per endpoint. */
@@ -427,23 +442,24 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 	p->req = NULL;  /* the answer has nowhere to go; the write itself still completes */
 }
 
-/* Copy what the entry needs out of the request, which may be gone when Redis answers. */
+/* Copy what the entry needs out of the request, which may be gone when Redis answers:
+ * one allocation, with the kept headers and the query behind the struct. */
 static struct pending *make_pending(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
 {
-	struct evbuffer *hdrs = evbuffer_new();
-	struct pending *p = calloc(1, sizeof(*p));
-	size_t n;
+	char headers[KEPT_HEADERS_MAX];
+	const char *query = ir->tunnel ? "" : ir->query;  /* the tunnel's own query is not Sentry's */
+	size_t hlen, qlen = strlen(query);
+	struct pending *p;
 
-	if (hdrs == NULL || p == NULL || collect_headers(ir->req, ir->auth.carrier, hdrs, p->xff, sizeof(p->xff)) != 0)
-		goto fail;
-	n = evbuffer_get_length(hdrs);
-	p->headers = malloc(n);
-	/* The tunnel's own query is for sentryq, not for Sentry. */
-	p->query = strdup(ir->tunnel ? "" : ir->query);
-	if (p->headers == NULL || p->query == NULL)
-		goto fail;
-	evbuffer_remove(hdrs, p->headers, n);
-	evbuffer_free(hdrs);
+	if (collect_headers(ir->req, ir->auth.carrier, headers, sizeof(headers), &hlen) != 0 ||
+	    (p = malloc(sizeof(*p) + hlen + qlen + 2)) == NULL)
+		return NULL;
+	memset(p, 0, sizeof(*p));
+	p->headers = (char *)(p + 1);
+	memcpy(p->headers, headers, hlen + 1);
+	p->query = p->headers + hlen + 1;
+	memcpy(p->query, query, qlen + 1);
+	client_chain(ir->req, p->xff, sizeof(p->xff));
 	p->in = in;
 	p->req = ir->req;
 	p->evcon = evhttp_request_get_connection(ir->req);
@@ -466,12 +482,6 @@ static struct pending *make_pending(struct ingest *in, struct ingest_req *ir, co
 	p->it.body = ir->body;  /* the request's input buffer, alive until the request is answered */
 	p->it.body_len = ir->body_len;
 	return p;
-fail:
-	if (hdrs != NULL)
-		evbuffer_free(hdrs);
-	if (p != NULL)
-		free_pending(p);
-	return NULL;
 }
 
 static void enqueue(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
