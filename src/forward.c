@@ -584,11 +584,22 @@ void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg)
 
 json_t *forward_status_json(const struct forward *f)
 {
-	json_t *ups = json_object();
+	json_t *ups = json_object(), *parked = json_object();
+	double now = mono_now();
+	char name[300];
 
 	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
 		json_object_set_new(ups, f->r->cfg->upstreams[i].name, upstream_status_json(f->ups[i]));
-	return json_pack("{s:i, s:o}", "in_flight", forward_in_flight(f), "upstreams", ups);
+	/* Projects waiting out a 429 of their own (organization-wide limits show on the upstream). */
+	for (size_t i = 0; i < f->nroutes; i++) {
+		const struct fwd_route *rt = &f->routes[i];
+
+		if (rt->parked_until <= now)
+			continue;
+		snprintf(name, sizeof(name), "%s/%s", upstream_config(rt->up)->name, rt->pr->name);
+		json_object_set_new(parked, name, json_real(rt->parked_until - now));
+	}
+	return json_pack("{s:i, s:o, s:o}", "in_flight", forward_in_flight(f), "upstreams", ups, "parked", parked);
 }
 
 /* ---- life cycle ---- */
