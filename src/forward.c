@@ -32,6 +32,8 @@ struct fwd_route {
 	struct upstream *up;
 	const struct config_project *pr;
 	char stream[256];
+	char label[160];               /* "<upstream>/<real id>" for logs and /status: the project name
+					* is the DSN secret users were given, so it is never shown */
 	bool reading;
 	bool pel;                      /* scanning this consumer's pending entries (retries, restarts) */
 	bool rescan;                   /* a failure happened during the scan: scan again after backoff */
@@ -128,7 +130,7 @@ static void ack_done(void *arg, int ok)
 	rt->acking = NULL;
 	if (!ok) {
 		/* Keep the ids: they are written after the reconnect, before any rescan resends them. */
-		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->stream);
+		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->label);
 		for (size_t i = 0; i < b->n; i++)
 			push_ack(rt, b->ids[i], i == 0 ? b->bytes : 0);
 	}
@@ -193,14 +195,14 @@ static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retr
 
 	if (request_build(&rq, upstream_config(rt->up), rt->pr, &e->item) != 0 || (c = link_call(rt, e)) == NULL) {
 		/* Left pending: the next scan tries again rather than losing the entry. */
-		log_error("forward: cannot build request for %s %s", rt->stream, e->id);
+		log_error("forward: cannot build request for %s %s", rt->label, e->id);
 		rt->rescan = true;
 		goto out;
 	}
 	if (retry)
 		stats_add(rt->f->r->stats, STATS_RETRIED, 1);
 	/* The path only: the rewritten query carries the real key. */
-	log_debug("forward: %s %s -> %.*s", rt->stream, e->id, (int)strcspn(rq.uri, "?"), rq.uri);
+	log_debug("forward: %s %s -> %.*s", rt->label, e->id, (int)strcspn(rq.uri, "?"), rq.uri);
 	upstream_send(rt->up, &rq, call_done, c);
 	rc = 0;
 out:
@@ -281,7 +283,7 @@ static void park(struct fwd_route *rt, struct evhttp_request *resp)
 	} else if (mono_plus(rl.seconds) > rt->parked_until) {
 		rt->parked_until = mono_plus(rl.seconds);
 	}
-	log_warn("forward: %s rate limited for %.0fs%s", rt->stream, rl.seconds,
+	log_warn("forward: %s rate limited for %.0fs%s", rt->label, rl.seconds,
 		 rl.organization ? " (organization: whole upstream parked)" : "");
 	stats_add(rt->f->r->stats, STATS_RATE_LIMITED, 1);
 }
@@ -314,7 +316,7 @@ static void bury(struct fwd_call *c, const char *reason, int status)
 	info.status = status;
 	info.attempts = c->attempts;
 	info.last_attempt_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	log_warn("forward: %s %s dead-lettered: %s (status %d, %lld attempts)", rt->stream, c->id, reason, status,
+	log_warn("forward: %s %s dead-lettered: %s (status %d, %lld attempts)", rt->label, c->id, reason, status,
 		 c->attempts);
 	stats_add(rt->f->r->stats, strcmp(reason, "permanent") == 0 ? STATS_DEAD_PERMANENT
 				  : strcmp(reason, "max_age") == 0 ? STATS_DEAD_MAX_AGE : STATS_DEAD_MAX_ATTEMPTS, 1);
@@ -337,9 +339,9 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 		rt->last_status = status;
 		if (status == 0)
 			log_warn("forward: %s %s: upstream %s gave no answer (refused, reset, timed out or TLS failure)",
-				 rt->stream, c->id, upstream_config(rt->up)->name);
+				 rt->label, c->id, upstream_config(rt->up)->name);
 		else
-			log_warn("forward: %s %s: upstream %s answered %d", rt->stream, c->id,
+			log_warn("forward: %s %s: upstream %s answered %d", rt->label, c->id,
 				 upstream_config(rt->up)->name, status);
 	}
 	switch (oc) {
@@ -586,7 +588,6 @@ json_t *forward_status_json(const struct forward *f)
 {
 	json_t *ups = json_object(), *parked = json_object();
 	double now = mono_now();
-	char name[300];
 
 	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
 		json_object_set_new(ups, f->r->cfg->upstreams[i].name, upstream_status_json(f->ups[i]));
@@ -596,8 +597,7 @@ json_t *forward_status_json(const struct forward *f)
 
 		if (rt->parked_until <= now)
 			continue;
-		snprintf(name, sizeof(name), "%s/%s", upstream_config(rt->up)->name, rt->pr->name);
-		json_object_set_new(parked, name, json_real(rt->parked_until - now));
+		json_object_set_new(parked, rt->label, json_real(rt->parked_until - now));
 	}
 	return json_pack("{s:i, s:o, s:o}", "in_flight", forward_in_flight(f), "upstreams", ups, "parked", parked);
 }
@@ -632,6 +632,7 @@ static int init_routes(struct forward *f)
 			rt->pel = true;
 			snprintf(rt->cursor, sizeof(rt->cursor), "0");
 			queue_stream_name(f->r->queue, uc->name, uc->projects[j].name, rt->stream, sizeof(rt->stream));
+			snprintf(rt->label, sizeof(rt->label), "%s/%ld", uc->name, uc->projects[j].id);
 		}
 	}
 	return 0;

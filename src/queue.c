@@ -740,7 +740,7 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	(void)ac;
 	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
 		if (rep != NULL)
-			log_warn("redis: XREADGROUP %s: %s", rc->stream, rep->str);
+			log_warn("redis: reading a stream failed: %s", rep->str);
 		/* The stream or group vanished (FLUSHALL, manual cleanup): recreate it. */
 		if (rep != NULL && strncmp(rep->str, "NOGROUP", 7) == 0)
 			send_fmt(rc->q, NULL, NULL, 6, "XGROUP", "CREATE", rc->stream, QUEUE_GROUP, "0", "MKSTREAM");
@@ -959,7 +959,7 @@ static void claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	if (rep->element[1]->type == REDIS_REPLY_ARRAY)
 		claimed = (int)rep->element[1]->elements;
 	if (claimed > 0)
-		log_info("queue: took over %d entries of %s left pending by another consumer", claimed, c->stream);
+		log_info("queue: took over %d entries left pending by another consumer", claimed);
 	/* Follow the cursor, but bounded: the rest is picked up on the next round. */
 	if (rep->element[0]->type == REDIS_REPLY_STRING && strcmp(rep->element[0]->str, "0-0") != 0 &&
 	    ++c->rounds < 10 && send_claim(c, rep->element[0]->str) == 0)

@@ -403,6 +403,7 @@ class Sentryq:
         self.port = None
         self.config_path = None
         self.logs = []  # one stderr file per start
+        self.secrets = set()  # credentials of every config started: must never reach the log
         _sentryqs.append(self)
 
     def write_config(self, text, name="sentryq.conf"):
@@ -419,6 +420,7 @@ class Sentryq:
             port = int(m.group(1))
         self.port = port
         self.config_path = self.write_config(config_text)
+        self.secrets |= config_secrets(config_text)
         log = os.path.join(self.dir, "stderr-%d.log" % (len(self.logs) + 1))
         self.logs.append(log)
         with open(log, "wb") as errf:
@@ -683,8 +685,22 @@ def main(ns):
     sys.exit(1 if failed or not passed else 0)
 
 
+def config_secrets(text):
+    """Real keys, secrets, Redis passwords and project names (the DSN secrets users were given)."""
+    out = set(re.findall(r'\b(?:key|secret|password)\s*=\s*"([^"]{8,})"', text))
+    out |= set(re.findall(r'\{\s*name\s*=\s*"([^"]{5,})"\s*;\s*key\s*=', text))
+    return out
+
+
+def _leaked(text, secrets):
+    for sec in sorted(secrets):
+        if re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(sec), text):
+            return sec
+    return None
+
+
 def _process_health():
-    """Every graceful stop exited 0 and no sentryq log holds a sanitizer report."""
+    """Every graceful stop exited 0, no sentryq log holds a sanitizer report or a credential."""
     out = list(_cli_reports)
     for sig, rc, log in _exits:
         if rc != 0:
@@ -699,6 +715,9 @@ def _process_health():
             m = SANITIZER.search(text)
             if m:
                 out.append("sanitizer report in %s:\n%s" % (path, text[max(0, m.start() - 200):m.start() + 4000]))
+            sec = _leaked(text, sq.secrets)
+            if sec:
+                out.append("a credential from the config (%s...) appears in %s" % (sec[:3], path))
     return "\n".join(out)
 
 
