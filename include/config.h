@@ -50,6 +50,7 @@ struct config {
 	double redis_timeout;       /* seconds a command may go unanswered, 5 */
 	size_t redis_buffer_bytes;  /* 64 MiB in-memory buffer while Redis is away */
 	double redis_reconnect_max; /* seconds, cap of the reconnect backoff, 5 */
+	char *redis_spool_file;     /* where buffered entries go if sentryq stops while Redis is away; NULL: nowhere */
 
 	/* queue */
 	long queue_max_pending;     /* entries, 1000000 */

@@ -76,6 +76,7 @@ static const struct key_def top_keys[] = {
 	{ K_SIZE("redis.buffer_bytes", CFG, redis_buffer_bytes), .def = 67108864, .min = 0,
 	  .max = 68719476736.0 },
 	{ K_DBL("redis.reconnect_max", CFG, redis_reconnect_max), .def = 5, .min = 0.001, .max = 3600 },
+	{ K_STR("redis.spool_file", CFG, redis_spool_file), .min = 1, .max = 4096 },
 	{ K_LONG("queue.max_pending", CFG, queue_max_pending), .def = 1000000, .min = 1, .max = 1e9 },
 	{ K_SIZE("queue.max_bytes", CFG, queue_max_bytes), .def = 1073741824, .min = 1,
 	  .max = 1099511627776.0 },

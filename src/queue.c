@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,8 @@ static double now_s(void)
 struct buffered;
 static void drain_buffer(struct queue *q);
 static void unlink_buffered(struct queue *q, struct buffered *b);
+static int spool_save(struct queue *q);
+static void spool_load(struct queue *q);
 
 static void set_state(struct queue *q, enum qstate s)
 {
@@ -383,6 +386,7 @@ struct queue *queue_new(struct relay *r, queue_ready_cb on_ready, void *arg)
 	if (q->reconnect_ev == NULL || q->tick_ev == NULL)
 		goto fail;
 	evtimer_add(q->tick_ev, &tick);
+	spool_load(q);
 	do_connect(q);
 	return q;
 fail:
@@ -405,9 +409,12 @@ void queue_free(struct queue *q)
 		event_free(q->reconnect_ev);
 	if (q->tick_ev != NULL)
 		event_free(q->tick_ev);
-	if (q->buf_count > 0)
-		log_error("queue: %zu buffered entries (%zu bytes) never reached Redis and are lost", q->buf_count,
-			  q->buf_bytes);
+	if (q->buf_count > 0 && q->r->cfg->redis_spool_file != NULL && spool_save(q) == 0)
+		log_warn("queue: Redis is still away: %zu buffered entries written to %s for the next start",
+			 q->buf_count, q->r->cfg->redis_spool_file);
+	else if (q->buf_count > 0)
+		log_error("queue: %zu buffered entries (%zu bytes) never reached Redis and are lost%s", q->buf_count,
+			  q->buf_bytes, q->r->cfg->redis_spool_file != NULL ? " (the spool file could not be written)" : "");
 	while (q->buf_head != NULL)
 		unlink_buffered(q, q->buf_head);
 	for (size_t i = 0; i < q->nstreams; i++)
@@ -530,7 +537,7 @@ static int send_xadd(struct queue *q, const char *stream, const struct queue_ite
 }
 
 /* Copy the entry into one allocation so the SDK can be answered while Redis is away. */
-static int buffer_item(struct queue *q, const char *stream, const struct queue_item *it)
+static int buffer_item(struct queue *q, const char *stream, const struct queue_item *it, bool force)
 {
 	const char *src[] = { stream, it->method, it->endpoint, it->query, it->headers, it->client_ip,
 			      it->sdk_key, it->event_id };
@@ -541,13 +548,14 @@ static int buffer_item(struct queue *q, const char *stream, const struct queue_i
 
 	for (size_t i = 0; i < 8; i++)
 		size += strlen(src[i]) + 1;
-	if (q->buf_bytes + size > q->r->cfg->redis_buffer_bytes || (b = malloc(size)) == NULL)
+	if ((!force && q->buf_bytes + size > q->r->cfg->redis_buffer_bytes) || (b = malloc(size)) == NULL)
 		return -1;
 	memset(b, 0, sizeof(*b));
 	b->it = *it;
 	b->size = size;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	b->it.received_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (b->it.received_ms <= 0)
+		b->it.received_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	slots[0] = (const char **)&b->stream;
 	slots[1] = &b->it.method;
 	slots[2] = &b->it.endpoint;
@@ -605,7 +613,7 @@ int queue_put(struct queue *q, const char *stream, const struct queue_item *it, 
 
 	/* Buffered entries go first: while any wait, new ones queue behind them. */
 	if (q->state != Q_READY || q->buf_head != NULL)
-		return buffer_item(q, stream, it) == 0 ? (drain_buffer(q), 1) : -1;
+		return buffer_item(q, stream, it, false) == 0 ? (drain_buffer(q), 1) : -1;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -1;
@@ -614,7 +622,7 @@ int queue_put(struct queue *q, const char *stream, const struct queue_item *it, 
 	p->arg = arg;
 	if (send_xadd(q, stream, it, p) != 0) {
 		free(p);
-		return buffer_item(q, stream, it) == 0 ? 1 : -1;
+		return buffer_item(q, stream, it, false) == 0 ? 1 : -1;
 	}
 	return 0;
 }
@@ -624,6 +632,141 @@ size_t queue_buffered(const struct queue *q, size_t *bytes)
 	if (bytes != NULL)
 		*bytes = q->buf_bytes;
 	return q->buf_count;
+}
+
+/* ---- spool: the buffer survives a stop while Redis is away ---- */
+
+#define SPOOL_MAGIC "sentryq-spool-1\n"
+#define SPOOL_FIELDS 10
+
+static int put_field(FILE *f, const char *p, size_t len)
+{
+	uint32_t n = (uint32_t)len;
+
+	return fwrite(&n, sizeof(n), 1, f) == 1 && (len == 0 || fwrite(p, len, 1, f) == 1) ? 0 : -1;
+}
+
+static int spool_record(FILE *f, const struct buffered *b)
+{
+	const char *str[] = { b->stream, b->it.method, b->it.endpoint, b->it.query, b->it.headers, b->it.client_ip,
+			      b->it.sdk_key, b->it.event_id };
+	char meta[64];
+
+	snprintf(meta, sizeof(meta), "%d %d %lld", b->it.carrier, b->it.has_secret ? 1 : 0, b->it.received_ms);
+	for (size_t i = 0; i < sizeof(str) / sizeof(str[0]); i++)
+		if (put_field(f, str[i], strlen(str[i])) != 0)
+			return -1;
+	return put_field(f, meta, strlen(meta)) == 0 && put_field(f, b->it.body, b->it.body_len) == 0 ? 0 : -1;
+}
+
+/* Write the whole buffer to redis.spool_file atomically (temp file, fsync, rename). */
+static int spool_save(struct queue *q)
+{
+	const char *path = q->r->cfg->redis_spool_file;
+	char tmp[4200];
+	FILE *f;
+	int rc = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "wb");
+	if (f == NULL)
+		return -1;
+	if (fputs(SPOOL_MAGIC, f) < 0)
+		goto out;
+	for (const struct buffered *b = q->buf_head; b != NULL; b = b->next)
+		if (spool_record(f, b) != 0)
+			goto out;
+	if (fflush(f) == 0 && fsync(fileno(f)) == 0)
+		rc = 0;
+out:
+	if (fclose(f) != 0)
+		rc = -1;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -1;
+	if (rc != 0)
+		unlink(tmp);
+	return rc;
+}
+
+static char *get_field(FILE *f, size_t *len)
+{
+	uint32_t n;
+	char *p;
+
+	if (fread(&n, sizeof(n), 1, f) != 1 || n > (1u << 30) || (p = malloc((size_t)n + 1)) == NULL)
+		return NULL;
+	if (n > 0 && fread(p, n, 1, f) != 1) {
+		free(p);
+		return NULL;
+	}
+	p[n] = '\0';
+	*len = n;
+	return p;
+}
+
+/* One record back into the buffer; 1 at a clean end of file, -1 on a damaged record. */
+static int spool_read_record(struct queue *q, FILE *f)
+{
+	char *v[SPOOL_FIELDS] = { NULL };
+	size_t len[SPOOL_FIELDS];
+	struct queue_item it;
+	int c, s, rc = -1;
+	long long t;
+
+	if ((c = fgetc(f)) == EOF)
+		return 1;
+	ungetc(c, f);
+	for (int i = 0; i < SPOOL_FIELDS; i++)
+		if ((v[i] = get_field(f, &len[i])) == NULL)
+			goto out;
+	if (sscanf(v[8], "%d %d %lld", &c, &s, &t) != 3)
+		goto out;
+	memset(&it, 0, sizeof(it));
+	it.method = v[1];
+	it.endpoint = v[2];
+	it.query = v[3];
+	it.headers = v[4];
+	it.client_ip = v[5];
+	it.sdk_key = v[6];
+	it.event_id = v[7];
+	it.carrier = c;
+	it.has_secret = s != 0;
+	it.received_ms = t;
+	it.body = v[9];
+	it.body_len = len[9];
+	rc = buffer_item(q, v[0], &it, true);  /* already accepted: the buffer limit does not apply */
+out:
+	for (int i = 0; i < SPOOL_FIELDS; i++)
+		free(v[i]);
+	return rc;
+}
+
+/* At start: take back what the last stop spooled, then remove the file. */
+static void spool_load(struct queue *q)
+{
+	const char *path = q->r->cfg->redis_spool_file;
+	char magic[sizeof(SPOOL_MAGIC)];
+	FILE *f;
+	int rc = 0;
+
+	if (path == NULL || (f = fopen(path, "rb")) == NULL)
+		return;
+	if (fread(magic, 1, strlen(SPOOL_MAGIC), f) != strlen(SPOOL_MAGIC) ||
+	    memcmp(magic, SPOOL_MAGIC, strlen(SPOOL_MAGIC)) != 0) {
+		log_error("queue: %s is not a sentryq spool file; left in place", path);
+		fclose(f);
+		return;
+	}
+	while ((rc = spool_read_record(q, f)) == 0)
+		;
+	fclose(f);
+	if (rc < 0) {
+		log_error("queue: %s is damaged after %zu entries; the rest is left in the file", path, q->buf_count);
+		return;
+	}
+	log_info("queue: %zu entries taken back from %s; they go to Redis as soon as it answers", q->buf_count,
+		 path);
+	unlink(path);
 }
 
 long long queue_bytes(const struct queue *q)
