@@ -9,6 +9,7 @@ struct relay;
 struct queue;
 
 #define QUEUE_ID_MAX 48
+#define QUEUE_STREAM_MAX 512   /* prefix (128) + "q:" + upstream (64) + ":" + project (64) fits */
 #define QUEUE_GROUP "sentryq"
 
 /* Everything needed to forward one request later; written as one XADD (binary-safe). */
@@ -47,7 +48,15 @@ struct queue_entry {
 
 /* ok: 1 done, 0 Redis answered an error, -1 the connection was lost (outcome unknown). */
 typedef void (*queue_done_cb)(void *arg, int ok);
-typedef void (*queue_read_cb)(void *arg, int ok, const struct queue_entry *e, size_t n);
+/*
+ * Entries read (pointers valid during the call only). scanned: how many stream or pending-list
+ * positions the read covered and last: the id of the last one (the cursor for the next scan);
+ * fewer than asked means the end was reached.
+ */
+typedef void (*queue_read_cb)(void *arg, int ok, const struct queue_entry *e, size_t n, size_t scanned,
+			      const char *last);
+/* For pending-list scans: true to leave an id alone (in flight, or delivered and being acked). */
+typedef bool (*queue_skip_cb)(void *arg, const char *id);
 typedef void (*queue_ready_cb)(void *arg);
 
 /* Creates the connection (it connects and reconnects by itself, with backoff). */
@@ -68,8 +77,12 @@ int queue_put(struct queue *q, const char *stream, const struct queue_item *it,
 	      queue_done_cb cb, void *arg);
 /* Entries (and bytes) waiting in the in-memory buffer. */
 size_t queue_buffered(const struct queue *q, size_t *bytes);
-/* XREADGROUP from ">" (new entries) or after `from` in this consumer's pending list. */
-int queue_read(struct queue *q, const char *stream, const char *from, int count,
+/*
+ * New entries (from = ">"), or this consumer's pending entries after `from` ("0" = from the
+ * start): XPENDING gives ids and delivery counts, skip() drops the ones in hand, XCLAIM fetches
+ * the rest, so a delivery is counted only for entries really sent again.
+ */
+int queue_read(struct queue *q, const char *stream, const char *from, int count, queue_skip_cb skip,
 	       queue_read_cb cb, void *arg);
 /* XACK + XDEL of ids in one MULTI; bytes: their body bytes, taken off the queue's byte count. */
 int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], size_t n, size_t bytes,

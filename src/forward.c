@@ -31,7 +31,7 @@ struct fwd_route {
 	struct forward *f;
 	struct upstream *up;
 	const struct config_project *pr;
-	char stream[256];
+	char stream[QUEUE_STREAM_MAX];
 	char label[160];               /* "<upstream>/<real id>" for logs and /status: the project name
 					* is the DSN secret users were given, so it is never shown */
 	bool reading;
@@ -393,23 +393,28 @@ static bool expired(struct fwd_route *rt, const struct queue_entry *e)
 	return true;
 }
 
-static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n)
+static bool skip_id(void *arg, const char *id)
+{
+	const struct fwd_route *rt = arg;
+
+	return is_in_flight(rt, id) || is_acking(rt, id);
+}
+
+static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n, size_t scanned, const char *last)
 {
 	struct fwd_route *rt = arg;
 	int asked = rt->asked, used = 0;
 
 	rt->reading = false;
 	rt->asked = 0;
+	if (rt->pel && scanned > 0)
+		snprintf(rt->cursor, sizeof(rt->cursor), "%s", last);
 	for (size_t i = 0; i < n; i++) {
-		if (rt->pel)
-			snprintf(rt->cursor, sizeof(rt->cursor), "%s", e[i].id);
 		if (e[i].deleted) {
 			push_ack(rt, e[i].id, 0);
 			continue;
 		}
-		if (is_in_flight(rt, e[i].id) || is_acking(rt, e[i].id) || rt->f->draining)
-			continue;
-		if (expired(rt, &e[i]))
+		if (skip_id(rt, e[i].id) || rt->f->draining || expired(rt, &e[i]))
 			continue;
 		if (used < asked && dispatch(rt, &e[i], rt->pel) == 0)
 			used++;
@@ -417,11 +422,11 @@ static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n)
 	upstream_release(rt->up, asked - used);
 	if (!ok)
 		return;  /* the tick tries again; no tight loop against a failing Redis */
-	if (rt->pel && (int)n < asked) {
+	if (rt->pel && (int)scanned < asked) {
 		rt->pel = false;  /* pending list done: new entries next */
 		snprintf(rt->cursor, sizeof(rt->cursor), "0");
 	} else if (!rt->pel) {
-		rt->idle = (int)n < asked;
+		rt->idle = (int)scanned < asked;
 	}
 	/* Slots this read did not use go to the other routes of the upstream at once (idle ones
 	 * excepted, so empty reads cannot chase each other). */
@@ -453,7 +458,7 @@ static void route_kick(struct fwd_route *rt)
 	rt->asked = n;
 	rt->reading = true;
 	rt->last_read = mono_now();
-	if (queue_read(f->r->queue, rt->stream, rt->pel ? rt->cursor : ">", n, read_done, rt) != 0) {
+	if (queue_read(f->r->queue, rt->stream, rt->pel ? rt->cursor : ">", n, skip_id, read_done, rt) != 0) {
 		upstream_release(rt->up, n);
 		rt->asked = 0;
 		rt->reading = false;

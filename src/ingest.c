@@ -50,7 +50,7 @@ struct pending {
 	char endpoint[512];
 	char sdk_key[AUTH_FIELD_MAX];
 	char xff[1024];
-	char stream[512];
+	char stream[QUEUE_STREAM_MAX];
 	char event_id[ENVELOPE_ID_LEN + 1];
 };
 

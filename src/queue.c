@@ -340,7 +340,7 @@ void queue_stream_name(const struct queue *q, const char *upstream, const char *
 static int build_streams(struct queue *q)
 {
 	const struct config *cfg = q->r->cfg;
-	char name[512];
+	char name[QUEUE_STREAM_MAX];
 	size_t n = 0;
 
 	for (size_t i = 0; i < cfg->nupstreams; i++)
@@ -776,18 +776,21 @@ long long queue_bytes(const struct queue *q)
 
 /* ---- read ---- */
 
-struct read_ctx {
-	queue_read_cb cb;
-	void *arg;
-	struct queue *q;
-	char stream[256];
-	struct delivery *pending;       /* from the XPENDING sent just before a pending-list read */
-	size_t npending;
-};
-
 struct delivery {
 	char id[QUEUE_ID_MAX];
 	long long count;
+};
+
+struct read_ctx {
+	queue_read_cb cb;
+	queue_skip_cb skip;
+	void *arg;
+	struct queue *q;
+	char stream[QUEUE_STREAM_MAX];
+	struct delivery *pending;       /* the XPENDING rows of a pending-list scan */
+	size_t npending;
+	size_t scanned;                 /* rows the scan covered (the caller's cursor moves past them) */
+	char last[QUEUE_ID_MAX];
 };
 
 static const redisReply *field(const redisReply *kv, const char *name)
@@ -812,7 +815,7 @@ static const char *fstr(const redisReply *kv, const char *name, size_t *len)
 	return v->str;
 }
 
-/* Deliveries so far of `id` (0 for an entry read for the first time). */
+/* Deliveries before this one of `id` (0 for an entry read for the first time). */
 static long long deliveries_of(const struct read_ctx *rc, const char *id)
 {
 	for (size_t i = 0; i < rc->npending; i++)
@@ -851,70 +854,143 @@ static void decode_entry(const redisReply *el, const struct read_ctx *rc, struct
 	e->item.received_ms = atoll(fstr(kv, "t", NULL));
 }
 
-/* [[id, consumer, idle, count], ...]: copied, as hiredis frees the reply after this callback. */
-static void pending_reply(redisAsyncContext *ac, void *reply, void *privdata)
+static void finish_read(struct read_ctx *rc, int ok, const struct queue_entry *e, size_t n)
 {
-	struct read_ctx *rc = privdata;
-	redisReply *rep = reply;
+	rc->cb(rc->arg, ok, e, n, rc->scanned, rc->last);
+	free(rc->pending);
+	free(rc);
+}
 
-	(void)ac;
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
-		return;
-	rc->pending = calloc(rep->elements, sizeof(*rc->pending));
-	for (size_t i = 0; rc->pending != NULL && i < rep->elements; i++) {
-		const redisReply *row = rep->element[i];
+/* A list of [id, [k, v, ...]] (XREADGROUP's per-stream list, or XCLAIM's answer). */
+static void deliver_list(struct read_ctx *rc, const redisReply *list, bool count_scanned)
+{
+	struct queue_entry *entries = NULL;
+	size_t n = 0;
 
-		if (row->type != REDIS_REPLY_ARRAY || row->elements < 4 || row->element[0]->type != REDIS_REPLY_STRING ||
-		    row->element[3]->type != REDIS_REPLY_INTEGER)
-			continue;
-		snprintf(rc->pending[rc->npending].id, QUEUE_ID_MAX, "%s", row->element[0]->str);
-		rc->pending[rc->npending++].count = row->element[3]->integer;
+	if (list != NULL && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
+		entries = calloc(list->elements, sizeof(*entries));
+		if (entries == NULL) {
+			finish_read(rc, 0, NULL, 0);
+			return;
+		}
+		for (n = 0; n < list->elements; n++)
+			decode_entry(list->element[n], rc, &entries[n]);
+		if (count_scanned) {
+			rc->scanned = n;
+			snprintf(rc->last, sizeof(rc->last), "%s", entries[n - 1].id);
+		}
 	}
+	finish_read(rc, 1, entries, n);
+	free(entries);
 }
 
 static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct read_ctx *rc = privdata;
 	redisReply *rep = reply;
-	struct queue_entry *entries = NULL;
-	const redisReply *list;
-	size_t n = 0;
 
 	(void)ac;
 	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-		if (rep != NULL)
-			log_warn("redis: reading a stream failed: %s", rep->str);
-		/* The stream or group vanished (FLUSHALL, manual cleanup): recreate it. */
-		if (rep != NULL && strncmp(rep->str, "NOGROUP", 7) == 0)
+		/* The stream or group vanished (FLUSHALL, manual cleanup): recreate it. The error text
+		 * names the stream, which holds a project name: it is not logged. */
+		if (rep != NULL && strncmp(rep->str, "NOGROUP", 7) == 0) {
+			log_warn("redis: a stream or its consumer group is gone; creating it again");
 			send_fmt(rc->q, NULL, NULL, 6, "XGROUP", "CREATE", rc->stream, QUEUE_GROUP, "0", "MKSTREAM");
-		rc->cb(rc->arg, 0, NULL, 0);
-		goto out;
+		} else if (rep != NULL) {
+			log_warn("redis: reading a stream failed: %.*s", (int)strcspn(rep->str, " "), rep->str);
+		}
+		finish_read(rc, 0, NULL, 0);
+		return;
 	}
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
-	    rep->element[0]->elements == 2) {
-		list = rep->element[0]->element[1];
-		if (list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
-			entries = calloc(list->elements, sizeof(*entries));
-			if (entries == NULL) {
-				rc->cb(rc->arg, 0, NULL, 0);
-				goto out;
-			}
-			for (n = 0; n < list->elements; n++)
-				decode_entry(list->element[n], rc, &entries[n]);
-		}
-	}
-	rc->cb(rc->arg, 1, entries, n);
-out:
-	free(entries);
-	free(rc->pending);
-	free(rc);
+	    rep->element[0]->elements == 2)
+		deliver_list(rc, rep->element[0]->element[1], true);
+	else
+		finish_read(rc, 1, NULL, 0);
 }
 
-int queue_read(struct queue *q, const char *stream, const char *from, int count, queue_read_cb cb,
-	       void *arg)
+static void xclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct read_ctx *rc = privdata;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		finish_read(rc, 0, NULL, 0);
+		return;
+	}
+	deliver_list(rc, rep, false);
+}
+
+/* XCLAIM (min idle 0, to this same consumer) of the ids the caller still wants: it returns them
+ * and counts a delivery only for those, unlike a pending-list XREADGROUP. */
+static int send_claim_ids(struct read_ctx *rc, const char **ids, size_t n)
+{
+	const char **argv = malloc((n + 5) * sizeof(char *));
+	size_t *lens = malloc((n + 5) * sizeof(size_t));
+	int argc = 0, rc_send = -1;
+
+	if (argv != NULL && lens != NULL) {
+		argv[argc++] = "XCLAIM";
+		argv[argc++] = rc->stream;
+		argv[argc++] = QUEUE_GROUP;
+		argv[argc++] = rc->q->consumer;
+		argv[argc++] = "0";
+		for (size_t i = 0; i < n; i++)
+			argv[argc++] = ids[i];
+		for (int i = 0; i < argc; i++)
+			lens[i] = strlen(argv[i]);
+		rc_send = send_argv(rc->q, xclaim_reply, rc, argc, argv, lens);
+	}
+	free(argv);
+	free(lens);
+	return rc_send;
+}
+
+/* [[id, consumer, idle, count], ...]: copied (hiredis frees the reply), then the wanted ids claimed. */
+static void pending_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct read_ctx *rc = privdata;
+	redisReply *rep = reply;
+	const char **want;
+	size_t nwant = 0;
+
+	(void)ac;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		finish_read(rc, 0, NULL, 0);
+		return;
+	}
+	rc->pending = calloc(rep->elements + 1, sizeof(*rc->pending));
+	want = calloc(rep->elements + 1, sizeof(*want));
+	for (size_t i = 0; rc->pending != NULL && want != NULL && i < rep->elements; i++) {
+		const redisReply *row = rep->element[i];
+
+		if (row->type != REDIS_REPLY_ARRAY || row->elements < 4 || row->element[0]->type != REDIS_REPLY_STRING ||
+		    row->element[3]->type != REDIS_REPLY_INTEGER)
+			continue;
+		snprintf(rc->pending[rc->npending].id, QUEUE_ID_MAX, "%s", row->element[0]->str);
+		rc->pending[rc->npending].count = row->element[3]->integer;
+		snprintf(rc->last, sizeof(rc->last), "%s", row->element[0]->str);
+		if (!rc->skip(rc->arg, rc->pending[rc->npending].id))
+			want[nwant++] = rc->pending[rc->npending].id;
+		rc->npending++;
+	}
+	rc->scanned = rep->elements;
+	if (rc->pending == NULL || want == NULL)
+		finish_read(rc, 0, NULL, 0);
+	else if (nwant == 0)
+		finish_read(rc, 1, NULL, 0);
+	else if (send_claim_ids(rc, want, nwant) != 0)
+		finish_read(rc, 0, NULL, 0);
+	free(want);
+}
+
+int queue_read(struct queue *q, const char *stream, const char *from, int count, queue_skip_cb skip,
+	       queue_read_cb cb, void *arg)
 {
 	struct read_ctx *rc;
 	char cnt[16], start[QUEUE_ID_MAX + 2];
+	int sent;
 
 	if (q->state != Q_READY)
 		return -1;
@@ -922,21 +998,23 @@ int queue_read(struct queue *q, const char *stream, const char *from, int count,
 	if (rc == NULL)
 		return -1;
 	rc->cb = cb;
+	rc->skip = skip;
 	rc->arg = arg;
 	rc->q = q;
 	snprintf(rc->stream, sizeof(rc->stream), "%s", stream);
 	snprintf(cnt, sizeof(cnt), "%d", count);
-	/* Re-reading this consumer's pending entries: ask first how often each was delivered
-	 * (pipelined, same range), which is the attempt count max_attempts is checked against. */
-	if (strcmp(from, ">") != 0) {
+	if (strcmp(from, ">") == 0) {
+		sent = send_fmt(q, read_reply, rc, 9, "XREADGROUP", "GROUP", QUEUE_GROUP, q->consumer, "COUNT", cnt,
+				"STREAMS", stream, ">");
+	} else {
+		/* This consumer's pending entries after `from`, with how often each was delivered. */
 		if (strcmp(from, "0") == 0)
 			snprintf(start, sizeof(start), "-");
 		else
 			snprintf(start, sizeof(start), "(%s", from);
-		send_fmt(q, pending_reply, rc, 7, "XPENDING", stream, QUEUE_GROUP, start, "+", cnt, q->consumer);
+		sent = send_fmt(q, pending_reply, rc, 7, "XPENDING", stream, QUEUE_GROUP, start, "+", cnt, q->consumer);
 	}
-	if (send_fmt(q, read_reply, rc, 9, "XREADGROUP", "GROUP", QUEUE_GROUP, q->consumer, "COUNT", cnt,
-		     "STREAMS", stream, from) != 0) {
+	if (sent != 0) {
 		free(rc);
 		return -1;
 	}
@@ -1081,7 +1159,7 @@ struct claim_ctx {
 	struct queue *q;
 	queue_done_cb cb;
 	void *arg;
-	char stream[256];
+	char stream[QUEUE_STREAM_MAX];
 	int rounds;
 };
 

@@ -74,5 +74,38 @@ def test_400_dead_letter_then_replay():
         w.close()
 
 
+def test_max_attempts_counts_real_sends_only():
+    """forward.max_attempts = 3 against an upstream that always answers 503: each event reaches the
+    upstream exactly 3 times (pending-list rescans of entries still in flight must not count as
+    attempts), then moves to the dead letters as max_attempts; another project keeps flowing."""
+    w = F.World()
+    try:
+        mock = w.mock("up")
+        flaky, good = F.Project("up", "flaky", 43), F.Project("up", "steady", 44)
+        mock.program(rules=[{"path_contains": flaky.api, "responses": [{"status": 503}]}])
+        w.start([("up", mock.url, [flaky, good])], max_attempts=3, retry_initial=0.05, retry_max=0.2,
+                down_after=1000)
+        led = F.Ledger()
+        bad = [led.send(w.port, flaky, "flaky", i)[0] for i in range(4)]
+        for i in range(10):
+            led.send(w.port, good, "steady", i)
+        H.wait_for(lambda: w.counters().get("dead_max_attempts") == 4, 20, "4 entries dead as max_attempts",
+                   interval=0.1)
+        d = w.wait_delivered(led, led.of(good), 10)
+        tries = {}
+        for x in mock.requests():
+            if flaky.api in x["path"]:
+                eid = F.eid_of(H.rec_body(x))
+                tries[eid] = tries.get(eid, 0) + 1
+        H.check(all(tries.get(e) == 3 for e in bad), "upstream attempts per event %r, want 3 each" % tries)
+        lst = dead_list(w)
+        H.check(sorted(x.get("attempts") for x in lst) == [3, 3, 3, 3] and
+                all(x.get("reason") == "max_attempts" for x in lst), "dead letters %r" % lst)
+        F.summary("max_attempts", led, d, w.counters(), "attempts_per_event=%s" % sorted(tries.values()))
+        w.check_gauges()
+    finally:
+        w.close()
+
+
 if __name__ == "__main__":
     F.run(globals())
