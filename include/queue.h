@@ -11,6 +11,7 @@ struct queue;
 #define QUEUE_ID_MAX 48
 #define QUEUE_STREAM_MAX 512   /* prefix (128) + "q:" + upstream (64) + ":" + project (64) fits */
 #define QUEUE_GROUP "sentryq"
+#define QUEUE_ACK_MAX 1000     /* ids per ack: bounded by Lua's unpack() stack */
 
 /* Everything needed to forward one request later; written as one XADD (binary-safe). */
 struct queue_item {
@@ -84,8 +85,14 @@ size_t queue_buffered(const struct queue *q, size_t *bytes);
  */
 int queue_read(struct queue *q, const char *stream, const char *from, int count, queue_skip_cb skip,
 	       queue_read_cb cb, void *arg);
-/* XACK + XDEL of ids in one MULTI; bytes: their body bytes, taken off the queue's byte count. */
-int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], size_t n, size_t bytes,
+/* A delivered entry to ack: its id and body size (taken off the queue's byte count). */
+struct queue_ack_item {
+	char id[QUEUE_ID_MAX];
+	size_t body_len;
+};
+
+/* XACK + XDEL of 1..QUEUE_ACK_MAX entries, atomically. */
+int queue_ack(struct queue *q, const char *stream, const struct queue_ack_item *items, size_t n,
 	      queue_done_cb cb, void *arg);
 /* Move an entry to the dead-letter stream "<prefix>dead" with the reason, atomically. */
 int queue_dead(struct queue *q, const char *stream, const char *id, const struct queue_dead_info *info,

@@ -18,7 +18,7 @@ struct request_header {
 /* What forward sends: everything points into the entry or into strings the request owns. */
 struct request {
 	bool get;                          /* GET (store with sentry_data, cron) instead of POST */
-	char uri[4096];                    /* path prefix + /api/<real id>/<endpoint>[?query] */
+	char *uri;                         /* path prefix + /api/<real id>/<endpoint>[?query] (owned) */
 	struct request_header h[REQUEST_MAX_HEADERS];
 	size_t nh;
 	const char *body;

@@ -40,10 +40,10 @@ struct fwd_route {
 	char cursor[QUEUE_ID_MAX];
 	double last_read;
 	struct fwd_call *calls;        /* in flight, so a pending scan does not send them twice */
-	char (*acks)[QUEUE_ID_MAX];    /* delivered, ack not yet written */
+	struct queue_ack_item *acks;   /* delivered, ack not yet written */
 	size_t nacks, cap_acks;
-	size_t ack_bytes;              /* body bytes of those entries */
 	struct ack_batch *acking;      /* the batch being written, its ids still pending in Redis */
+	double ack_retry_at;           /* after a failed ack: not before (monotonic seconds) */
 	double parked_until;           /* project-scoped rate limit (monotonic seconds) */
 	char limits[256];              /* the X-Sentry-Rate-Limits that parked it, for passthrough */
 	int last_status;               /* last failed attempt's status, for dead letters */
@@ -78,6 +78,7 @@ struct forward {
 
 static void route_kick(struct fwd_route *rt);
 static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry *e);
+static void bury(struct fwd_call *c, const char *reason, int status);
 
 /* Reads happen in flush_cb, once per loop iteration, however many events asked for one. */
 static void want_kick(struct forward *f)
@@ -100,24 +101,24 @@ static int push_ack(struct fwd_route *rt, const char *id, size_t body_len)
 {
 	if (rt->nacks == rt->cap_acks) {
 		size_t cap = rt->cap_acks ? rt->cap_acks * 2 : 64;
-		void *p = realloc(rt->acks, cap * QUEUE_ID_MAX);
+		void *p = realloc(rt->acks, cap * sizeof(*rt->acks));
 
 		if (p == NULL)
 			return -1;
 		rt->acks = p;
 		rt->cap_acks = cap;
 	}
-	snprintf(rt->acks[rt->nacks++], QUEUE_ID_MAX, "%s", id);
-	rt->ack_bytes += body_len;
+	snprintf(rt->acks[rt->nacks].id, QUEUE_ID_MAX, "%s", id);
+	rt->acks[rt->nacks++].body_len = body_len;
 	event_active(rt->f->flush_ev, EV_WRITE, 0);
 	return 0;
 }
 
+/* One ack in flight per route; what is delivered meanwhile waits in rt->acks for the next. */
 struct ack_batch {
 	struct fwd_route *rt;
-	char (*ids)[QUEUE_ID_MAX];
+	struct queue_ack_item *items;
 	size_t n;
-	size_t bytes;
 };
 
 static void check_drained(struct forward *f);
@@ -128,13 +129,14 @@ static void ack_done(void *arg, int ok)
 	struct fwd_route *rt = b->rt;
 
 	rt->acking = NULL;
-	if (!ok) {
+	if (ok != 1) {
 		/* Keep the ids: they are written after the reconnect, before any rescan resends them. */
 		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->label);
+		rt->ack_retry_at = mono_now() + 0.1;  /* the tick retries: no tight loop on a Redis error */
 		for (size_t i = 0; i < b->n; i++)
-			push_ack(rt, b->ids[i], i == 0 ? b->bytes : 0);
+			push_ack(rt, b->items[i].id, b->items[i].body_len);
 	}
-	free(b->ids);
+	free(b->items);
 	free(b);
 	if (rt->nacks > 0)
 		event_active(rt->f->flush_ev, EV_WRITE, 0);
@@ -144,21 +146,22 @@ static void ack_done(void *arg, int ok)
 static void flush_route(struct fwd_route *rt)
 {
 	struct ack_batch *b;
+	size_t n = rt->nacks < QUEUE_ACK_MAX ? rt->nacks : QUEUE_ACK_MAX;
 
-	if (rt->acking || rt->nacks == 0 || !queue_ready(rt->f->r->queue))
+	if (rt->acking != NULL || n == 0 || !queue_ready(rt->f->r->queue) || mono_now() < rt->ack_retry_at)
 		return;
 	b = malloc(sizeof(*b));
-	if (b == NULL)
+	if (b == NULL || (b->items = malloc(n * sizeof(*b->items))) == NULL) {
+		free(b);
 		return;
+	}
 	b->rt = rt;
-	b->ids = rt->acks;
-	b->n = rt->nacks;
-	b->bytes = rt->ack_bytes;
-	rt->acks = NULL;
-	rt->nacks = rt->cap_acks = 0;
-	rt->ack_bytes = 0;
+	b->n = n;
+	memcpy(b->items, rt->acks, n * sizeof(*b->items));
+	memmove(rt->acks, rt->acks + n, (rt->nacks - n) * sizeof(*rt->acks));
+	rt->nacks -= n;
 	rt->acking = b;
-	if (queue_ack(rt->f->r->queue, rt->stream, b->ids, b->n, b->bytes, ack_done, b) != 0)
+	if (queue_ack(rt->f->r->queue, rt->stream, b->items, b->n, ack_done, b) != 0)
 		ack_done(b, 0);
 }
 
@@ -166,10 +169,10 @@ static void flush_route(struct fwd_route *rt)
 static bool is_acking(const struct fwd_route *rt, const char *id)
 {
 	for (size_t i = 0; i < rt->nacks; i++)
-		if (strcmp(rt->acks[i], id) == 0)
+		if (strcmp(rt->acks[i].id, id) == 0)
 			return true;
 	for (size_t i = 0; rt->acking != NULL && i < rt->acking->n; i++)
-		if (strcmp(rt->acking->ids[i], id) == 0)
+		if (strcmp(rt->acking->items[i].id, id) == 0)
 			return true;
 	return false;
 }
@@ -193,16 +196,21 @@ static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retr
 	struct request rq;
 	int rc = -1;
 
-	if (request_build(&rq, upstream_config(rt->up), rt->pr, &e->item) != 0 || (c = link_call(rt, e)) == NULL) {
-		/* Left pending: the next scan tries again rather than losing the entry. */
-		log_error("forward: cannot build request for %s %s", rt->label, e->id);
-		rt->rescan = true;
+	memset(&rq, 0, sizeof(rq));
+	if ((c = link_call(rt, e)) == NULL) {
+		rt->rescan = true;  /* out of memory: left pending for the next scan */
+		goto out;
+	}
+	if (request_build(&rq, upstream_config(rt->up), rt->pr, &e->item) != 0) {
+		/* A stored entry that cannot become a request never will: dead-letter it, never loop. */
+		log_error("forward: %s %s cannot be rebuilt as a request", rt->label, e->id);
+		bury(c, "permanent", 0);
 		goto out;
 	}
 	if (retry)
 		stats_add(rt->f->r->stats, STATS_RETRIED, 1);
-	/* The path only: the rewritten query carries the real key. */
-	log_debug("forward: %s %s -> %.*s", rt->label, e->id, (int)strcspn(rq.uri, "?"), rq.uri);
+	/* The stored endpoint: the rebuilt path and query can carry the real key. */
+	log_debug("forward: %s %s -> %s", rt->label, e->id, e->item.endpoint);
 	upstream_send(rt->up, &rq, call_done, c);
 	rc = 0;
 out:
@@ -278,7 +286,7 @@ static void park(struct fwd_route *rt, struct evhttp_request *resp)
 	if (rl.organization) {
 		upstream_park(rt->up, rl.seconds);
 		for (size_t i = 0; i < rt->f->nroutes; i++)
-			if (rt->f->routes[i].up == rt->up)
+			if (rt->f->routes[i].up == rt->up && &rt->f->routes[i] != rt)
 				snprintf(rt->f->routes[i].limits, sizeof(rt->limits), "%s", rt->limits);
 	} else if (mono_plus(rl.seconds) > rt->parked_until) {
 		rt->parked_until = mono_plus(rl.seconds);
@@ -494,6 +502,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (claim && queue_ready(f->r->queue) && !f->draining)
 			queue_claim_orphans(f->r->queue, rt->stream, claim_done, rt);
+		flush_route(rt);  /* acks that failed earlier */
 		/* Entries written by other sentryq processes sharing the Redis are found by polling. */
 		if (now - rt->last_read >= POLL_INTERVAL)
 			rt->idle = false;
@@ -674,7 +683,8 @@ void forward_free(struct forward *f)
 		event_free(f->tick_ev);
 	if (f->flush_ev != NULL)
 		event_free(f->flush_ev);
-	/* Freeing a connection may fail its request through call_done, which sees `closing`. */
+	/* Connections go first; evhttp drops their requests without callbacks (call_done still
+	 * checks `closing`, should a libevent version call them). */
 	for (size_t i = 0; f->ups != NULL && i < f->r->cfg->nupstreams; i++)
 		upstream_free(f->ups[i]);
 	for (size_t i = 0; i < f->nroutes; i++) {

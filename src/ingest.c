@@ -147,8 +147,8 @@ static void reply_error(struct ingest *in, struct evhttp_request *req, int code,
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
 	}
 	stats_add(in->r->stats, STATS_REJECTED, 1);
-	/* The path only: the query string may carry sentry_key and sentry_secret. */
-	log_debug("ingest: %s -> %d %s", evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)), code, detail);
+	/* No path or query: either can carry a key (unreal/cron paths, sentry_key, sentry_secret). */
+	log_debug("ingest: answered %d: %s", code, detail);
 	reply_json(req, code, json_pack("{s:s}", "detail", detail));
 }
 

@@ -160,10 +160,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 		log_info("redis: disconnected");
 	q->ac = NULL;
 	q->outstanding = 0;
-	if (!q->r->stopping)
-		schedule_reconnect(q);
-	else
-		set_state(q, Q_DOWN);
+	/* Also while stopping: acks and buffered entries still need Redis during the drain. */
+	schedule_reconnect(q);
 }
 
 static void handshake_reply(redisAsyncContext *ac, void *reply, void *arg)
@@ -761,7 +759,14 @@ static void spool_load(struct queue *q)
 		;
 	fclose(f);
 	if (rc < 0) {
-		log_error("queue: %s is damaged after %zu entries; the rest is left in the file", path, q->buf_count);
+		/* Keep the unreadable rest for a human, but never load the good part twice. */
+		char aside[4200];
+
+		snprintf(aside, sizeof(aside), "%s.damaged", path);
+		log_error("queue: %s is damaged after %zu entries; those are taken back, the file is kept as %s",
+			  path, q->buf_count, aside);
+		if (rename(path, aside) != 0)
+			unlink(path);
 		return;
 	}
 	log_info("queue: %zu entries taken back from %s; they go to Redis as soon as it answers", q->buf_count,
@@ -1028,68 +1033,66 @@ struct done_ctx {
 	void *arg;
 };
 
-static void exec_reply(redisAsyncContext *ac, void *reply, void *privdata)
+/* Ack, delete and uncount in one script: one command, so a failure half-way cannot leave the
+ * connection inside a MULTI, and a crash never leaves an acked entry in the stream. */
+static const char ack_script[] =
+	"redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))\n"
+	"redis.call('XDEL', KEYS[1], unpack(ARGV, 3))\n"
+	"redis.call('DECRBY', KEYS[2], ARGV[2])\n"
+	"return 1\n";
+
+static void ack_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct done_ctx *d = privdata;
 	redisReply *rep = reply;
 
 	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		log_error("redis: ack script failed: %s", rep->str);
 	if (d->cb != NULL)
-		d->cb(d->arg, rep != NULL && rep->type == REDIS_REPLY_ARRAY);
+		d->cb(d->arg, rep == NULL ? -1 : rep->type == REDIS_REPLY_INTEGER ? 1 : 0);
 	free(d);
 }
 
-static int send_ids(struct queue *q, const char *cmd, const char *stream, const char *group,
-		    char (*ids)[QUEUE_ID_MAX], size_t n, redisCallbackFn *fn, void *arg)
+int queue_ack(struct queue *q, const char *stream, const struct queue_ack_item *items, size_t n,
+	      queue_done_cb cb, void *arg)
 {
-	const char **argv = malloc((n + 3) * sizeof(char *));
-	size_t *lens = malloc((n + 3) * sizeof(size_t));
+	const char **argv = malloc((n + 7) * sizeof(char *));
+	size_t *lens = malloc((n + 7) * sizeof(size_t));
+	struct done_ctx *d = malloc(sizeof(*d));
+	char len[24];
+	size_t bytes = 0;
 	int argc = 0, rc = -1;
 
-	if (argv == NULL || lens == NULL)
+	if (q->state != Q_READY || argv == NULL || lens == NULL || d == NULL || n == 0 || n > QUEUE_ACK_MAX)
 		goto out;
-	argv[argc++] = cmd;
-	argv[argc++] = stream;
-	if (group != NULL)
-		argv[argc++] = group;
 	for (size_t i = 0; i < n; i++)
-		argv[argc++] = ids[i];
+		bytes += items[i].body_len;
+	d->cb = cb;
+	d->arg = arg;
+	snprintf(len, sizeof(len), "%zu", bytes);
+	argv[argc++] = "EVAL";
+	argv[argc++] = ack_script;
+	argv[argc++] = "2";
+	argv[argc++] = stream;
+	argv[argc++] = q->bytes_key;
+	argv[argc++] = QUEUE_GROUP;
+	argv[argc++] = len;
+	for (size_t i = 0; i < n; i++)
+		argv[argc++] = items[i].id;
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	rc = send_argv(q, fn, arg, argc, argv, lens);
+	rc = send_argv(q, ack_reply, d, argc, argv, lens);
+	if (rc == 0) {
+		d = NULL;
+		q->pending -= (long long)n;
+		q->bytes -= (long long)bytes;
+	}
 out:
 	free(argv);
 	free(lens);
+	free(d);
 	return rc;
-}
-
-int queue_ack(struct queue *q, const char *stream, char (*ids)[QUEUE_ID_MAX], size_t n, size_t bytes,
-	      queue_done_cb cb, void *arg)
-{
-	struct done_ctx *d;
-	char len[24];
-
-	if (q->state != Q_READY)
-		return -1;
-	d = malloc(sizeof(*d));
-	if (d == NULL)
-		return -1;
-	d->cb = cb;
-	d->arg = arg;
-	snprintf(len, sizeof(len), "-%zu", bytes);
-	/* MULTI makes ack and delete one step: a crash never leaves an acked entry in the stream. */
-	if (send_fmt(q, NULL, NULL, 1, "MULTI") != 0 ||
-	    send_ids(q, "XACK", stream, QUEUE_GROUP, ids, n, NULL, NULL) != 0 ||
-	    send_ids(q, "XDEL", stream, NULL, ids, n, NULL, NULL) != 0 ||
-	    send_fmt(q, NULL, NULL, 3, "INCRBY", q->bytes_key, len) != 0 ||
-	    send_fmt(q, exec_reply, d, 1, "EXEC") != 0) {
-		/* The connection died mid-way; hiredis fails the sent part, EXEC never runs. */
-		free(d);
-		return -1;
-	}
-	q->pending -= (long long)n;
-	q->bytes -= (long long)bytes;
-	return 0;
 }
 
 /*

@@ -92,6 +92,7 @@ static int build_uri(struct request *rq, const struct config_upstream *uc, const
 		     const struct queue_item *it)
 {
 	const char *q = it->query, *ep = it->endpoint, *key = strstr(ep, "{key}");
+	size_t len;
 	int n;
 
 	if (it->carrier == AUTH_QUERY && q[0] != '\0') {
@@ -99,14 +100,18 @@ static int build_uri(struct request *rq, const struct config_upstream *uc, const
 		if (q == NULL)
 			return -1;
 	}
+	/* Sized to fit: a store GET carries the whole event in its query (sentry_data). */
+	len = strlen(uc->path_prefix) + 32 + strlen(ep) + strlen(pr->key) + strlen(q) + 2;
+	rq->uri = own(rq, malloc(len));
+	if (rq->uri == NULL)
+		return -1;
 	/* unreal/<key>/ and cron/<slug>/<key>: ingest stored the key segment as "{key}". */
 	if (key != NULL)
-		n = snprintf(rq->uri, sizeof(rq->uri), "%s/api/%ld/%.*s%s%s%s%s", uc->path_prefix, pr->id,
-			     (int)(key - ep), ep, pr->key, key + 5, q[0] ? "?" : "", q);
+		n = snprintf(rq->uri, len, "%s/api/%ld/%.*s%s%s%s%s", uc->path_prefix, pr->id, (int)(key - ep), ep,
+			     pr->key, key + 5, q[0] ? "?" : "", q);
 	else
-		n = snprintf(rq->uri, sizeof(rq->uri), "%s/api/%ld/%s%s%s", uc->path_prefix, pr->id, ep,
-			     q[0] ? "?" : "", q);
-	return n > 0 && (size_t)n < sizeof(rq->uri) ? 0 : -1;
+		n = snprintf(rq->uri, len, "%s/api/%ld/%s%s%s", uc->path_prefix, pr->id, ep, q[0] ? "?" : "", q);
+	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
 /* Decode, rewrite the header line, encode again: only when the header really needs it. */

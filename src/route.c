@@ -164,8 +164,9 @@ static void set_default(struct route *rt, const struct config *cfg)
 	if (up != NULL)
 		pj = find_name(rt, up, cfg->default_project);
 	if (pj == NULL) {
-		log_warn("route: default_route %s/%s names nothing, ignored",
-			 cfg->default_upstream, cfg->default_project);
+		/* The project name is a DSN secret: only the upstream is named. */
+		log_warn("route: default_route (upstream %s) names no configured project, ignored",
+			 cfg->default_upstream);
 		return;
 	}
 	rt->dflt = (struct route_target){ .upstream = up, .project = pj, .rule = 4 };

@@ -24,8 +24,11 @@
 #include "relay.h"
 #include "request.h"
 
+struct call;
+
 struct slot {
 	struct evhttp_connection *conn;
+	struct call *call;     /* the request in flight on it, NULL when idle */
 	bool busy;
 	bool stale;            /* TLS connection closed: its SSL object cannot reconnect */
 };
@@ -150,9 +153,12 @@ void upstream_free(struct upstream *u)
 {
 	if (u == NULL)
 		return;
-	for (int i = 0; u->slots != NULL && i < u->nslots; i++)
+	/* evhttp_connection_free drops a request in flight without calling its callback. */
+	for (int i = 0; u->slots != NULL && i < u->nslots; i++) {
 		if (u->slots[i].conn != NULL)
 			evhttp_connection_free(u->slots[i].conn);
+		free(u->slots[i].call);
+	}
 	if (u->tls != NULL)
 		SSL_CTX_free(u->tls);
 	free(u->slots);
@@ -234,6 +240,7 @@ static void call_done(struct evhttp_request *resp, void *arg)
 	int status = resp != NULL ? evhttp_request_get_response_code(resp) : 0;
 
 	u->slots[c->slot].busy = false;
+	u->slots[c->slot].call = NULL;
 	u->in_flight--;
 	c->cb(c->arg, status, status != 0 ? resp : NULL);
 	free(c);
@@ -272,10 +279,12 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 		evhttp_add_header(out, rq->h[k].name, rq->h[k].value);
 	evbuffer_add(evhttp_request_get_output_buffer(req), rq->body, rq->body_len);
 	u->slots[i].busy = true;
+	u->slots[i].call = c;
 	u->in_flight++;
 	/* A synchronous failure (the socket could not even be created) leaves req to us. */
 	if (evhttp_make_request(conn, req, rq->get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, rq->uri) != 0) {
 		u->slots[i].busy = false;
+		u->slots[i].call = NULL;
 		u->in_flight--;
 		goto fail;
 	}

@@ -178,6 +178,19 @@ def test_store_get_sentry_data_gif():
     expect_forwarded(rec, "GET", "/api/1/store/", b"", query=want_q)
 
 
+def test_store_get_long_sentry_data():
+    """A beacon carries the whole event in its query: 8 KB of it must be forwarded, not choke
+    the request rebuild (it once failed every retry against a fixed 4 KB URL buffer)."""
+    fresh()
+    data = json.dumps({"event_id": H.new_event_id(), "message": "x" * 8000})
+    query = q(extra="&sentry_data=" + urllib.parse.quote(data, safe=""))
+    r = post("/api/1/store/?" + query, b"", method="GET")
+    H.check(r.status == 200, "long store GET answered %r" % r)
+    rec = one_record("long store GET")
+    want_q = query.replace("sentry_key=wow", "sentry_key=" + P.KEY_WEB)
+    expect_forwarded(rec, "GET", "/api/1/store/", b"", query=want_q)
+
+
 def test_envelope_query_auth():
     fresh()
     eid = H.new_event_id()
