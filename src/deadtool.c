@@ -324,11 +324,8 @@ static int list_page(struct dt *d, const redisReply *page)
 
 static int dt_list(struct dt *d)
 {
-	struct timespec ts;
 	int rc;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	d->now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (d->json)
 		fputs("[", stdout);
 	rc = dt_each(d, list_page);
@@ -392,8 +389,12 @@ static int replay_group(struct dt *d, const char *src)
 	return rc;
 }
 
-/* The XADD of the original fields only: the dead-letter bookkeeping stays out of the route's stream. */
-static int replay_args(const redisReply *el, const char *src, const char **argv, size_t *lens)
+/*
+ * The XADD of the original fields only: the dead-letter bookkeeping stays out of the route's
+ * stream. The received time restarts now (kept as t0), or an entry dead for max_age would die
+ * again on its first read.
+ */
+static int replay_args(const redisReply *el, const char *src, char *now, const char **argv, size_t *lens)
 {
 	int argc = 0;
 
@@ -406,6 +407,10 @@ static int replay_args(const redisReply *el, const char *src, const char **argv,
 		if (v == NULL)
 			continue;
 		argv[argc] = orig_fields[i], lens[argc++] = strlen(orig_fields[i]);
+		if (strcmp(orig_fields[i], "t") == 0) {
+			argv[argc] = now, lens[argc++] = strlen(now);
+			argv[argc] = "t0", lens[argc++] = 2;
+		}
 		argv[argc] = v->str, lens[argc++] = v->len;
 	}
 	return argc;
@@ -415,16 +420,23 @@ static int replay_args(const redisReply *el, const char *src, const char **argv,
 static int replay_exec(struct dt *d, const redisReply *el, int argc, const char **argv, const size_t *lens)
 {
 	const char *del[3] = { "XDEL", d->key, el->element[0]->str };
+	const redisReply *body = dt_field(el, "b");
+	char bytes_key[DT_KEY_MAX], len[24];
+	const char *incr[3] = { "INCRBY", bytes_key, len };
 	redisReply *rep = NULL;
 	int rc = 1;
 
+	/* Queued again: its body counts against queue.max_bytes again (the dead-lettering took it off). */
+	snprintf(bytes_key, sizeof(bytes_key), "%sbytes", d->cfg->redis_prefix);
+	snprintf(len, sizeof(len), "%zu", body != NULL ? (size_t)body->len : 0);
 	if (redisAppendCommand(d->c, "MULTI") != REDIS_OK ||
 	    redisAppendCommandArgv(d->c, argc, argv, lens) != REDIS_OK ||
+	    redisAppendCommandArgv(d->c, 3, incr, NULL) != REDIS_OK ||
 	    redisAppendCommandArgv(d->c, 3, del, NULL) != REDIS_OK || redisAppendCommand(d->c, "EXEC") != REDIS_OK) {
 		dt_err("out of memory");
 		return -1;
 	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		freeReplyObject(rep);
 		rep = NULL;
 		if (redisGetReply(d->c, (void **)&rep) != REDIS_OK) {
@@ -432,7 +444,7 @@ static int replay_exec(struct dt *d, const redisReply *el, int argc, const char 
 			return -1;
 		}
 	}
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_STRING)
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING)
 		rc = 0;
 	else
 		dt_err("%s: replay to %s failed: %s", el->element[0]->str, argv[1],
@@ -443,14 +455,15 @@ static int replay_exec(struct dt *d, const redisReply *el, int argc, const char 
 
 static int replay_one(struct dt *d, const redisReply *el)
 {
-	const char *argv[3 + 2 * NORIG];
-	size_t lens[3 + 2 * NORIG];
-	char src[DT_KEY_MAX];
+	const char *argv[5 + 2 * NORIG];
+	size_t lens[5 + 2 * NORIG];
+	char src[DT_KEY_MAX], now[24];
 	int argc, rc;
 
 	if (replay_route(d, el, src, sizeof(src)) != 0) {
 		rc = 1;
-	} else if ((argc = replay_args(el, src, argv, lens)) == 3) {
+	} else if (snprintf(now, sizeof(now), "%lld", d->now_ms) < 0 ||
+		   (argc = replay_args(el, src, now, argv, lens)) == 3) {
 		dt_err("%s: entry has none of the original fields; left in place", el->element[0]->str);
 		rc = 1;
 	} else if ((rc = replay_group(d, src)) == 0) {
@@ -553,11 +566,14 @@ static int dt_verb(struct dt *d, int argc, char **argv)
 
 int deadtool_run(const struct config *cfg, int argc, char **argv)
 {
+	struct timespec ts;
 	struct dt d;
 	int rc = -1;
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d.now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (!dt_args_ok(argc, argv)) {
 		dt_usage();
 		return 2;
