@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -29,7 +30,10 @@ struct call;
 struct slot {
 	struct evhttp_connection *conn;
 	struct call *call;     /* the request in flight on it, NULL when idle */
+	unsigned gen;          /* bumped per request: tells a finished call from a later one */
 	bool busy;
+	bool connected;        /* an answer came over it and it has not closed since */
+	bool tls;
 	bool stale;            /* TLS connection closed: its SSL object cannot reconnect */
 };
 
@@ -50,6 +54,9 @@ struct upstream {
 struct call {
 	struct upstream *u;
 	int slot;
+	unsigned gen;
+	struct evhttp_request *req;
+	struct event *connect_timer;   /* forward.connect_timeout while the connection is not up */
 	upstream_done_cb cb;
 	void *arg;
 };
@@ -119,12 +126,13 @@ static struct bufferevent *tls_bev(struct upstream *u)
 	return bev;
 }
 
-static void tls_closed(struct evhttp_connection *conn, void *arg)
+static void conn_closed(struct evhttp_connection *conn, void *arg)
 {
 	struct slot *s = arg;
 
 	(void)conn;
-	s->stale = true;
+	s->connected = false;
+	s->stale = s->tls;
 }
 
 struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg)
@@ -157,6 +165,8 @@ void upstream_free(struct upstream *u)
 	for (int i = 0; u->slots != NULL && i < u->nslots; i++) {
 		if (u->slots[i].conn != NULL)
 			evhttp_connection_free(u->slots[i].conn);
+		if (u->slots[i].call != NULL && u->slots[i].call->connect_timer != NULL)
+			event_free(u->slots[i].call->connect_timer);
 		free(u->slots[i].call);
 	}
 	if (u->tls != NULL)
@@ -218,13 +228,14 @@ static struct evhttp_connection *slot_conn(struct upstream *u, int i)
 
 		s->conn = bev ? evhttp_connection_base_bufferevent_new(u->r->base, u->r->dns, bev, u->cfg->host,
 								       (unsigned short)u->cfg->port) : NULL;
-		if (s->conn != NULL)
-			evhttp_connection_set_closecb(s->conn, tls_closed, s);
 	} else {
 		s->conn = evhttp_connection_base_new(u->r->base, u->r->dns, u->cfg->host, (unsigned short)u->cfg->port);
 	}
 	if (s->conn == NULL)
 		return NULL;
+	s->tls = u->tls != NULL;
+	s->connected = false;
+	evhttp_connection_set_closecb(s->conn, conn_closed, s);
 	tv.tv_sec = (long)u->cfg->timeout;
 	tv.tv_usec = (long)((u->cfg->timeout - (double)tv.tv_sec) * 1e6);
 	evhttp_connection_set_timeout_tv(s->conn, &tv);
@@ -239,11 +250,48 @@ static void call_done(struct evhttp_request *resp, void *arg)
 	struct upstream *u = c->u;
 	int status = resp != NULL ? evhttp_request_get_response_code(resp) : 0;
 
+	if (c->connect_timer != NULL)
+		event_free(c->connect_timer);
 	u->slots[c->slot].busy = false;
 	u->slots[c->slot].call = NULL;
+	if (status != 0)
+		u->slots[c->slot].connected = true;
 	u->in_flight--;
 	c->cb(c->arg, status, status != 0 ? resp : NULL);
 	free(c);
+}
+
+/* Is the TCP handshake of this connection done? (A TLS handshake counts as part of the request.) */
+static bool tcp_connected(struct evhttp_connection *conn)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/*
+ * libevent 2.1 has one timeout for connect and answer alike: a host that drops SYNs would hold
+ * a slot for forward.timeout. Until the connection has carried an answer, the request is
+ * cancelled after connect_timeout instead.
+ */
+static void connect_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct call *c = arg;
+	struct upstream *u = c->u;
+	int slot = c->slot;
+	unsigned gen = c->gen;
+
+	(void)fd;
+	(void)what;
+	if (u->slots[slot].connected || tcp_connected(u->slots[slot].conn))
+		return;
+	log_debug("upstream %s: no connection within %.1fs", u->cfg->name, u->cfg->connect_timeout);
+	evhttp_cancel_request(c->req);  /* fails the request through call_done */
+	if (u->slots[slot].busy && u->slots[slot].gen == gen)
+		call_done(NULL, c);  /* a libevent that cancelled without calling back */
 }
 
 static int free_slot(const struct upstream *u)
@@ -280,6 +328,9 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 	evbuffer_add(evhttp_request_get_output_buffer(req), rq->body, rq->body_len);
 	u->slots[i].busy = true;
 	u->slots[i].call = c;
+	c->gen = ++u->slots[i].gen;
+	c->req = req;
+	c->connect_timer = NULL;
 	u->in_flight++;
 	/* A synchronous failure (the socket could not even be created) leaves req to us. */
 	if (evhttp_make_request(conn, req, rq->get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, rq->uri) != 0) {
@@ -287,6 +338,14 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 		u->slots[i].call = NULL;
 		u->in_flight--;
 		goto fail;
+	}
+	if (!u->slots[i].connected && u->cfg->connect_timeout < u->cfg->timeout) {
+		struct timeval tv = { (long)u->cfg->connect_timeout,
+				      (long)((u->cfg->connect_timeout - (long)u->cfg->connect_timeout) * 1e6) };
+
+		c->connect_timer = evtimer_new(u->r->base, connect_expired, c);
+		if (c->connect_timer != NULL)
+			evtimer_add(c->connect_timer, &tv);
 	}
 	return;
 fail:
