@@ -14,6 +14,9 @@ struct queue;
 struct forward;
 struct ingest;
 
+#define RELAY_PRIORITIES 3
+#define RELAY_PRIORITY_FORWARD 2   /* lowest: upstream connections and forward bookkeeping */
+
 struct relay {
 	struct event_base *base;
 	struct evdns_base *dns;

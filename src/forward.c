@@ -667,6 +667,7 @@ struct forward *forward_new(struct relay *r)
 	f->flush_ev = event_new(r->base, -1, 0, flush_cb, f);
 	if (f->tick_ev == NULL || f->flush_ev == NULL)
 		goto fail;
+	event_priority_set(f->flush_ev, RELAY_PRIORITY_FORWARD);
 	evtimer_add(f->tick_ev, &tick);
 	return f;
 fail:

@@ -143,6 +143,10 @@ static int start(struct relay *r)
 	}
 	if (r->base == NULL)
 		r->base = event_base_new();
+	/* Three priorities, default the middle one (ingest, Redis); forwarding runs at the lowest so
+	 * that under saturation SDKs are answered first and the queue absorbs the difference. */
+	if (r->base != NULL && event_base_priority_init(r->base, RELAY_PRIORITIES) != 0)
+		log_warn("cannot set event priorities; forwarding competes with ingest");
 	r->dns = r->base ? evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS) : NULL;
 	r->stats = stats_new();
 	r->routes = route_new(r->cfg);

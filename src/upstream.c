@@ -235,6 +235,7 @@ static struct evhttp_connection *slot_conn(struct upstream *u, int i)
 		return NULL;
 	s->tls = u->tls != NULL;
 	s->connected = false;
+	bufferevent_priority_set(evhttp_connection_get_bufferevent(s->conn), RELAY_PRIORITY_FORWARD);
 	evhttp_connection_set_closecb(s->conn, conn_closed, s);
 	tv.tv_sec = (long)u->cfg->timeout;
 	tv.tv_usec = (long)((u->cfg->timeout - (double)tv.tv_sec) * 1e6);
