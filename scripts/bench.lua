@@ -1,9 +1,10 @@
--- bench_store.lua - wrk script for scripts/bench: POST a real Python SDK store event
--- (/api/<id>/store/, X-Sentry-Auth header) with a fresh event_id in every request.
--- Usage: wrk ... -s scripts/bench_store.lua URL -- BODY_FILE HEADERS_FILE PATH
---   BODY_FILE     the decoded event JSON (scripts/bench extracts it from the SDK fixtures)
+-- bench.lua - wrk script for scripts/bench: POST a real SDK request with a fresh event_id in
+-- every request (the store event's, or the envelope header's and its event item's).
+-- Usage: wrk ... -s scripts/bench.lua URL -- BODY_FILE HEADERS_FILE PATH
+--   BODY_FILE     the decoded store event JSON or the envelope (scripts/bench extracts it from
+--                 the SDK fixtures)
 --   HEADERS_FILE  "Name: value" lines sent with every request (Host/Content-Length are wrk's)
---   PATH          request target, e.g. /api/20/store/
+--   PATH          request target, e.g. /api/20/store/ or /api/20/envelope/?sentry_key=...
 -- done() prints one line "BENCH_JSON {...}" (counts, socket errors, non-2xx/3xx, latency in us)
 -- that scripts/bench parses.
 
