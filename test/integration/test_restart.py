@@ -268,5 +268,36 @@ def test_sigterm_while_forwards_stall():
     check_intact(sent, got, "SIGTERM with stuck forwards")
 
 
+def test_sigterm_not_ready_at_once_then_second_signal_exits():
+    """SIGTERM: the listening socket closes and /status on a connection already open answers 503
+    "stopping" at once, while forwards stuck upstream are given shutdown_timeout (20 s here);
+    a second SIGTERM exits at once. Nothing is lost: the next run delivers everything."""
+    mock = S["mock"]
+    fresh({"default": {"stall": 30}})
+    sq = start("shutdown_timeout = 20.0;\n")
+    sent = post_all(3)
+    H.wait_for(lambda: mock.count() >= 1, 15, "a forward stuck upstream")
+    ka = H.KeepAlive(S["port"])
+    try:
+        H.check(ka.send("GET", "/status").status == 200, "/status not 200 before SIGTERM")
+        sq.proc.send_signal(signal.SIGTERM)
+        H.wait_for(lambda: not H.port_open(S["port"]), 5, "the listening socket closed after SIGTERM")
+        r = ka.send("GET", "/status")
+        H.check(r.status == 503 and r.json().get("status") == "stopping",
+                "/status on an open connection after SIGTERM: %r" % r)
+    finally:
+        ka.close()
+    H.check(sq.alive(), "sentryq exited before shutdown_timeout with forwards in flight")
+    t0 = time.monotonic()
+    rc = sq.stop(signal.SIGTERM, timeout=10)
+    took = time.monotonic() - t0
+    print("# second SIGTERM: exit %r after %.2fs" % (rc, took))
+    H.check(rc == 0 and took < 2, "second SIGTERM: exit %r after %.1fs, want 0 at once" % (rc, took))
+    mock.reset()
+    start()
+    got = wait_all_delivered(sent, 60)
+    check_intact(sent, got, "SIGTERM then a second SIGTERM")
+
+
 if __name__ == "__main__":
     H.main(globals())
