@@ -103,6 +103,5 @@ int queue_claim_orphans(struct queue *q, const char *stream, queue_done_cb cb, v
  * (refreshed from Redis once a second, moved by local puts and acks in between). */
 long long queue_pending(const struct queue *q);
 long long queue_bytes(const struct queue *q);
-const char *queue_consumer(const struct queue *q);
 
 #endif

@@ -302,8 +302,7 @@ static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN +
 			 codec_decode(ir->encoding, ir->body, ir->body_len, ir->decoded_len, 0, &tmp, &len) == 0)
 			rc = envelope_store_event_id(tmp, len, id);
 	} else if (body_head(ir, &tmp, &head, &len) == 0) {
-		/* The header line is one JSON object: the same top-level scan as a store body, no parser. */
-		rc = envelope_store_event_id(head, envelope_header_len(head, len), id);
+		rc = envelope_event_id(head, len, id);
 	}
 	free(tmp);
 	if (rc != 0)

@@ -432,11 +432,6 @@ long long queue_pending(const struct queue *q)
 	return q->pending > 0 ? q->pending : 0;
 }
 
-const char *queue_consumer(const struct queue *q)
-{
-	return q->consumer;
-}
-
 /* ---- put ---- */
 
 /* A copy of one entry held in memory while Redis is away. */

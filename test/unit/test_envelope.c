@@ -94,7 +94,9 @@ static void test_event_id_forms(void **state)
 	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af8g\"}", id), -1);
 	assert_int_equal(event_id("{\"event_id\":\"cbf67636-43cb4ea7-84fc-55d4dd94af80a\"}", id), -1);
 	assert_int_equal(event_id("{\"event_id\":null}", id), -1);
-	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af80\"", id), -1);
+	/* An unterminated header still yields its id: the scan does not validate the envelope (Sentry
+	 * does, and answers 400); the id is only what sentryq echoes to the SDK. */
+	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af80\"", id), 0);
 	assert_int_equal(event_id("[\"cbf6763643cb4ea784fc55d4dd94af80\"]", id), -1);
 	assert_int_equal(event_id("", id), -1);
 	assert_int_equal(event_id("\n{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af80\"}", id), -1);
