@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #define ENVELOPE_ID_LEN 32
+#define ENVELOPE_HEADER_PEEK (64 * 1024)  /* decoded bytes read to find a compressed envelope's header line */
 
 /* Length of the envelope header line (bytes before the first '\n', or len). */
 size_t envelope_header_len(const char *body, size_t len);

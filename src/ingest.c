@@ -25,7 +25,6 @@
 #include "route.h"
 #include "stats.h"
 
-#define HEADER_PEEK (64 * 1024)   /* decoded bytes read to find an envelope header line */
 #define KEPT_HEADERS_MAX 16384
 
 struct ingest {
@@ -279,7 +278,7 @@ static int body_head(const struct ingest_req *ir, char **tmp, const char **head,
 		*len = ir->body_len;
 		return 0;
 	}
-	if (codec_decode(ir->encoding, ir->body, ir->body_len, HEADER_PEEK, 1, tmp, len) != 0)
+	if (codec_decode(ir->encoding, ir->body, ir->body_len, ENVELOPE_HEADER_PEEK, 1, tmp, len) != 0)
 		return -1;
 	*head = *tmp;
 	return 0;

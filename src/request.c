@@ -11,7 +11,6 @@
 #include "codec.h"
 #include "envelope.h"
 
-#define HEADER_PEEK (64 * 1024)  /* decoded bytes read to find an envelope header line */
 
 static char *own(struct request *rq, char *s)
 {
@@ -122,7 +121,7 @@ static void rewrite_encoded(struct request *rq, enum codec_kind kind, const stru
 	size_t plain_len, rewritten_len, packed_len;
 	int rc;
 
-	if (codec_decode(kind, it->body, it->body_len, HEADER_PEEK, 1, &plain, &plain_len) != 0)
+	if (codec_decode(kind, it->body, it->body_len, ENVELOPE_HEADER_PEEK, 1, &plain, &plain_len) != 0)
 		return;
 	rc = envelope_rewrite(plain, plain_len, dsn, it->sdk_key, real_key, &rewritten, &rewritten_len);
 	free(plain);
