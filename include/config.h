@@ -68,6 +68,7 @@ struct config {
 	double forward_claim_idle;       /* seconds before another consumer's pending entry is taken over, 60 */
 	char *forward_consumer;          /* consumer name in the group; NULL = hostname */
 	int forward_down_after;          /* consecutive failures before an upstream is marked down, 5 */
+	int forward_ingest_first;        /* SDK requests waiting for Redis above which reads wait for the tick, 8; 0 off */
 
 	/* limits: per-endpoint body limits after decompression (Sentry's defaults); 413 above */
 	size_t limit_event;         /* store, security, csp-report, nel, cron: 1 MiB */

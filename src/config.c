@@ -94,6 +94,7 @@ static const struct key_def top_keys[] = {
 	{ K_DBL("forward.claim_idle", CFG, forward_claim_idle), .def = 60, .min = 0.001, .max = 86400 },
 	{ K_STR("forward.consumer", CFG, forward_consumer), .min = 1, .max = 128, .check = check_token },
 	{ K_INT("forward.down_after", CFG, forward_down_after), .def = 5, .min = 1, .max = 1000000 },
+	{ K_INT("forward.ingest_first", CFG, forward_ingest_first), .def = 8, .min = 0, .max = 1000000 },
 	{ K_SIZE("limits.max_event_size", CFG, limit_event), .def = 1048576, .min = 1, .max = 1099511627776.0 },
 	{ K_SIZE("limits.max_envelope_size", CFG, limit_envelope), .def = 209715200, .min = 1,
 	  .max = 1099511627776.0 },

@@ -1,5 +1,6 @@
 /* forward.c - read entries per route from Redis, rebuild them for their upstream, ack after a 2xx. */
 #include "forward.h"
+#include "ingest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ struct forward {
 	bool kick_pending;            /* a read was asked for since the last flush */
 	size_t rr;                     /* round-robin start of the next kick loop */
 	bool closing;                  /* forward_free in progress: completions only clean up */
+	bool in_tick;                  /* the tick reads even while ingest is busy */
 	void (*drain_cb)(void *);
 	void *drain_arg;
 };
@@ -444,11 +446,25 @@ static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n, 
 		route_kick(rt);
 }
 
+/*
+ * Ingest first: while forward.ingest_first or more SDK requests wait for Redis (the loop is
+ * saturated), new reads wait for the 100 ms tick, so answering SDKs is never slowed by
+ * forwarding; the queue absorbs the difference and drains at full speed once ingest eases.
+ */
+static bool ingest_busy(const struct forward *f)
+{
+	int limit = f->r->cfg->forward_ingest_first;
+
+	return limit > 0 && !f->in_tick && f->r->ingest != NULL && ingest_in_flight(f->r->ingest) >= limit;
+}
+
 static void route_kick(struct fwd_route *rt)
 {
 	struct forward *f = rt->f;
 	int n;
 
+	if (ingest_busy(f))
+		return;
 	if (rt->reading || f->draining || !queue_ready(f->r->queue) || !upstream_ready(rt->up) ||
 	    mono_now() < rt->parked_until)
 		return;
@@ -497,6 +513,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (claim && queue_ready(f->r->queue))
 		f->last_claim = now;
+	f->in_tick = true;
 	for (size_t i = 0; i < f->nroutes; i++) {
 		struct fwd_route *rt = &f->routes[i];
 
@@ -509,6 +526,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (wants_read(rt))
 			route_kick(rt);
 	}
+	f->in_tick = false;
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
