@@ -32,7 +32,8 @@ struct request {
  * unreal/cron paths), in the one auth carrier the SDK used (header, Authorization, query), and in
  * an envelope header "dsn" / "trace.public_key" (decoding and re-encoding a compressed body).
  * Everything else is kept: other headers, query parameters, and every body byte after the
- * envelope header line. 0, or -1 (request_release still frees what was built).
+ * envelope header line. 0; -1 out of memory (worth another try); -2 the entry is damaged and
+ * never will be a request. request_release frees what was built either way.
  */
 int request_build(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
 		  const struct queue_item *it);

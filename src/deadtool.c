@@ -408,8 +408,13 @@ static int replay_args(const redisReply *el, const char *src, char *now, const c
 			continue;
 		argv[argc] = orig_fields[i], lens[argc++] = strlen(orig_fields[i]);
 		if (strcmp(orig_fields[i], "t") == 0) {
+			/* A letter replayed before keeps its first received time. */
+			const redisReply *t0 = dt_field(el, "t0");
+
 			argv[argc] = now, lens[argc++] = strlen(now);
 			argv[argc] = "t0", lens[argc++] = 2;
+			if (t0 != NULL)
+				v = t0;
 		}
 		argv[argc] = v->str, lens[argc++] = v->len;
 	}

@@ -81,6 +81,7 @@ struct forward {
 static void route_kick(struct fwd_route *rt);
 static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry *e);
 static void bury(struct fwd_call *c, const char *reason, int status);
+static void unlink_call(struct fwd_call *c);
 
 /* Reads happen in flush_cb, once per loop iteration, however many events asked for one. */
 static void want_kick(struct forward *f)
@@ -203,10 +204,18 @@ static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retr
 		rt->rescan = true;  /* out of memory: left pending for the next scan */
 		goto out;
 	}
-	if (request_build(&rq, upstream_config(rt->up), rt->pr, &e->item) != 0) {
-		/* A stored entry that cannot become a request never will: dead-letter it, never loop. */
+	switch (request_build(&rq, upstream_config(rt->up), rt->pr, &e->item)) {
+	case 0:
+		break;
+	case -2:
+		/* A damaged entry never becomes a request: dead-letter it rather than loop on it. */
 		log_error("forward: %s %s cannot be rebuilt as a request", rt->label, e->id);
 		bury(c, "permanent", 0);
+		goto out;
+	default:
+		unlink_call(c);  /* out of memory: left pending for the next scan */
+		free(c);
+		rt->rescan = true;
 		goto out;
 	}
 	if (retry)
@@ -403,11 +412,12 @@ static bool expired(struct fwd_route *rt, const struct queue_entry *e)
 	return true;
 }
 
+/* Not claimed again: in flight, delivered and being acked, or nothing is sent while draining. */
 static bool skip_id(void *arg, const char *id)
 {
 	const struct fwd_route *rt = arg;
 
-	return is_in_flight(rt, id) || is_acking(rt, id);
+	return rt->f->draining || is_in_flight(rt, id) || is_acking(rt, id);
 }
 
 static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n, size_t scanned, const char *last)
@@ -421,7 +431,8 @@ static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n, 
 		snprintf(rt->cursor, sizeof(rt->cursor), "%s", last);
 	for (size_t i = 0; i < n; i++) {
 		if (e[i].deleted) {
-			push_ack(rt, e[i].id, 0);
+			if (e[i].id[0] != '\0')  /* a pending id whose entry is gone: just ack it */
+				push_ack(rt, e[i].id, 0);
 			continue;
 		}
 		if (skip_id(rt, e[i].id) || rt->f->draining || expired(rt, &e[i]))

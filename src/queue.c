@@ -2,6 +2,7 @@
 #include "queue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ struct queue {
 	struct buffered *buf_head, *buf_last, *buf_cursor;  /* cursor: first not yet sent */
 	size_t buf_bytes, buf_count;
 	int buf_sending;                /* XADDs of buffered entries awaiting a reply */
+	bool spool_loaded;              /* "<spool>.loaded" holds entries not yet all in Redis */
 
 	char consumer[128];
 };
@@ -71,7 +73,7 @@ static double now_s(void)
 struct buffered;
 static void drain_buffer(struct queue *q);
 static void unlink_buffered(struct queue *q, struct buffered *b);
-static int spool_save(struct queue *q);
+static int spool_save(struct queue *q, const char *path);
 static void spool_load(struct queue *q);
 
 static void set_state(struct queue *q, enum qstate s)
@@ -407,12 +409,21 @@ void queue_free(struct queue *q)
 		event_free(q->reconnect_ev);
 	if (q->tick_ev != NULL)
 		event_free(q->tick_ev);
-	if (q->buf_count > 0 && q->r->cfg->redis_spool_file != NULL && spool_save(q) == 0)
+	if (q->buf_count > 0 && q->r->cfg->redis_spool_file != NULL &&
+	    spool_save(q, q->r->cfg->redis_spool_file) == 0) {
 		log_warn("queue: Redis is still away: %zu buffered entries written to %s for the next start",
 			 q->buf_count, q->r->cfg->redis_spool_file);
-	else if (q->buf_count > 0)
+		if (q->spool_loaded) {
+			char loaded[4200];  /* a subset of what was just written */
+
+			snprintf(loaded, sizeof(loaded), "%s.loaded", q->r->cfg->redis_spool_file);
+			unlink(loaded);
+		}
+	} else if (q->buf_count > 0) {
 		log_error("queue: %zu buffered entries (%zu bytes) never reached Redis and are lost%s", q->buf_count,
 			  q->buf_bytes, q->r->cfg->redis_spool_file != NULL ? " (the spool file could not be written)" : "");
+	}
+	q->spool_loaded = false;  /* freeing the buffer below is not delivering it */
 	while (q->buf_head != NULL)
 		unlink_buffered(q, q->buf_head);
 	for (size_t i = 0; i < q->nstreams; i++)
@@ -464,6 +475,14 @@ static void unlink_buffered(struct queue *q, struct buffered *b)
 	q->buf_bytes -= b->size;
 	q->buf_count--;
 	free(b);
+	if (q->buf_count == 0 && q->spool_loaded) {
+		/* Everything taken back from the spool is in Redis now. */
+		char loaded[4200];
+
+		snprintf(loaded, sizeof(loaded), "%s.loaded", q->r->cfg->redis_spool_file);
+		unlink(loaded);
+		q->spool_loaded = false;
+	}
 }
 
 static void put_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -652,18 +671,45 @@ static int spool_record(FILE *f, const struct buffered *b)
 	return put_field(f, meta, strlen(meta)) == 0 && put_field(f, b->it.body, b->it.body_len) == 0 ? 0 : -1;
 }
 
-/* Write the whole buffer to redis.spool_file atomically (temp file, fsync, rename). */
-static int spool_save(struct queue *q)
+/* fsync the directory holding path, so a rename into it survives a power loss. */
+static void sync_dir(const char *path)
 {
-	const char *path = q->r->cfg->redis_spool_file;
+	char dir[4200];
+	char *slash;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/*
+ * Write the whole buffer to `path` atomically: a 0600 temp file (it holds auth headers and event
+ * bodies), fsync, rename, fsync of the directory.
+ */
+static int spool_save(struct queue *q, const char *path)
+{
 	char tmp[4200];
-	FILE *f;
-	int rc = -1;
+	FILE *f = NULL;
+	int fd, rc = -1;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "wb");
-	if (f == NULL)
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || (f = fdopen(fd, "wb")) == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	if (fputs(SPOOL_MAGIC, f) < 0)
 		goto out;
 	for (const struct buffered *b = q->buf_head; b != NULL; b = b->next)
@@ -678,6 +724,8 @@ out:
 		rc = -1;
 	if (rc != 0)
 		unlink(tmp);
+	else
+		sync_dir(path);
 	return rc;
 }
 
@@ -734,39 +782,62 @@ out:
 	return rc;
 }
 
-/* At start: take back what the last stop spooled, then remove the file. */
-static void spool_load(struct queue *q)
+/* Read one spool file into the buffer. 0 read whole, -1 absent or not a spool, -2 damaged part-way. */
+static int spool_read_file(struct queue *q, const char *path)
 {
-	const char *path = q->r->cfg->redis_spool_file;
 	char magic[sizeof(SPOOL_MAGIC)];
-	FILE *f;
-	int rc = 0;
+	FILE *f = fopen(path, "rb");
+	int rc;
 
-	if (path == NULL || (f = fopen(path, "rb")) == NULL)
-		return;
+	if (f == NULL)
+		return -1;
 	if (fread(magic, 1, strlen(SPOOL_MAGIC), f) != strlen(SPOOL_MAGIC) ||
 	    memcmp(magic, SPOOL_MAGIC, strlen(SPOOL_MAGIC)) != 0) {
 		log_error("queue: %s is not a sentryq spool file; left in place", path);
 		fclose(f);
-		return;
+		return -1;
 	}
 	while ((rc = spool_read_record(q, f)) == 0)
 		;
 	fclose(f);
-	if (rc < 0) {
-		/* Keep the unreadable rest for a human, but never load the good part twice. */
-		char aside[4200];
+	return rc < 0 ? -2 : 0;
+}
 
-		snprintf(aside, sizeof(aside), "%s.damaged", path);
-		log_error("queue: %s is damaged after %zu entries; those are taken back, the file is kept as %s",
-			  path, q->buf_count, aside);
-		if (rename(path, aside) != 0)
-			unlink(path);
+/*
+ * At start: take back what the last stop spooled (and what a crash left while draining an earlier
+ * spool). The entries are written at once to "<spool>.loaded", removed only when all of them are
+ * in Redis, so a crash before that loses nothing (it can duplicate).
+ */
+static void spool_load(struct queue *q)
+{
+	const char *path = q->r->cfg->redis_spool_file;
+	char loaded[4200], aside[4200];
+	int rc;
+
+	if (path == NULL)
+		return;
+	snprintf(loaded, sizeof(loaded), "%s.loaded", path);
+	snprintf(aside, sizeof(aside), "%s.damaged", path);
+	spool_read_file(q, loaded);
+	rc = spool_read_file(q, path);
+	if (q->buf_count == 0)
+		return;
+	if (spool_save(q, loaded) != 0) {
+		log_error("queue: cannot write %s; %s is kept and will be read again", loaded, path);
 		return;
 	}
-	log_info("queue: %zu entries taken back from %s; they go to Redis as soon as it answers", q->buf_count,
-		 path);
-	unlink(path);
+	q->spool_loaded = true;
+	if (rc == -2) {
+		/* Keep the unreadable rest for a human, but never load the good part twice. */
+		log_error("queue: %s is damaged part-way; what could be read is taken back, the file is kept as %s",
+			  path, aside);
+		if (rename(path, aside) != 0)
+			unlink(path);
+	} else if (rc == 0) {
+		unlink(path);
+	}
+	log_info("queue: %zu entries taken back from the spool; they go to Redis as soon as it answers",
+		 q->buf_count);
 }
 
 long long queue_bytes(const struct queue *q)
@@ -856,7 +927,8 @@ static void decode_entry(const redisReply *el, const struct read_ctx *rc, struct
 
 static void finish_read(struct read_ctx *rc, int ok, const struct queue_entry *e, size_t n)
 {
-	rc->cb(rc->arg, ok, e, n, rc->scanned, rc->last);
+	/* A failed read covered nothing: the caller's cursor must not skip unclaimed entries. */
+	rc->cb(rc->arg, ok, e, n, ok == 1 ? rc->scanned : 0, rc->last);
 	free(rc->pending);
 	free(rc);
 }
@@ -884,6 +956,19 @@ static void deliver_list(struct read_ctx *rc, const redisReply *list, bool count
 	free(entries);
 }
 
+/* A failed read. The stream or group vanished (FLUSHALL, manual cleanup): create it again. The
+ * error text names the stream, which holds a project name: only its code is logged. */
+static void read_failed(struct read_ctx *rc, const redisReply *rep)
+{
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOGROUP", 7) == 0) {
+		log_warn("redis: a stream or its consumer group is gone; creating it again");
+		send_fmt(rc->q, NULL, NULL, 6, "XGROUP", "CREATE", rc->stream, QUEUE_GROUP, "0", "MKSTREAM");
+	} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+		log_warn("redis: reading a stream failed: %.*s", (int)strcspn(rep->str, " "), rep->str);
+	}
+	finish_read(rc, 0, NULL, 0);
+}
+
 static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct read_ctx *rc = privdata;
@@ -891,15 +976,7 @@ static void read_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 	(void)ac;
 	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-		/* The stream or group vanished (FLUSHALL, manual cleanup): recreate it. The error text
-		 * names the stream, which holds a project name: it is not logged. */
-		if (rep != NULL && strncmp(rep->str, "NOGROUP", 7) == 0) {
-			log_warn("redis: a stream or its consumer group is gone; creating it again");
-			send_fmt(rc->q, NULL, NULL, 6, "XGROUP", "CREATE", rc->stream, QUEUE_GROUP, "0", "MKSTREAM");
-		} else if (rep != NULL) {
-			log_warn("redis: reading a stream failed: %.*s", (int)strcspn(rep->str, " "), rep->str);
-		}
-		finish_read(rc, 0, NULL, 0);
+		read_failed(rc, rep);
 		return;
 	}
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
@@ -916,7 +993,7 @@ static void xclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 	(void)ac;
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-		finish_read(rc, 0, NULL, 0);
+		read_failed(rc, rep);
 		return;
 	}
 	deliver_list(rc, rep, false);
@@ -957,7 +1034,7 @@ static void pending_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 	(void)ac;
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-		finish_read(rc, 0, NULL, 0);
+		read_failed(rc, rep);
 		return;
 	}
 	rc->pending = calloc(rep->elements + 1, sizeof(*rc->pending));
@@ -1031,9 +1108,13 @@ struct done_ctx {
 /* Ack, delete and uncount in one script: one command, so a failure half-way cannot leave the
  * connection inside a MULTI, and a crash never leaves an acked entry in the stream. */
 static const char ack_script[] =
-	"redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))\n"
-	"redis.call('XDEL', KEYS[1], unpack(ARGV, 3))\n"
-	"redis.call('DECRBY', KEYS[2], ARGV[2])\n"
+	"local n = 0\n"
+	"for i = 2, #ARGV, 2 do\n"
+	"  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])\n"
+	/* Only what this call deleted is uncounted: a resent or concurrent ack must not count twice. */
+	"  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then n = n + tonumber(ARGV[i + 1]) end\n"
+	"end\n"
+	"if n > 0 then redis.call('DECRBY', KEYS[2], n) end\n"
 	"return 1\n";
 
 static void ack_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -1052,29 +1133,30 @@ static void ack_reply(redisAsyncContext *ac, void *reply, void *privdata)
 int queue_ack(struct queue *q, const char *stream, const struct queue_ack_item *items, size_t n,
 	      queue_done_cb cb, void *arg)
 {
-	const char **argv = malloc((n + 7) * sizeof(char *));
-	size_t *lens = malloc((n + 7) * sizeof(size_t));
+	const char **argv = malloc((2 * n + 6) * sizeof(char *));
+	size_t *lens = malloc((2 * n + 6) * sizeof(size_t));
+	char (*len)[24] = malloc((n ? n : 1) * sizeof(*len));
 	struct done_ctx *d = malloc(sizeof(*d));
-	char len[24];
 	size_t bytes = 0;
 	int argc = 0, rc = -1;
 
-	if (q->state != Q_READY || argv == NULL || lens == NULL || d == NULL || n == 0 || n > QUEUE_ACK_MAX)
+	if (q->state != Q_READY || argv == NULL || lens == NULL || len == NULL || d == NULL || n == 0 ||
+	    n > QUEUE_ACK_MAX)
 		goto out;
-	for (size_t i = 0; i < n; i++)
-		bytes += items[i].body_len;
 	d->cb = cb;
 	d->arg = arg;
-	snprintf(len, sizeof(len), "%zu", bytes);
 	argv[argc++] = "EVAL";
 	argv[argc++] = ack_script;
 	argv[argc++] = "2";
 	argv[argc++] = stream;
 	argv[argc++] = q->bytes_key;
 	argv[argc++] = QUEUE_GROUP;
-	argv[argc++] = len;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		snprintf(len[i], sizeof(len[i]), "%zu", items[i].body_len);
+		bytes += items[i].body_len;
 		argv[argc++] = items[i].id;
+		argv[argc++] = len[i];
+	}
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
 	rc = send_argv(q, ack_reply, d, argc, argv, lens);
@@ -1086,6 +1168,7 @@ int queue_ack(struct queue *q, const char *stream, const struct queue_ack_item *
 out:
 	free(argv);
 	free(lens);
+	free(len);
 	free(d);
 	return rc;
 }

@@ -63,7 +63,7 @@ static int build_headers(struct request *rq, const struct queue_item *it, const 
 		char *colon = memchr(p, ':', len), *name = p, *value;
 
 		if (colon == NULL || (size_t)(colon - p) + 2 > len)
-			return -1;
+			return -2;  /* not what ingest writes: the entry is damaged */
 		p += len + (p[len] == '\n');
 		name[len] = '\0';
 		*colon = '\0';
@@ -175,11 +175,14 @@ int request_build(struct request *rq, const struct config_upstream *uc, const st
 		  const struct queue_item *it)
 {
 	const char *encoding;
+	int rc;
 
 	memset(rq, 0, sizeof(*rq));
 	rq->get = strcmp(it->method, "GET") == 0;
-	if (build_uri(rq, uc, pr, it) != 0 || build_headers(rq, it, pr, &encoding) != 0)
+	if (build_uri(rq, uc, pr, it) != 0)
 		return -1;
+	if ((rc = build_headers(rq, it, pr, &encoding)) != 0)
+		return rc;
 	build_body(rq, uc, pr, it, encoding);
 	return 0;
 }

@@ -245,6 +245,8 @@ static struct evhttp_connection *slot_conn(struct upstream *u, int i)
 	return s->conn;
 }
 
+static bool tcp_connected(struct evhttp_connection *conn);
+
 static void call_done(struct evhttp_request *resp, void *arg)
 {
 	struct call *c = arg;
@@ -255,8 +257,9 @@ static void call_done(struct evhttp_request *resp, void *arg)
 		event_free(c->connect_timer);
 	u->slots[c->slot].busy = false;
 	u->slots[c->slot].call = NULL;
+	/* An answer with "Connection: close" has already reset the connection: not connected. */
 	if (status != 0)
-		u->slots[c->slot].connected = true;
+		u->slots[c->slot].connected = tcp_connected(u->slots[c->slot].conn);
 	u->in_flight--;
 	c->cb(c->arg, status, status != 0 ? resp : NULL);
 	free(c);
@@ -303,6 +306,19 @@ static int free_slot(const struct upstream *u)
 	return -1;
 }
 
+/* Until its connection has carried an answer, a request gets connect_timeout to connect. */
+static void arm_connect_timer(struct upstream *u, struct call *c)
+{
+	double t = u->cfg->connect_timeout;
+	struct timeval tv = { (long)t, (long)((t - (double)(long)t) * 1e6) };
+
+	if (u->slots[c->slot].connected || t >= u->cfg->timeout)
+		return;
+	c->connect_timer = evtimer_new(u->r->base, connect_expired, c);
+	if (c->connect_timer != NULL)
+		evtimer_add(c->connect_timer, &tv);
+}
+
 void upstream_send(struct upstream *u, const struct request *rq, upstream_done_cb cb, void *arg)
 {
 	struct evhttp_request *req = NULL;
@@ -333,20 +349,17 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 	c->req = req;
 	c->connect_timer = NULL;
 	u->in_flight++;
+	/* Armed before the request is made: libevent may fail it (and run call_done, which frees
+	 * the timer with the call) inside evhttp_make_request, after which c must not be touched. */
+	arm_connect_timer(u, c);
 	/* A synchronous failure (the socket could not even be created) leaves req to us. */
 	if (evhttp_make_request(conn, req, rq->get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, rq->uri) != 0) {
 		u->slots[i].busy = false;
 		u->slots[i].call = NULL;
 		u->in_flight--;
-		goto fail;
-	}
-	if (!u->slots[i].connected && u->cfg->connect_timeout < u->cfg->timeout) {
-		struct timeval tv = { (long)u->cfg->connect_timeout,
-				      (long)((u->cfg->connect_timeout - (long)u->cfg->connect_timeout) * 1e6) };
-
-		c->connect_timer = evtimer_new(u->r->base, connect_expired, c);
 		if (c->connect_timer != NULL)
-			evtimer_add(c->connect_timer, &tv);
+			event_free(c->connect_timer);
+		goto fail;
 	}
 	return;
 fail:

@@ -33,6 +33,8 @@ def test_buffer_survives_stop_while_redis_is_away():
         w.killed = True  # stopped on purpose, not a crash
         H.check(rc == 0, "sentryq exited %s on SIGTERM" % rc)
         H.check(os.path.exists(spool), "no spool file written at %s" % spool)
+        H.check(os.stat(spool).st_mode & 0o077 == 0, "the spool file (auth headers, bodies) is readable by others: %o" %
+                (os.stat(spool).st_mode & 0o777))
         H.check("written to" in w.sq.log_text(), "the stop did not log the spool")
         w.redis.start()
         w.restart()
@@ -40,6 +42,8 @@ def test_buffer_survives_stop_while_redis_is_away():
         F.summary("spool stop-while-redis-away", led, d, w.counters(), "spooled=%d" % N)
         F.check_delivery(led, d, allow_unacked=False)
         H.check(not os.path.exists(spool), "the spool file is still there after it was read back")
+        # The taken-back copy stays on disk until every entry is in Redis, then goes.
+        H.wait_for(lambda: not os.path.exists(spool + ".loaded"), 10, "%s.loaded removed after the drain" % spool)
         w.wait_pending_zero(20)
     finally:
         w.close()
