@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "config.h"
 #include "queue.h"
 
@@ -571,14 +572,12 @@ static int dt_verb(struct dt *d, int argc, char **argv)
 
 int deadtool_run(const struct config *cfg, int argc, char **argv)
 {
-	struct timespec ts;
 	struct dt d;
 	int rc = -1;
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	d.now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	d.now_ms = clock_epoch_ms();
 	if (!dt_args_ok(argc, argv)) {
 		dt_usage();
 		return 2;

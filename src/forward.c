@@ -13,6 +13,7 @@
 #include <event2/http.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "codec.h"
 #include "config.h"
 #include "envelope.h"
@@ -90,14 +91,6 @@ static void want_kick(struct forward *f)
 	event_active(f->flush_ev, EV_WRITE, 0);
 }
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- acks ---- */
 
 static int push_ack(struct fwd_route *rt, const char *id, size_t body_len)
@@ -135,7 +128,7 @@ static void ack_done(void *arg, int ok)
 	if (ok != 1) {
 		/* Keep the ids: they are written after the reconnect, before any rescan resends them. */
 		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->label);
-		rt->ack_retry_at = mono_now() + 0.1;  /* the tick retries: no tight loop on a Redis error */
+		rt->ack_retry_at = clock_mono() + 0.1;  /* the tick retries: no tight loop on a Redis error */
 		for (size_t i = 0; i < b->n; i++)
 			push_ack(rt, b->items[i].id, b->items[i].body_len);
 	}
@@ -151,7 +144,7 @@ static void flush_route(struct fwd_route *rt)
 	struct ack_batch *b;
 	size_t n = rt->nacks < QUEUE_ACK_MAX ? rt->nacks : QUEUE_ACK_MAX;
 
-	if (rt->acking != NULL || n == 0 || !queue_ready(rt->f->r->queue) || mono_now() < rt->ack_retry_at)
+	if (rt->acking != NULL || n == 0 || !queue_ready(rt->f->r->queue) || clock_mono() < rt->ack_retry_at)
 		return;
 	b = malloc(sizeof(*b));
 	if (b == NULL || (b->items = malloc(n * sizeof(*b->items))) == NULL) {
@@ -282,7 +275,7 @@ static void rescan_upstream(struct forward *f, const struct upstream *up)
 
 static double mono_plus(double seconds)
 {
-	return mono_now() + seconds;
+	return clock_mono() + seconds;
 }
 
 /* 429: park the project (or, for an organization-wide limit, the upstream) until it expires. */
@@ -326,15 +319,13 @@ static void bury(struct fwd_call *c, const char *reason, int status)
 {
 	struct fwd_route *rt = c->rt;
 	struct queue_dead_info info;
-	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
 	info.upstream = upstream_config(rt->up)->name;
 	info.project = rt->pr->name;
 	info.reason = reason;
 	info.status = status;
 	info.attempts = c->attempts;
-	info.last_attempt_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	info.last_attempt_ms = clock_epoch_ms();
 	log_warn("forward: %s %s dead-lettered: %s (status %d, %lld attempts)", rt->label, c->id, reason, status,
 		 c->attempts);
 	stats_add(rt->f->r->stats, strcmp(reason, "permanent") == 0 ? STATS_DEAD_PERMANENT
@@ -394,13 +385,10 @@ kick:
 static bool expired(struct fwd_route *rt, const struct queue_entry *e)
 {
 	const struct config *cfg = rt->f->r->cfg;
-	struct timespec ts;
 	const char *reason = NULL;
 	struct fwd_call *c;
-	long long now_ms;
+	long long now_ms = clock_epoch_ms();
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (e->item.received_ms > 0 && (double)(now_ms - e->item.received_ms) > cfg->forward_max_age * 1000)
 		reason = "max_age";
 	else if (cfg->forward_max_attempts > 0 && e->deliveries >= cfg->forward_max_attempts)
@@ -477,7 +465,7 @@ static void route_kick(struct fwd_route *rt)
 	if (ingest_busy(f))
 		return;
 	if (rt->reading || f->draining || !queue_ready(f->r->queue) || !upstream_ready(rt->up) ||
-	    mono_now() < rt->parked_until)
+	    clock_mono() < rt->parked_until)
 		return;
 	if (rt->rescan && !rt->pel) {
 		rt->rescan = false;
@@ -492,7 +480,7 @@ static void route_kick(struct fwd_route *rt)
 	upstream_reserve(rt->up, n);
 	rt->asked = n;
 	rt->reading = true;
-	rt->last_read = mono_now();
+	rt->last_read = clock_mono();
 	if (queue_read(f->r->queue, rt->stream, rt->pel ? rt->cursor : ">", n, skip_id, read_done, rt) != 0) {
 		upstream_release(rt->up, n);
 		rt->asked = 0;
@@ -517,7 +505,7 @@ static bool wants_read(const struct fwd_route *rt)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct forward *f = arg;
-	double now = mono_now();
+	double now = clock_mono();
 	bool claim = now - f->last_claim >= f->r->cfg->forward_claim_idle / 2;
 
 	(void)fd;
@@ -585,7 +573,7 @@ bool forward_parked(const struct forward *f, const struct config_upstream *up, c
 {
 	size_t ui = (size_t)(up - f->r->cfg->upstreams);
 	const struct fwd_route *rt = &f->routes[f->route_base[ui] + (size_t)(pr - up->projects)];
-	double left = rt->parked_until - mono_now(), org = upstream_parked_for(rt->up);
+	double left = rt->parked_until - clock_mono(), org = upstream_parked_for(rt->up);
 
 	if (org > left)
 		left = org;
@@ -630,7 +618,7 @@ void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg)
 json_t *forward_status_json(const struct forward *f)
 {
 	json_t *ups = json_object(), *parked = json_object();
-	double now = mono_now();
+	double now = clock_mono();
 
 	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
 		json_object_set_new(ups, f->r->cfg->upstreams[i].name, upstream_status_json(f->ups[i]));
@@ -689,7 +677,7 @@ struct forward *forward_new(struct relay *r)
 	if (f == NULL)
 		return NULL;
 	f->r = r;
-	f->last_claim = mono_now();
+	f->last_claim = clock_mono();
 	if (init_routes(f) != 0)
 		goto fail;
 	f->tick_ev = event_new(r->base, -1, EV_PERSIST, tick_cb, f);

@@ -109,6 +109,7 @@ struct ingest_req {
 	const char *body;
 	size_t body_len;
 	size_t decoded_len;        /* after Content-Encoding, measured against the endpoint's limit */
+	char *decoded;             /* a compressed store body, decoded once (its event id is read) */
 	struct auth_info auth;
 };
 
@@ -297,9 +298,8 @@ static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN +
 	} else if (!ir->ep->envelope) {
 		if (ir->encoding == CODEC_IDENTITY)
 			rc = envelope_store_event_id(ir->body, ir->body_len, id);
-		else if (ir->encoding != CODEC_UNKNOWN &&
-			 codec_decode(ir->encoding, ir->body, ir->body_len, ir->decoded_len, 0, &tmp, &len) == 0)
-			rc = envelope_store_event_id(tmp, len, id);
+		else if (ir->decoded != NULL)
+			rc = envelope_store_event_id(ir->decoded, ir->decoded_len, id);
 	} else if (body_head(ir, &tmp, &head, &len) == 0) {
 		rc = envelope_event_id(head, len, id);
 	}
@@ -612,7 +612,11 @@ static int check_body(struct ingest *in, struct ingest_req *ir)
 		reply_error(in, ir->req, 415, "unsupported Content-Type for this endpoint", 0);
 		return -1;
 	}
-	rc = codec_measure(ir->encoding, ir->body, ir->body_len, limit, &ir->decoded_len);
+	/* A compressed body whose event id is read is decoded once, here; others are only measured. */
+	if (ir->encoding != CODEC_IDENTITY && ir->ep->reply == REPLY_ID && !ir->ep->envelope)
+		rc = codec_decode(ir->encoding, ir->body, ir->body_len, limit, 0, &ir->decoded, &ir->decoded_len);
+	else
+		rc = codec_measure(ir->encoding, ir->body, ir->body_len, limit, &ir->decoded_len);
 	if (rc != 0) {
 		reply_error(in, ir->req, rc == -2 ? 413 : 400, rc == -2 ? "request body exceeds the endpoint's size limit (limits.*)"
 						      : "invalid body: cannot decode Content-Encoding", 0);
@@ -631,14 +635,16 @@ static void handle_ingest(struct ingest *in, struct ingest_req *ir)
 	ir->body_len = evbuffer_get_length(body);
 	ir->body = ir->body_len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
 	if (check_body(in, ir) != 0 || authenticate(in, ir, &route_id) != 0)
-		return;
+		goto out;
 	if (route_lookup(in->r->routes, ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id, &t,
 			 detail, sizeof(detail)) != 0) {
 		reply_error(in, ir->req, 403, detail, 0);
-		return;
+		goto out;
 	}
 	if (admit(in, ir->req, &t) == 0)
 		enqueue(in, ir, &t);
+out:
+	free(ir->decoded);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

@@ -15,6 +15,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "relay.h"
@@ -62,14 +63,6 @@ struct qcmd {
 	void *arg;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct buffered;
 static void drain_buffer(struct queue *q);
 static void unlink_buffered(struct queue *q, struct buffered *b);
@@ -79,7 +72,7 @@ static void spool_load(struct queue *q);
 static void set_state(struct queue *q, enum qstate s)
 {
 	q->state = s;
-	q->state_since = now_s();
+	q->state_since = clock_mono();
 }
 
 static void cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -88,13 +81,13 @@ static void cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	struct queue *q = c->q;
 
 	q->outstanding--;
-	q->progress_at = now_s();
+	q->progress_at = clock_mono();
 	if (c->fn != NULL)
 		c->fn(ac, reply, c->arg);
 	free(c);
 }
 
-/* Send a command; -1 when there is no connection to send it on. */
+/* Send a command; -1 when there is no connection to send it on. argvlen NULL: all strings. */
 static int send_argv(struct queue *q, redisCallbackFn *fn, void *arg, int argc, const char **argv,
 		     const size_t *argvlen)
 {
@@ -113,25 +106,22 @@ static int send_argv(struct queue *q, redisCallbackFn *fn, void *arg, int argc, 
 		return -1;
 	}
 	if (q->outstanding++ == 0)
-		q->progress_at = now_s();
+		q->progress_at = clock_mono();
 	return 0;
 }
 
 static int send_fmt(struct queue *q, redisCallbackFn *fn, void *arg, int argc, ...)
 {
 	const char *argv[16];
-	size_t lens[16];
 	va_list ap;
 
 	if (argc > 16)
 		return -1;
 	va_start(ap, argc);
-	for (int i = 0; i < argc; i++) {
+	for (int i = 0; i < argc; i++)
 		argv[i] = va_arg(ap, const char *);
-		lens[i] = strlen(argv[i]);
-	}
 	va_end(ap);
-	return send_argv(q, fn, arg, argc, argv, lens);
+	return send_argv(q, fn, arg, argc, argv, NULL);
 }
 
 static void schedule_reconnect(struct queue *q)
@@ -308,7 +298,7 @@ static void refresh_pending(struct queue *q)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue *q = arg;
-	double now = now_s(), limit = q->r->cfg->redis_timeout;
+	double now = clock_mono(), limit = q->r->cfg->redis_timeout;
 
 	(void)fd;
 	(void)what;
@@ -509,7 +499,6 @@ static void put_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static int send_xadd(struct queue *q, const char *stream, const struct queue_item *it, struct put_ctx *p)
 {
 	char carrier[8], received[24], len[24];
-	struct timespec ts;
 	const char *argv[27];
 	size_t lens[27];
 	int n = 0;
@@ -517,8 +506,7 @@ static int send_xadd(struct queue *q, const char *stream, const struct queue_ite
 	if (it->received_ms > 0) {
 		snprintf(received, sizeof(received), "%lld", it->received_ms);
 	} else {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		snprintf(received, sizeof(received), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		snprintf(received, sizeof(received), "%lld", clock_epoch_ms());
 	}
 	snprintf(carrier, sizeof(carrier), "%d", it->carrier);
 #define ARG(s, l) do { argv[n] = (s); lens[n] = (l); n++; } while (0)
@@ -555,7 +543,6 @@ static int buffer_item(struct queue *q, const char *stream, const struct queue_i
 			      it->sdk_key, it->event_id };
 	size_t size = sizeof(struct buffered) + it->body_len, off = sizeof(struct buffered);
 	struct buffered *b;
-	struct timespec ts;
 	const char **slots[8];
 
 	for (size_t i = 0; i < 8; i++)
@@ -565,9 +552,8 @@ static int buffer_item(struct queue *q, const char *stream, const struct queue_i
 	memset(b, 0, sizeof(*b));
 	b->it = *it;
 	b->size = size;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	if (b->it.received_ms <= 0)
-		b->it.received_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		b->it.received_ms = clock_epoch_ms();
 	slots[0] = (const char **)&b->stream;
 	slots[1] = &b->it.method;
 	slots[2] = &b->it.endpoint;
@@ -1004,10 +990,9 @@ static void xclaim_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static int send_claim_ids(struct read_ctx *rc, const char **ids, size_t n)
 {
 	const char **argv = malloc((n + 5) * sizeof(char *));
-	size_t *lens = malloc((n + 5) * sizeof(size_t));
 	int argc = 0, rc_send = -1;
 
-	if (argv != NULL && lens != NULL) {
+	if (argv != NULL) {
 		argv[argc++] = "XCLAIM";
 		argv[argc++] = rc->stream;
 		argv[argc++] = QUEUE_GROUP;
@@ -1015,12 +1000,9 @@ static int send_claim_ids(struct read_ctx *rc, const char **ids, size_t n)
 		argv[argc++] = "0";
 		for (size_t i = 0; i < n; i++)
 			argv[argc++] = ids[i];
-		for (int i = 0; i < argc; i++)
-			lens[i] = strlen(argv[i]);
-		rc_send = send_argv(rc->q, xclaim_reply, rc, argc, argv, lens);
+		rc_send = send_argv(rc->q, xclaim_reply, rc, argc, argv, NULL);
 	}
 	free(argv);
-	free(lens);
 	return rc_send;
 }
 
@@ -1134,13 +1116,12 @@ int queue_ack(struct queue *q, const char *stream, const struct queue_ack_item *
 	      queue_done_cb cb, void *arg)
 {
 	const char **argv = malloc((2 * n + 6) * sizeof(char *));
-	size_t *lens = malloc((2 * n + 6) * sizeof(size_t));
 	char (*len)[24] = malloc((n ? n : 1) * sizeof(*len));
 	struct done_ctx *d = malloc(sizeof(*d));
 	size_t bytes = 0;
 	int argc = 0, rc = -1;
 
-	if (q->state != Q_READY || argv == NULL || lens == NULL || len == NULL || d == NULL || n == 0 ||
+	if (q->state != Q_READY || argv == NULL || len == NULL || d == NULL || n == 0 ||
 	    n > QUEUE_ACK_MAX)
 		goto out;
 	d->cb = cb;
@@ -1157,9 +1138,7 @@ int queue_ack(struct queue *q, const char *stream, const struct queue_ack_item *
 		argv[argc++] = items[i].id;
 		argv[argc++] = len[i];
 	}
-	for (int i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	rc = send_argv(q, ack_reply, d, argc, argv, lens);
+	rc = send_argv(q, ack_reply, d, argc, argv, NULL);
 	if (rc == 0) {
 		d = NULL;
 		q->pending -= (long long)n;
@@ -1167,7 +1146,6 @@ int queue_ack(struct queue *q, const char *stream, const struct queue_ack_item *
 	}
 out:
 	free(argv);
-	free(lens);
 	free(len);
 	free(d);
 	return rc;
@@ -1206,27 +1184,22 @@ int queue_dead(struct queue *q, const char *stream, const char *id, const struct
 {
 	char dead_key[256], status[16], attempts[24], last[24], now[24], src_id[QUEUE_ID_MAX];
 	struct done_ctx *d;
-	struct timespec ts;
 	const char *argv[] = { "EVAL", dead_script, "3", stream, dead_key, q->bytes_key, src_id, QUEUE_GROUP,
 			       "up", info->upstream, "pr", info->project, "src", stream, "oid", src_id,
 			       "reason", info->reason, "status", status, "attempts", attempts, "last", last,
 			       "dead_at", now };
-	size_t lens[sizeof(argv) / sizeof(argv[0])];
 
 	if (q->state != Q_READY || (d = malloc(sizeof(*d))) == NULL)
 		return -1;
 	d->cb = cb;
 	d->arg = arg;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(dead_key, sizeof(dead_key), "%sdead", q->r->cfg->redis_prefix);
 	snprintf(src_id, sizeof(src_id), "%s", id);
 	snprintf(status, sizeof(status), "%d", info->status);
 	snprintf(attempts, sizeof(attempts), "%lld", info->attempts);
 	snprintf(last, sizeof(last), "%lld", info->last_attempt_ms);
-	snprintf(now, sizeof(now), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
-		lens[i] = strlen(argv[i]);
-	if (send_argv(q, dead_reply, d, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens) != 0) {
+	snprintf(now, sizeof(now), "%lld", clock_epoch_ms());
+	if (send_argv(q, dead_reply, d, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL) != 0) {
 		free(d);
 		return -1;
 	}

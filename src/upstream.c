@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "relay.h"
@@ -60,14 +61,6 @@ struct call {
 	upstream_done_cb cb;
 	void *arg;
 };
-
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* One TLS context per upstream: the CA store (system or ca_file) and whether to verify at all. */
 static int tls_init(struct upstream *u)
@@ -387,22 +380,22 @@ void upstream_note(struct upstream *u, bool ok)
 		cap = cfg->forward_retry_max;
 	/* Full jitter, but never under the initial delay so a dead upstream is not hammered. */
 	delay = cfg->forward_retry_initial + (cap - cfg->forward_retry_initial) * ((double)rand() / RAND_MAX);
-	if (u->retry_at < mono_now() + delay)
-		u->retry_at = mono_now() + delay;
+	if (u->retry_at < clock_mono() + delay)
+		u->retry_at = clock_mono() + delay;
 	if (u->failures == cfg->forward_down_after)
 		log_warn("upstream %s: %d failures in a row, marked down", u->cfg->name, u->failures);
 }
 
 bool upstream_ready(const struct upstream *u)
 {
-	double now = mono_now();
+	double now = clock_mono();
 
 	return (u->retry_at == 0 || now >= u->retry_at) && now >= u->parked_until;
 }
 
 void upstream_park(struct upstream *u, double seconds)
 {
-	double until = mono_now() + seconds;
+	double until = clock_mono() + seconds;
 
 	if (until > u->parked_until)
 		u->parked_until = until;
@@ -410,14 +403,14 @@ void upstream_park(struct upstream *u, double seconds)
 
 double upstream_parked_for(const struct upstream *u)
 {
-	double left = u->parked_until - mono_now();
+	double left = u->parked_until - clock_mono();
 
 	return left > 0 ? left : 0;
 }
 
 json_t *upstream_status_json(const struct upstream *u)
 {
-	double wait = u->retry_at > 0 ? u->retry_at - mono_now() : 0;
+	double wait = u->retry_at > 0 ? u->retry_at - clock_mono() : 0;
 
 	return json_pack("{s:i, s:i, s:b, s:f, s:f}", "in_flight", u->in_flight, "failures", u->failures,
 			 "down", upstream_down(u), "retry_in_s", wait > 0 ? wait : 0.0, "parked_s",
