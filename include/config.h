@@ -61,13 +61,13 @@ struct config {
 	double forward_connect_timeout;  /* 3 */
 	int forward_max_connections;     /* 16 per upstream */
 	int forward_batch;               /* entries read from Redis per read, 64 */
-	double forward_retry_initial;    /* seconds, 1 */
-	double forward_retry_max;        /* seconds, 300 */
+	double forward_retry_initial;    /* seconds, 1: retry after a blip, first probe interval */
+	double forward_retry_max;        /* seconds, 60: cap of the probe interval while an upstream is down */
+	double forward_outage_grace;     /* seconds, 10: failures for longer than this mark an upstream down */
 	int forward_max_attempts;        /* 0 = unlimited, default 0 (max_age bounds instead) */
 	double forward_max_age;          /* seconds, 86400 */
 	double forward_claim_idle;       /* seconds before another consumer's pending entry is taken over, 60 */
 	char *forward_consumer;          /* consumer name in the group; NULL = hostname */
-	int forward_down_after;          /* consecutive failures before an upstream is marked down, 5 */
 	int forward_ingest_first;        /* SDK requests waiting for Redis above which reads wait for the tick, 8; 0 off */
 
 	/* limits: per-endpoint body limits after decompression (Sentry's defaults); 413 above */

@@ -34,11 +34,10 @@ int upstream_in_flight(const struct upstream *u);
  */
 void upstream_send(struct upstream *u, const struct request *rq, upstream_done_cb cb, void *arg);
 
-/* Backoff: failures grow the wait (full jitter, forward.retry_initial .. retry_max); a success resets it. */
-void upstream_note(struct upstream *u, bool ok);
-/* Neither backing off nor parked. */
+/* Neither waiting out an interruption or a probe interval, nor parked. Every answer moves the
+ * upstream's outage state by itself (outage.h): callers only read it. */
 bool upstream_ready(const struct upstream *u);
-/* forward.down_after failures in a row: one probe request at a time until one succeeds. */
+/* Failing for longer than forward.outage_grace: one probe request at a time until one is answered. */
 bool upstream_down(const struct upstream *u);
 /* An organization-scoped rate limit: nothing goes to this upstream for `seconds`. */
 void upstream_park(struct upstream *u, double seconds);

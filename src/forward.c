@@ -18,6 +18,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "log.h"
+#include "outcome.h"
 #include "queue.h"
 #include "ratelimit.h"
 #include "relay.h"
@@ -222,20 +223,6 @@ out:
 	return rc;
 }
 
-enum outcome { OUT_DELIVERED, OUT_RETRY, OUT_LIMITED, OUT_PERMANENT };
-
-/* Network errors, timeouts, 408 and 5xx may pass; 429 waits for its limit; other 4xx never pass. */
-static enum outcome classify(int status)
-{
-	if (status >= 200 && status < 300)
-		return OUT_DELIVERED;
-	if (status == 0 || status == 408 || status >= 500 || status < 200)
-		return OUT_RETRY;
-	if (status == 429)
-		return OUT_LIMITED;
-	return status >= 400 ? OUT_PERMANENT : OUT_RETRY;
-}
-
 static void unlink_call(struct fwd_call *c)
 {
 	struct fwd_route *rt = c->rt;
@@ -339,12 +326,11 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 	struct fwd_call *c = arg;
 	struct fwd_route *rt = c->rt;
 	struct forward *f = rt->f;
-	enum outcome oc = classify(status);
+	enum outcome oc = outcome_of(status);
 
 	if (f->closing)
 		return;  /* forward_free frees the call with the route's list */
-	upstream_note(rt->up, oc != OUT_RETRY);
-	if (oc != OUT_DELIVERED) {
+	if (oc != OUTCOME_DELIVERED) {
 		stats_add(f->r->stats, STATS_UPSTREAM_FAILED, 1);
 		rt->last_status = status;
 		if (status == 0)
@@ -355,18 +341,18 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 				 upstream_config(rt->up)->name, status);
 	}
 	switch (oc) {
-	case OUT_DELIVERED:
+	case OUTCOME_DELIVERED:
 		stats_add(f->r->stats, STATS_FORWARDED, 1);
 		push_ack(rt, c->id, c->body_len);
 		break;
-	case OUT_PERMANENT:
+	case OUTCOME_PERMANENT:
 		bury(c, "permanent", status);
 		goto kick;  /* c lives on until the dead letter is written */
-	case OUT_LIMITED:
+	case OUTCOME_LIMITED:
 		park(rt, resp);
 		rt->rescan = true;
 		break;
-	case OUT_RETRY:
+	case OUTCOME_RETRY:
 		/* The entry stays pending; the rescan after the upstream's backoff resends it. */
 		rescan_upstream(f, rt->up);
 		break;

@@ -1,7 +1,6 @@
 /* upstream.c - per-Sentry-server state: keep-alive connection pool, in-flight cap, failure backoff. */
 #include "upstream.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,8 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "outage.h"
+#include "outcome.h"
 #include "relay.h"
 #include "request.h"
 
@@ -45,8 +46,7 @@ struct upstream {
 	int nslots;
 	int in_flight;
 	int reserved;
-	int failures;          /* consecutive */
-	double retry_at;       /* monotonic seconds; 0 = ready */
+	struct outage outage;  /* reachable, interrupted or down (pure state machine) */
 	double parked_until;   /* organization-wide rate limit, monotonic seconds */
 	SSL_CTX *tls;          /* https upstreams only */
 	char host_header[300];
@@ -56,6 +56,7 @@ struct call {
 	struct upstream *u;
 	int slot;
 	unsigned gen;
+	unsigned stamp;                /* outage stamp at send: a failure wave moves the state once */
 	struct evhttp_request *req;
 	struct event *connect_timer;   /* forward.connect_timeout while the connection is not up */
 	upstream_done_cb cb;
@@ -147,6 +148,8 @@ struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg
 		return NULL;
 	}
 	request_host(cfg, u->host_header, sizeof(u->host_header));
+	outage_init(&u->outage, &(struct outage_params){ r->cfg->forward_retry_initial, r->cfg->forward_retry_max,
+							  r->cfg->forward_outage_grace }, clock_mono());
 	return u;
 }
 
@@ -175,15 +178,15 @@ const struct config_upstream *upstream_config(const struct upstream *u)
 
 bool upstream_down(const struct upstream *u)
 {
-	return u->failures >= u->r->cfg->forward_down_after;
+	return u->outage.state == OUTAGE_DOWN;
 }
 
 int upstream_available(const struct upstream *u)
 {
 	/* A down upstream gets one probe at a time; its answer decides whether traffic resumes. */
-	if (upstream_down(u))
-		return u->in_flight + u->reserved == 0 ? 1 : 0;
-	return u->nslots - u->in_flight - u->reserved;
+	int n = outage_slots(&u->outage, clock_mono(), u->nslots) - u->in_flight - u->reserved;
+
+	return n > 0 ? n : 0;
 }
 
 void upstream_reserve(struct upstream *u, int n)
@@ -240,6 +243,43 @@ static struct evhttp_connection *slot_conn(struct upstream *u, int i)
 
 static bool tcp_connected(struct evhttp_connection *conn);
 
+/* Says each transition once: a 16-request failure wave is one line, not sixteen. */
+static void log_change(const struct upstream *u, enum outage_change ch, int status)
+{
+	const struct outage *o = &u->outage;
+	double now = clock_mono(), wait = outage_wait(o, now);
+
+	switch (ch) {
+	case OUTAGE_BECAME_INTERRUPTED:
+		log_warn("upstream %s: %s; retrying in %.1fs", u->cfg->name,
+			 status ? "answered with a server error" : "no answer", wait);
+		break;
+	case OUTAGE_BECAME_DOWN:
+		log_warn("upstream %s: down (failing for %.0fs); probing with one request, next in %.1fs", u->cfg->name,
+			 now - o->first_failure, wait);
+		break;
+	case OUTAGE_PROBE_FAILED:
+		log_info("upstream %s: still down after %.0fs; next probe in %.1fs", u->cfg->name,
+			 now - o->first_failure, wait);
+		break;
+	case OUTAGE_RECOVERED:
+		log_info("upstream %s: back up after %.1fs", u->cfg->name, now - o->first_failure);
+		break;
+	default:
+		break;
+	}
+}
+
+static void note_answer(struct upstream *u, unsigned stamp, int status)
+{
+	double now = clock_mono();
+	enum outage_change ch = outcome_reachable(status)
+					? outage_reachable(&u->outage, now)
+					: outage_failed(&u->outage, stamp, now, (double)rand() / ((double)RAND_MAX + 1.0));
+
+	log_change(u, ch, status);
+}
+
 static void call_done(struct evhttp_request *resp, void *arg)
 {
 	struct call *c = arg;
@@ -254,6 +294,7 @@ static void call_done(struct evhttp_request *resp, void *arg)
 	if (status != 0)
 		u->slots[c->slot].connected = tcp_connected(u->slots[c->slot].conn);
 	u->in_flight--;
+	note_answer(u, c->stamp, status);
 	c->cb(c->arg, status, status != 0 ? resp : NULL);
 	free(c);
 }
@@ -339,6 +380,7 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 	u->slots[i].busy = true;
 	u->slots[i].call = c;
 	c->gen = ++u->slots[i].gen;
+	c->stamp = outage_stamp(&u->outage);
 	c->req = req;
 	c->connect_timer = NULL;
 	u->in_flight++;
@@ -359,38 +401,15 @@ fail:
 	if (req != NULL)
 		evhttp_request_free(req);
 	free(c);
+	note_answer(u, outage_stamp(&u->outage), 0);
 	cb(arg, 0, NULL);
-}
-
-void upstream_note(struct upstream *u, bool ok)
-{
-	const struct config *cfg = u->r->cfg;
-	double cap, delay;
-
-	if (ok) {
-		if (upstream_down(u))
-			log_info("upstream %s: back up", u->cfg->name);
-		u->failures = 0;
-		u->retry_at = 0;
-		return;
-	}
-	u->failures++;
-	cap = cfg->forward_retry_initial * pow(2.0, u->failures > 30 ? 30 : u->failures - 1);
-	if (cap > cfg->forward_retry_max)
-		cap = cfg->forward_retry_max;
-	/* Full jitter, but never under the initial delay so a dead upstream is not hammered. */
-	delay = cfg->forward_retry_initial + (cap - cfg->forward_retry_initial) * ((double)rand() / RAND_MAX);
-	if (u->retry_at < clock_mono() + delay)
-		u->retry_at = clock_mono() + delay;
-	if (u->failures == cfg->forward_down_after)
-		log_warn("upstream %s: %d failures in a row, marked down", u->cfg->name, u->failures);
 }
 
 bool upstream_ready(const struct upstream *u)
 {
 	double now = clock_mono();
 
-	return (u->retry_at == 0 || now >= u->retry_at) && now >= u->parked_until;
+	return outage_wait(&u->outage, now) == 0 && now >= u->parked_until;
 }
 
 void upstream_park(struct upstream *u, double seconds)
@@ -410,9 +429,12 @@ double upstream_parked_for(const struct upstream *u)
 
 json_t *upstream_status_json(const struct upstream *u)
 {
-	double wait = u->retry_at > 0 ? u->retry_at - clock_mono() : 0;
+	const struct outage *o = &u->outage;
+	double now = clock_mono();
 
-	return json_pack("{s:i, s:i, s:b, s:f, s:f}", "in_flight", u->in_flight, "failures", u->failures,
-			 "down", upstream_down(u), "retry_in_s", wait > 0 ? wait : 0.0, "parked_s",
-			 upstream_parked_for(u));
+	/* down_for_s and retry_in_s answer "since when, and when is the next probe". */
+	return json_pack("{s:s, s:i, s:I, s:b, s:f, s:f, s:f}", "state", outage_state_name(o->state), "in_flight",
+			 u->in_flight, "failures", (json_int_t)o->failed_waves, "down", o->state == OUTAGE_DOWN,
+			 "down_for_s", o->state == OUTAGE_UP ? 0.0 : now - o->first_failure, "retry_in_s",
+			 outage_wait(o, now), "parked_s", upstream_parked_for(u));
 }

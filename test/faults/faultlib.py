@@ -30,7 +30,7 @@ redis = {{ host = "127.0.0.1"; port = {redis_port}; prefix = "{prefix}"; timeout
           reconnect_max = {reconnect_max:.3f}; buffer_bytes = {buffer_bytes}; {redis_extra}}};
 queue = {{ max_pending = {max_pending}; max_bytes = {max_bytes}; }};
 forward = {{ timeout = {fwd_timeout:.3f}; connect_timeout = {connect_timeout:.3f};
-            retry_initial = {retry_initial:.3f}; retry_max = {retry_max:.3f}; down_after = {down_after};
+            retry_initial = {retry_initial:.3f}; retry_max = {retry_max:.3f};
             claim_idle = {claim_idle:.3f}; max_connections = {max_connections}; max_attempts = {max_attempts}; {forward_extra}}};
 rate_limits = {{ passthrough = {passthrough}; }};
 shutdown_timeout = {shutdown_timeout:.3f};
@@ -42,7 +42,7 @@ upstreams = (
 
 FAST = dict(prefix="sqf:", redis_timeout=1.0, reconnect_max=0.5, buffer_bytes=0, max_pending=1000000,
             max_bytes=1073741824, fwd_timeout=1.0, connect_timeout=1.0, retry_initial=0.2, retry_max=2.0,
-            down_after=3, claim_idle=2.0, max_connections=16, passthrough=False, shutdown_timeout=3.0,
+            claim_idle=2.0, max_connections=16, passthrough=False, shutdown_timeout=3.0,
             log_level="info", redis_extra="", max_attempts=0, forward_extra="")
 
 

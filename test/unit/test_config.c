@@ -239,12 +239,12 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->forward_max_connections, 16);
 	assert_int_equal(cfg->forward_batch, 64);
 	assert_true(cfg->forward_retry_initial == 1.0);
-	assert_true(cfg->forward_retry_max == 300.0);
+	assert_true(cfg->forward_retry_max == 60.0);
+	assert_true(cfg->forward_outage_grace == 10.0);
 	assert_int_equal(cfg->forward_max_attempts, 0);
 	assert_true(cfg->forward_max_age == 86400.0);
 	assert_true(cfg->forward_claim_idle == 60.0);
 	assert_null(cfg->forward_consumer);
-	assert_int_equal(cfg->forward_down_after, 5);
 	assert_false(cfg->rate_limits_passthrough);
 	assert_true(cfg->shutdown_timeout == 10.0);
 	assert_string_equal(cfg->log_level, "info");
