@@ -13,25 +13,40 @@ enum codec_kind {
 	CODEC_UNKNOWN,
 };
 
+/* Every codec call answers with one of these. */
+enum codec_result {
+	CODEC_OK = 0,
+	CODEC_MORE,        /* codec_stream_next: there is more to decode */
+	CODEC_CORRUPT,     /* not valid data in that encoding (or an unknown encoding): 400 */
+	CODEC_TOO_LARGE,   /* the output would exceed max_out: 413 */
+	CODEC_NOMEM,
+};
+
+enum codec_mode {
+	CODEC_WHOLE = 0,   /* the whole body */
+	CODEC_FIRST_LINE,  /* stop once the output holds a '\n' or max_out bytes (an envelope header) */
+};
+
 /* Map a Content-Encoding value: NULL, "", "identity" and "UTF-8" mean identity (Sentry does so). */
 enum codec_kind codec_from_name(const char *content_encoding);
 
-/*
- * Decode in[0..inlen) into a malloc'd buffer. Returns 0 with *out, *outlen set, -1 when the
- * data is corrupt, -2 when the output would exceed max_out (the caller answers 413).
- * If prefix_only is non-zero, stop successfully once the output holds a '\n' or
- * max_out bytes (used to read just an envelope header line).
- */
-int codec_decode(enum codec_kind kind, const char *in, size_t inlen, size_t max_out,
-		 int prefix_only, char **out, size_t *outlen);
+/* Decode in[0..inlen) into a malloc'd, NUL-terminated buffer (*out, *outlen). */
+enum codec_result codec_decode(enum codec_kind kind, const char *in, size_t inlen, size_t max_out,
+			       enum codec_mode mode, char **out, size_t *outlen);
+/* Decoded size without keeping the output (a 64 KiB scratch window). */
+enum codec_result codec_measure(enum codec_kind kind, const char *in, size_t inlen, size_t max_out, size_t *size);
+/* Encode in the same format (CODEC_OK or CODEC_NOMEM). */
+enum codec_result codec_encode(enum codec_kind kind, const char *in, size_t inlen, char **out, size_t *outlen);
 
-/*
- * Decoded size without keeping the output (a 64 KiB scratch window): 0 with *size, -1 corrupt,
- * -2 larger than max_out. How ingest enforces per-endpoint limits on compressed bodies.
- */
-int codec_measure(enum codec_kind kind, const char *in, size_t inlen, size_t max_out, size_t *size);
-
-/* Encode in the same format. 0 / -1. */
-int codec_encode(enum codec_kind kind, const char *in, size_t inlen, char **out, size_t *outlen);
+/* A decoder taken a piece at a time, so a caller can bound the work it does per step (identity
+ * included: it hands the input out in pieces). NULL for an unknown kind or out of memory. */
+struct codec_stream;
+struct codec_stream *codec_stream_new(enum codec_kind kind, const char *in, size_t inlen, size_t max_out);
+/* The next piece into dst[0..cap): *got bytes. CODEC_MORE while there is more, CODEC_OK at the
+ * end, CODEC_TOO_LARGE once more than max_out bytes came out, CODEC_CORRUPT. */
+enum codec_result codec_stream_next(struct codec_stream *s, char *dst, size_t cap, size_t *got);
+/* Bytes produced so far. */
+size_t codec_stream_produced(const struct codec_stream *s);
+void codec_stream_free(struct codec_stream *s);
 
 #endif

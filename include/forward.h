@@ -1,4 +1,5 @@
-/* forward.h - take queued entries, rebuild each request for its upstream, ack on 2xx. */
+/* forward.h - take queued entries, rebuild each request for its upstream, ack on 2xx; hold back
+ * what a rate limit names, dead-letter what never will pass. */
 #ifndef SENTRYQ_FORWARD_H
 #define SENTRYQ_FORWARD_H
 
@@ -8,23 +9,19 @@
 
 struct relay;
 struct forward;
-struct config_upstream;
-struct config_project;
 
 struct forward *forward_new(struct relay *r);
 void forward_free(struct forward *f);
 
 /* Redis is (again) ready: rescan every route's own pending entries, then read new ones. */
 void forward_resume(struct forward *f);
-/* A local put landed on this route: read it now instead of at the next poll. */
-void forward_kick(struct forward *f, const struct config_upstream *up, const struct config_project *pr);
+/* An entry of this stream is in Redis (a local put): read it now instead of at the next poll. */
+void forward_arrived(struct forward *f, const char *stream);
 /* Stop reading; done_cb runs once nothing is in flight and every ack is written (or on timeout). */
 void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg);
 
 int forward_in_flight(const struct forward *f);
-/* A 429 parked this project (or its whole upstream): seconds left and the limits Sentry sent. */
-bool forward_parked(const struct forward *f, const struct config_upstream *up, const struct config_project *pr,
-		    double *seconds, const char **limits);
+/* {"in_flight", "upstreams": {name: upstream_status_json}, "held": {route: entries held back}}. */
 json_t *forward_status_json(const struct forward *f);
 
 #endif

@@ -1,17 +1,19 @@
-/* ingest.h - the SDK-facing HTTP server: parse, authenticate, route, queue, answer once. */
+/* ingest.h - the SDK-facing side: match the endpoint, authenticate, route, classify, queue, and
+ * answer once. Serves as the last handler of the HTTP listener (httpd.h). */
 #ifndef SENTRYQ_INGEST_H
 #define SENTRYQ_INGEST_H
 
+#include <stdbool.h>
+
 struct relay;
 struct ingest;
+struct evhttp_request;
 
-/* Binds listen.address:port; NULL (with the reason logged) when it cannot. */
 struct ingest *ingest_new(struct relay *r);
 void ingest_free(struct ingest *in);
 
-/* SIGTERM: close the listening socket; requests already read are still answered. */
-void ingest_stop_accepting(struct ingest *in);
-/* Requests waiting for Redis to acknowledge their write. */
-int ingest_in_flight(const struct ingest *in);
+/* The httpd handler: takes every request it is given (a path that is no ingest endpoint gets
+ * 404 JSON with CORS headers). */
+bool ingest_handle(void *arg, struct evhttp_request *req, const char *path);
 
 #endif

@@ -10,9 +10,12 @@ struct evdns_base;
 struct config;
 struct route;
 struct stats;
+struct throttle;
 struct queue;
 struct forward;
 struct ingest;
+struct httpd;
+struct admin;
 
 #define RELAY_PRIORITIES 3
 #define RELAY_PRIORITY_FORWARD 2   /* lowest: upstream connections and forward bookkeeping */
@@ -23,9 +26,12 @@ struct relay {
 	struct config *cfg;
 	struct route *routes;
 	struct stats *stats;
+	struct throttle *throttle;     /* rate limits in force: written by forward, read by ingest */
 	struct queue *queue;
 	struct forward *forward;
 	struct ingest *ingest;
+	struct httpd *httpd;
+	struct admin *admin;
 	time_t started;
 	bool stopping;      /* SIGTERM seen: /status not ready, ingest refuses, forwards drain */
 };

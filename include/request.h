@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "queue.h"
+#include "entry.h"
 
 #define REQUEST_MAX_HEADERS 32
 
@@ -32,11 +32,17 @@ struct request {
  * unreal/cron paths), in the one auth carrier the SDK used (header, Authorization, query), and in
  * an envelope header "dsn" / "trace.public_key" (decoding and re-encoding a compressed body).
  * Everything else is kept: other headers, query parameters, and every body byte after the
- * envelope header line. 0; -1 out of memory (worth another try); -2 the entry is damaged and
- * never will be a request. request_release frees what was built either way.
+ * envelope header line. A GET never carries a body. request_release frees what was built,
+ * whatever the result.
  */
-int request_build(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
-		  const struct queue_item *it);
+enum request_result {
+	REQUEST_OK = 0,
+	REQUEST_NOMEM,     /* worth another try */
+	REQUEST_DAMAGED,   /* the entry is not what ingest writes: it never will be a request */
+};
+
+enum request_result request_build(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
+		  const struct entry *it);
 void request_release(struct request *rq);
 
 /* Host header value: "host" or "host:port" when the port is not the scheme's default. */

@@ -13,6 +13,7 @@ struct evhttp_request;
 struct config_upstream;
 struct request;
 struct upstream;
+struct outage;
 
 /* status: the HTTP status, or 0 for a network error / timeout (resp is then NULL). */
 typedef void (*upstream_done_cb)(void *arg, int status, struct evhttp_request *resp);
@@ -34,14 +35,13 @@ int upstream_in_flight(const struct upstream *u);
  */
 void upstream_send(struct upstream *u, const struct request *rq, upstream_done_cb cb, void *arg);
 
-/* Neither waiting out an interruption or a probe interval, nor parked. Every answer moves the
+/* Not waiting out an interruption or a probe interval. Every answer moves the
  * upstream's outage state by itself (outage.h): callers only read it. */
 bool upstream_ready(const struct upstream *u);
 /* Failing for longer than forward.outage_grace: one probe request at a time until one is answered. */
 bool upstream_down(const struct upstream *u);
-/* An organization-scoped rate limit: nothing goes to this upstream for `seconds`. */
-void upstream_park(struct upstream *u, double seconds);
-double upstream_parked_for(const struct upstream *u);
+/* Where the outage stands: state, since when, next probe (for the log line of the caller). */
+const struct outage *upstream_outage(const struct upstream *u);
 
 json_t *upstream_status_json(const struct upstream *u);
 

@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "text.h"
+
 #define SENTRY_PROTOCOL_VERSION 7
 #define NAME_MAX_DECODED 32   /* longer parameter names cannot be one of ours */
 #define VERSION_MAX 32
@@ -57,17 +59,6 @@ static size_t scheme_len(const char *value, const char *word)
 	return i;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decoded length, or -1 when dst is too small (dst then holds the truncated prefix). */
 static ssize_t url_decode(const char *src, size_t len, char *dst, size_t dstlen)
 {
@@ -78,8 +69,8 @@ static ssize_t url_decode(const char *src, size_t len, char *dst, size_t dstlen)
 	while (i < len) {
 		char c = src[i];
 
-		if (c == '%' && i + 2 < len && hexval(src[i + 1]) >= 0 && hexval(src[i + 2]) >= 0) {
-			c = (char)(hexval(src[i + 1]) * 16 + hexval(src[i + 2]));
+		if (c == '%' && i + 2 < len && text_hexval(src[i + 1]) >= 0 && text_hexval(src[i + 2]) >= 0) {
+			c = (char)(text_hexval(src[i + 1]) * 16 + text_hexval(src[i + 2]));
 			i += 3;
 		} else {
 			if (c == '+')
@@ -320,73 +311,32 @@ static int parse_query(const char *query, struct auth_info *out, const char **wh
 	return finish(&ra, out, why);
 }
 
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
-/* Decode base64 (padding optional); length, -1 when malformed, -2 when it does not fit. */
-static ssize_t b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-	uint32_t acc = 0;
-	size_t o = 0, bits = 0, i;
-
-	while (n > 0 && (is_ws(in[n - 1]) || in[n - 1] == '='))
-		n--;
-	for (i = 0; i < n; i++) {
-		int v = b64val(in[i]);
-
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o >= cap)
-				return -2;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	if (bits >= 6)  /* a lone trailing character carries no whole byte */
-		return -1;
-	return (ssize_t)o;
-}
-
 static int parse_basic(const char *value, struct auth_info *out, const char **why)
 {
 	unsigned char dec[2 * AUTH_FIELD_MAX + 2];
 	struct raw_auth ra = { 0 };
 	size_t pos = scheme_len(value, "basic");
 	const unsigned char *colon;
-	ssize_t n;
+	enum text_result tr;
+	size_t n;
 
 	info_reset(out, AUTH_BASIC);
 	if (pos == 0)
 		return fail(why, "not a Basic authorization header", 401);
-	n = b64_decode(value + pos, strlen(value + pos), dec, sizeof(dec));
-	if (n == -2)
+	tr = text_b64_decode(value + pos, strlen(value + pos), dec, sizeof(dec), &n);
+	if (tr == TEXT_TOO_LONG)
 		return fail(why, "bad sentry DSN public key", 400);
-	if (n < 0)
+	if (tr != TEXT_OK)
 		return fail(why, "invalid basic authorization", 401);
 	/* Only the part before ':' is the key (Relay); the rest is the optional secret. */
-	colon = memchr(dec, ':', (size_t)n);
+	colon = memchr(dec, ':', n);
 	ra.seen = 1u << F_KEY;
 	ra.v[F_KEY] = (const char *)dec;
-	ra.n[F_KEY] = colon != NULL ? (size_t)(colon - dec) : (size_t)n;
+	ra.n[F_KEY] = colon != NULL ? (size_t)(colon - dec) : n;
 	if (colon != NULL) {
 		ra.seen |= 1u << F_SECRET;
 		ra.v[F_SECRET] = (const char *)colon + 1;
-		ra.n[F_SECRET] = (size_t)n - ra.n[F_KEY] - 1;
+		ra.n[F_SECRET] = n - ra.n[F_KEY] - 1;
 	}
 	return finish(&ra, out, why);
 }

@@ -5,6 +5,7 @@
 #include <brotli/decode.h>
 #include <brotli/encode.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,88 @@ static void dec_free(struct dec *d)
 	ZSTD_freeDCtx(d->zs);
 }
 
+/* ---- streaming: the one decode loop; codec_decode and codec_measure are its consumers ---- */
+
+struct codec_stream {
+	struct dec d;
+	bool identity;
+	size_t pos;           /* identity: bytes handed out */
+	size_t produced, max_out;
+	bool ended;
+};
+
+struct codec_stream *codec_stream_new(enum codec_kind kind, const char *in, size_t inlen, size_t max_out)
+{
+	struct codec_stream *s;
+
+	if (kind >= CODEC_UNKNOWN || inlen > UINT_MAX) /* zlib counts input in uInt */
+		return NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->max_out = max_out > SIZE_MAX / 4 ? SIZE_MAX / 4 : max_out;
+	if (kind == CODEC_IDENTITY) {
+		s->identity = true;
+		s->d.in = in;
+		s->d.inlen = inlen;
+		return s;
+	}
+	if (dec_init(&s->d, kind, in, inlen, s->max_out) != 0) {
+		dec_free(&s->d);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void codec_stream_free(struct codec_stream *s)
+{
+	if (s == NULL)
+		return;
+	if (!s->identity)
+		dec_free(&s->d);
+	free(s);
+}
+
+size_t codec_stream_produced(const struct codec_stream *s)
+{
+	return s->produced;
+}
+
+static enum codec_result identity_next(struct codec_stream *s, char *dst, size_t cap, size_t *got)
+{
+	size_t n = s->d.inlen - s->pos < cap ? s->d.inlen - s->pos : cap;
+
+	memcpy(dst, s->d.in + s->pos, n);
+	s->pos += n;
+	*got = n;
+	s->produced += n;
+	if (s->produced > s->max_out)
+		return CODEC_TOO_LARGE;
+	return s->pos == s->d.inlen ? CODEC_OK : CODEC_MORE;
+}
+
+enum codec_result codec_stream_next(struct codec_stream *s, char *dst, size_t cap, size_t *got)
+{
+	int st;
+
+	*got = 0;
+	if (s->ended)
+		return CODEC_OK;
+	if (s->identity)
+		return identity_next(s, dst, cap, got);
+	do {
+		st = s->d.step(&s->d, dst, cap, got);
+	} while (st == DEC_RESTART);  /* zlib retried as raw deflate before producing anything */
+	s->produced += *got;
+	if (s->produced > s->max_out || st == DEC_TOOBIG)
+		return CODEC_TOO_LARGE;
+	if (st == DEC_END)
+		return s->ended = true, CODEC_OK;
+	if (st == DEC_ERR || (st == DEC_MORE && *got == 0 && cap > 0))
+		return CODEC_CORRUPT;  /* an error, or no progress with room left: stuck on bad data */
+	return CODEC_MORE;
+}
+
 /* Double the buffer, never past limit; one spare byte for a NUL. */
 static int grow(char **buf, size_t *cap, size_t limit)
 {
@@ -211,46 +294,45 @@ static int grow(char **buf, size_t *cap, size_t limit)
 
 /*
  * The buffer may reach max_out + 1 bytes: holding that extra byte proves the output is too
- * big. In prefix mode the limit is max_out itself and reaching it is success.
+ * big. For the first line the limit is max_out itself, and reaching it is success.
  */
-static int drive(struct dec *d, size_t max_out, int prefix, char **out, size_t *outlen)
+static enum codec_result drive(struct codec_stream *s, enum codec_mode mode, char **out, size_t *outlen)
 {
-	size_t limit = prefix ? max_out : max_out + 1;
-	size_t first = prefix ? DEC_FIRST_PREFIX : DEC_FIRST_FULL;
+	bool line = mode == CODEC_FIRST_LINE;
+	size_t limit = line ? s->max_out : s->max_out + 1;
+	size_t first = line ? DEC_FIRST_PREFIX : DEC_FIRST_FULL;
 	size_t cap = limit < first ? limit : first, len = 0;
 	char *buf = malloc(cap + 1);
-	int rc = -1;
+	enum codec_result rc;
 
 	if (!buf)
-		return -1;
+		return CODEC_NOMEM;
 	for (;;) {
+		size_t got;
+		const char *nl;
+
 		if (len == cap && cap == limit) {
-			rc = prefix ? 0 : -2;
+			rc = line ? CODEC_OK : CODEC_TOO_LARGE;
 			break;
 		}
-		if (len == cap && grow(&buf, &cap, limit) < 0)
-			break;
-		size_t got = 0;
-		int st = d->step(d, buf + len, cap - len, &got);
-		const char *nl = prefix && got ? memchr(buf + len, '\n', got) : NULL;
-		if (nl) {
-			len = (size_t)(nl - buf) + 1;
-			rc = 0;
+		if (len == cap && grow(&buf, &cap, limit) < 0) {
+			rc = CODEC_NOMEM;
 			break;
 		}
+		rc = codec_stream_next(s, buf + len, cap - len, &got);
+		nl = line && got ? memchr(buf + len, '\n', got) : NULL;
 		len += got;
-		if (st == DEC_RESTART)
-			len = 0;
-		else if (st == DEC_END)
-			rc = len > max_out ? -2 : 0;
-		else if (st == DEC_TOOBIG)
-			rc = -2;
-		if (st == DEC_END || st == DEC_TOOBIG || st == DEC_ERR)
+		if (nl != NULL) {
+			len = (size_t)(nl - buf) + 1;
+			rc = CODEC_OK;
 			break;
-		if (st == DEC_MORE && got == 0 && len < cap)
-			break; /* no progress with room left: the decoder is stuck on bad data */
+		}
+		if (line && rc == CODEC_TOO_LARGE)
+			rc = CODEC_OK, len = len > s->max_out ? s->max_out : len;
+		if (rc != CODEC_MORE)
+			break;
 	}
-	if (rc == 0) {
+	if (rc == CODEC_OK) {
 		buf[len] = '\0';
 		*out = buf;
 		*outlen = len;
@@ -260,98 +342,50 @@ static int drive(struct dec *d, size_t max_out, int prefix, char **out, size_t *
 	return rc;
 }
 
-static int identity_decode(const char *in, size_t inlen, size_t max_out, int prefix,
-			   char **out, size_t *outlen)
+enum codec_result codec_decode(enum codec_kind kind, const char *in, size_t inlen, size_t max_out,
+			       enum codec_mode mode, char **out, size_t *outlen)
 {
-	size_t n = inlen;
+	struct codec_stream *s = codec_stream_new(kind, in, inlen, max_out);
+	enum codec_result rc;
 
-	if (prefix) {
-		n = inlen < max_out ? inlen : max_out;
-		const char *nl = n ? memchr(in, '\n', n) : NULL;
-		if (nl)
-			n = (size_t)(nl - in) + 1;
-	} else if (inlen > max_out) {
-		return -2;
-	}
-	char *buf = malloc(n + 1);
-	if (!buf)
-		return -1;
-	if (n)
-		memcpy(buf, in, n);
-	buf[n] = '\0';
-	*out = buf;
-	*outlen = n;
-	return 0;
-}
-
-int codec_decode(enum codec_kind kind, const char *in, size_t inlen, size_t max_out,
-		 int prefix_only, char **out, size_t *outlen)
-{
-	struct dec d;
-	int rc = -1;
-
-	if (kind == CODEC_IDENTITY)
-		return identity_decode(in, inlen, max_out, prefix_only, out, outlen);
-	if (kind >= CODEC_UNKNOWN || inlen > UINT_MAX) /* zlib counts input in uInt */
-		return -1;
-	if (max_out > SIZE_MAX / 4)
-		max_out = SIZE_MAX / 4;
-	if (dec_init(&d, kind, in, inlen, max_out) == 0)
-		rc = drive(&d, max_out, prefix_only, out, outlen);
-	dec_free(&d);
+	if (s == NULL)
+		return kind >= CODEC_UNKNOWN || inlen > UINT_MAX ? CODEC_CORRUPT : CODEC_NOMEM;
+	rc = drive(s, mode, out, outlen);
+	codec_stream_free(s);
 	return rc;
 }
 
-/* Same loop as drive(), but the output goes to a small scratch window and is only counted. */
-static int measure(struct dec *d, size_t max_out, size_t *size)
+enum codec_result codec_measure(enum codec_kind kind, const char *in, size_t inlen, size_t max_out, size_t *size)
 {
 	char scratch[64 * 1024];
-	size_t total = 0;
-
-	for (;;) {
-		size_t got = 0;
-		int st = d->step(d, scratch, sizeof(scratch), &got);
-
-		total = st == DEC_RESTART ? 0 : total + got;
-		if (total > max_out || st == DEC_TOOBIG)
-			return -2;
-		if (st == DEC_END) {
-			*size = total;
-			return 0;
-		}
-		if (st == DEC_ERR || (st == DEC_MORE && got == 0))
-			return -1;
-	}
-}
-
-int codec_measure(enum codec_kind kind, const char *in, size_t inlen, size_t max_out, size_t *size)
-{
-	struct dec d;
-	int rc = -1;
+	struct codec_stream *s;
+	enum codec_result rc;
+	size_t got;
 
 	if (kind == CODEC_IDENTITY) {
 		*size = inlen;
-		return inlen > max_out ? -2 : 0;
+		return inlen > max_out ? CODEC_TOO_LARGE : CODEC_OK;
 	}
-	if (kind >= CODEC_UNKNOWN || inlen > UINT_MAX)
-		return -1;
-	if (dec_init(&d, kind, in, inlen, max_out) == 0)
-		rc = measure(&d, max_out, size);
-	dec_free(&d);
+	if ((s = codec_stream_new(kind, in, inlen, max_out)) == NULL)
+		return kind >= CODEC_UNKNOWN || inlen > UINT_MAX ? CODEC_CORRUPT : CODEC_NOMEM;
+	while ((rc = codec_stream_next(s, scratch, sizeof(scratch), &got)) == CODEC_MORE)
+		;
+	*size = codec_stream_produced(s);
+	codec_stream_free(s);
 	return rc;
 }
 
-static int zlib_encode(int wbits, const char *in, size_t inlen, char **out, size_t *outlen)
+static enum codec_result zlib_encode(int wbits, const char *in, size_t inlen, char **out, size_t *outlen)
 {
 	z_stream z;
 	char *buf = NULL;
-	int rc = -1;
+	enum codec_result rc = CODEC_NOMEM;
 
 	if (inlen > UINT_MAX / 2)
-		return -1;
+		return CODEC_NOMEM;
 	memset(&z, 0, sizeof(z));
 	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return -1;
+		return CODEC_NOMEM;
 	uLong bound = deflateBound(&z, (uLong)inlen);
 	buf = malloc(bound);
 	if (!buf)
@@ -365,54 +399,59 @@ static int zlib_encode(int wbits, const char *in, size_t inlen, char **out, size
 	*out = buf;
 	*outlen = z.total_out;
 	buf = NULL;
-	rc = 0;
+	rc = CODEC_OK;
 done:
 	free(buf);
 	deflateEnd(&z);
 	return rc;
 }
 
-static int br_encode(const char *in, size_t inlen, char **out, size_t *outlen)
+static enum codec_result br_encode(const char *in, size_t inlen, char **out, size_t *outlen)
 {
 	size_t bound = BrotliEncoderMaxCompressedSize(inlen);
 	char *buf = bound ? malloc(bound) : NULL;
 
 	if (!buf)
-		return -1;
+		return CODEC_NOMEM;
 	if (!BrotliEncoderCompress(BR_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_GENERIC, inlen,
 				   (const uint8_t *)in, &bound, (uint8_t *)buf)) {
 		free(buf);
-		return -1;
+		return CODEC_NOMEM;
 	}
 	*out = buf;
 	*outlen = bound;
-	return 0;
+	return CODEC_OK;
 }
 
-static int zstd_encode(const char *in, size_t inlen, char **out, size_t *outlen)
+static enum codec_result zstd_encode(const char *in, size_t inlen, char **out, size_t *outlen)
 {
 	size_t bound = ZSTD_compressBound(inlen);
 	char *buf = ZSTD_isError(bound) ? NULL : malloc(bound);
 
 	if (!buf)
-		return -1;
+		return CODEC_NOMEM;
 	size_t n = ZSTD_compress(buf, bound, in, inlen, ZSTD_LEVEL);
 	if (ZSTD_isError(n)) {
 		free(buf);
-		return -1;
+		return CODEC_NOMEM;
 	}
 	*out = buf;
 	*outlen = n;
-	return 0;
+	return CODEC_OK;
 }
 
-int codec_encode(enum codec_kind kind, const char *in, size_t inlen, char **out, size_t *outlen)
+enum codec_result codec_encode(enum codec_kind kind, const char *in, size_t inlen, char **out, size_t *outlen)
 {
 	if (!in)
 		in = "";
 	switch (kind) {
 	case CODEC_IDENTITY:
-		return identity_decode(in, inlen, inlen, 0, out, outlen);
+		if ((*out = malloc(inlen + 1)) == NULL)
+			return CODEC_NOMEM;
+		memcpy(*out, in, inlen);
+		(*out)[inlen] = '\0';
+		*outlen = inlen;
+		return CODEC_OK;
 	case CODEC_GZIP:
 		return zlib_encode(16 + MAX_WBITS, in, inlen, out, outlen);
 	case CODEC_DEFLATE:
@@ -422,6 +461,6 @@ int codec_encode(enum codec_kind kind, const char *in, size_t inlen, char **out,
 	case CODEC_ZSTD:
 		return zstd_encode(in, inlen, out, outlen);
 	default:
-		return -1;
+		return CODEC_CORRUPT;
 	}
 }

@@ -13,7 +13,8 @@
 
 #include "clock.h"
 #include "config.h"
-#include "queue.h"
+#include "entry.h"
+#include "redissync.h"
 
 #define DT_PAGE 500                /* entries per XRANGE: the most this tool ever holds in memory */
 #define DT_PAGE_STR "500"
@@ -21,14 +22,11 @@
 #define DT_KEY_MAX 512             /* prefix (<= 128) + "q:" + two names (<= 64 each) fit */
 #define DT_SHOW_MAX 128            /* longest field value echoed in output */
 
-/* The fields queue_put writes; only these go back into a route's stream on replay. */
-static const char *const orig_fields[] = { "v", "m", "e", "q", "h", "ip", "k", "id", "c", "s", "t", "b" };
-#define NORIG (sizeof(orig_fields) / sizeof(orig_fields[0]))
-
 struct dt {
 	const struct config *cfg;
-	redisContext *c;
-	char key[DT_KEY_MAX];      /* <prefix>dead */
+	struct redissync *rs;
+	char key[DT_KEY_MAX];      /* the dead-letter stream */
+	char bytes_key[DT_KEY_MAX];
 	char grouped[DT_KEY_MAX];  /* last source stream whose consumer group is known to exist */
 	bool json;
 	long long now_ms;
@@ -62,10 +60,11 @@ static void dt_usage(void)
 /* NULL (reported) when the connection failed; an error reply is returned to the caller. */
 static redisReply *dt_cmdv(struct dt *d, int argc, const char **argv, const size_t *lens)
 {
-	redisReply *rep = redisCommandArgv(d->c, argc, argv, lens);
+	char err[256];
+	redisReply *rep = redissync_call(d->rs, argc, argv, lens, err, sizeof(err));
 
 	if (rep == NULL)
-		dt_err("redis: %s", d->c->errstr[0] != '\0' ? d->c->errstr : "no reply");
+		dt_err("%s", err);
 	return rep;
 }
 
@@ -83,51 +82,17 @@ static redisReply *dt_cmd(struct dt *d, int argc, ...)
 	return dt_cmdv(d, argc, argv, NULL);
 }
 
-/* Consume a reply that only has to be not-an-error. */
-static int dt_ok(redisReply *rep, const char *what)
-{
-	int rc = 0;
-
-	if (rep == NULL)
-		return -1;
-	if (rep->type == REDIS_REPLY_ERROR) {
-		dt_err("redis %s failed: %s", what, rep->str);
-		rc = -1;
-	}
-	freeReplyObject(rep);
-	return rc;
-}
-
+/* Through the relay's own connection supervisor: AUTH, SELECT and the timeouts as the relay has them. */
 static int dt_connect(struct dt *d)
 {
-	const struct config *cfg = d->cfg;
-	struct timeval tv;
-	char db[16];
+	struct redisconn_params p;
+	char err[256];
 
-	tv.tv_sec = (long)cfg->redis_timeout;
-	tv.tv_usec = (long)((cfg->redis_timeout - (double)tv.tv_sec) * 1e6);
-	if (cfg->redis_unix_socket != NULL)
-		d->c = redisConnectUnixWithTimeout(cfg->redis_unix_socket, tv);
-	else
-		d->c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-	if (d->c == NULL || d->c->err) {
-		if (cfg->redis_unix_socket != NULL)
-			dt_err("cannot connect to redis at %s: %s", cfg->redis_unix_socket,
-			       d->c != NULL ? d->c->errstr : "out of memory");
-		else
-			dt_err("cannot connect to redis at %s:%d: %s", cfg->redis_host, cfg->redis_port,
-			       d->c != NULL ? d->c->errstr : "out of memory");
+	redisconn_params_of(d->cfg, &p);
+	if ((d->rs = redissync_open(&p, err, sizeof(err))) == NULL) {
+		dt_err("%s", err);
 		return -1;
 	}
-	if (redisSetTimeout(d->c, tv) != REDIS_OK) {
-		dt_err("redis: cannot set the command timeout");
-		return -1;
-	}
-	if (cfg->redis_password != NULL && dt_ok(dt_cmd(d, 2, "AUTH", cfg->redis_password), "AUTH") != 0)
-		return -1;
-	snprintf(db, sizeof(db), "%d", cfg->redis_db);
-	if (cfg->redis_db != 0 && dt_ok(dt_cmd(d, 2, "SELECT", db), "SELECT") != 0)
-		return -1;
 	return 0;
 }
 
@@ -142,17 +107,7 @@ static bool dt_valid(const redisReply *el)
 
 static const redisReply *dt_field(const redisReply *el, const char *name)
 {
-	const redisReply *kv = el->element[1];
-	size_t nlen = strlen(name);
-
-	for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-		const redisReply *k = kv->element[i], *v = kv->element[i + 1];
-
-		if (k->type == REDIS_REPLY_STRING && k->len == nlen && memcmp(k->str, name, nlen) == 0 &&
-		    v->type == REDIS_REPLY_STRING)
-			return v;
-	}
-	return NULL;
+	return entry_reply_field(el->element[1], name);
 }
 
 static long long dt_num(const redisReply *el, const char *name)
@@ -193,7 +148,7 @@ static json_t *dt_jstr(const redisReply *v)
 /* Walk the dead stream DT_PAGE entries at a time; an id range that moves on, so the loop ends. */
 static int dt_each(struct dt *d, dt_page_fn fn)
 {
-	char start[QUEUE_ID_MAX + 2] = "-";
+	char start[ENTRY_ID_MAX + 2] = "-";
 
 	for (long page = 0; page < DT_MAX_PAGES; page++) {
 		redisReply *rep = dt_cmd(d, 6, "XRANGE", d->key, start, "+", "COUNT", DT_PAGE_STR);
@@ -237,8 +192,8 @@ static int dt_by_id(struct dt *d, const char *id, dt_entry_fn fn)
 	redisReply *rep;
 	int rc;
 
-	if (strlen(id) >= QUEUE_ID_MAX || id[0] == '\0') {
-		dt_err("%.*s: no such dead letter", QUEUE_ID_MAX, id);
+	if (strlen(id) >= ENTRY_ID_MAX || id[0] == '\0') {
+		dt_err("%.*s: no such dead letter", ENTRY_ID_MAX, id);
 		d->failed = true;
 		return 1;
 	}
@@ -360,8 +315,8 @@ static int replay_route(const struct dt *d, const redisReply *el, char *src, siz
 		dt_err("%s: route %s/%s is no longer in the configuration; left in place", id, us, ps);
 		return -1;
 	}
-	n = snprintf(src, len, "%sq:%s:%s", d->cfg->redis_prefix, up->str, pr->str);
-	if (n < 0 || (size_t)n >= len || have->len != (size_t)n || memcmp(have->str, src, (size_t)n) != 0) {
+	n = entry_stream_key(d->cfg->redis_prefix, up->str, pr->str, src, len) == 0 ? (int)strlen(src) : -1;
+	if (n < 0 || have->len != (size_t)n || memcmp(have->str, src, (size_t)n) != 0) {
 		dt_err("%s: source stream is not the stream of route %s/%s; left in place", id, us, ps);
 		return -1;
 	}
@@ -377,7 +332,7 @@ static int replay_group(struct dt *d, const char *src)
 
 	if (strcmp(d->grouped, src) == 0)
 		return 0;
-	rep = dt_cmd(d, 6, "XGROUP", "CREATE", src, QUEUE_GROUP, "0", "MKSTREAM");
+	rep = dt_cmd(d, 6, "XGROUP", "CREATE", src, ENTRY_GROUP, "0", "MKSTREAM");
 	if (rep == NULL)
 		return -1;
 	if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0) {
@@ -390,91 +345,67 @@ static int replay_group(struct dt *d, const char *src)
 	return rc;
 }
 
+/* Back into its stream, the dead letter deleted and its bytes counted again, in one script: the
+ * entry is in exactly one of the two. KEYS: route stream, dead stream, bytes counter; ARGV: the
+ * dead letter's id, the body length, then the entry's fields. */
+static const char replay_script[] =
+	"local f = {}\n"
+	"for i = 3, #ARGV do f[#f + 1] = ARGV[i] end\n"
+	"redis.call('XADD', KEYS[1], '*', unpack(f))\n"
+	"redis.call('INCRBY', KEYS[3], ARGV[2])\n"
+	"redis.call('XDEL', KEYS[2], ARGV[1])\n"
+	"return 1\n";
+
 /*
- * The XADD of the original fields only: the dead-letter bookkeeping stays out of the route's
- * stream. The received time restarts now (kept as t0), or an entry dead for max_age would die
- * again on its first read.
+ * Only the entry's own fields go back (the dead-letter bookkeeping stays out of the route's
+ * stream). The received time restarts now, the first one kept as t0, or an entry dead for max_age
+ * would die again on its first read.
  */
-static int replay_args(const redisReply *el, const char *src, char *now, const char **argv, size_t *lens)
+static int replay_exec(struct dt *d, const redisReply *el, const char *src)
 {
-	int argc = 0;
+	const char *argv[8 + 2 * ENTRY_FIELDS_MAX];
+	size_t lens[8 + 2 * ENTRY_FIELDS_MAX];
+	struct entry_fields f;
+	struct entry e;
+	char len[24];
+	redisReply *rep;
+	int argc = 0, rc = 1;
 
-	argv[argc] = "XADD", lens[argc++] = 4;
-	argv[argc] = src, lens[argc++] = strlen(src);
-	argv[argc] = "*", lens[argc++] = 1;
-	for (size_t i = 0; i < NORIG; i++) {
-		const redisReply *v = dt_field(el, orig_fields[i]);
-
-		if (v == NULL)
-			continue;
-		argv[argc] = orig_fields[i], lens[argc++] = strlen(orig_fields[i]);
-		if (strcmp(orig_fields[i], "t") == 0) {
-			/* A letter replayed before keeps its first received time. */
-			const redisReply *t0 = dt_field(el, "t0");
-
-			argv[argc] = now, lens[argc++] = strlen(now);
-			argv[argc] = "t0", lens[argc++] = 2;
-			if (t0 != NULL)
-				v = t0;
-		}
-		argv[argc] = v->str, lens[argc++] = v->len;
+	if (entry_from_reply(&e, el->element[1]) != ENTRY_OK) {
+		dt_err("%s: entry has none of the original fields; left in place", el->element[0]->str);
+		return 1;
 	}
-	return argc;
-}
-
-/* MULTI; XADD src * <original fields>; XDEL dead id; EXEC: the entry is in exactly one of the two. */
-static int replay_exec(struct dt *d, const redisReply *el, int argc, const char **argv, const size_t *lens)
-{
-	const char *del[3] = { "XDEL", d->key, el->element[0]->str };
-	const redisReply *body = dt_field(el, "b");
-	char bytes_key[DT_KEY_MAX], len[24];
-	const char *incr[3] = { "INCRBY", bytes_key, len };
-	redisReply *rep = NULL;
-	int rc = 1;
-
-	/* Queued again: its body counts against queue.max_bytes again (the dead-lettering took it off). */
-	snprintf(bytes_key, sizeof(bytes_key), "%sbytes", d->cfg->redis_prefix);
-	snprintf(len, sizeof(len), "%zu", body != NULL ? (size_t)body->len : 0);
-	if (redisAppendCommand(d->c, "MULTI") != REDIS_OK ||
-	    redisAppendCommandArgv(d->c, argc, argv, lens) != REDIS_OK ||
-	    redisAppendCommandArgv(d->c, 3, incr, NULL) != REDIS_OK ||
-	    redisAppendCommandArgv(d->c, 3, del, NULL) != REDIS_OK || redisAppendCommand(d->c, "EXEC") != REDIS_OK) {
-		dt_err("out of memory");
+	e.first_ms = e.first_ms > 0 ? e.first_ms : e.received_ms;
+	e.received_ms = d->now_ms;
+	entry_fields(&e, d->now_ms, &f);
+	snprintf(len, sizeof(len), "%zu", e.body_len);
+#define ARG(s, l) (argv[argc] = (s), lens[argc++] = (l))
+	ARG("EVAL", 4), ARG(replay_script, strlen(replay_script)), ARG("3", 1);
+	ARG(src, strlen(src)), ARG(d->key, strlen(d->key)), ARG(d->bytes_key, strlen(d->bytes_key));
+	ARG(el->element[0]->str, el->element[0]->len), ARG(len, strlen(len));
+	for (size_t i = 0; i < f.n; i++)
+		ARG(f.name[i], strlen(f.name[i])), ARG(f.val[i], f.len[i]);
+#undef ARG
+	if ((rep = dt_cmdv(d, argc, argv, lens)) == NULL)
 		return -1;
-	}
-	for (int i = 0; i < 5; i++) {
-		freeReplyObject(rep);
-		rep = NULL;
-		if (redisGetReply(d->c, (void **)&rep) != REDIS_OK) {
-			dt_err("redis: %s", d->c->errstr);
-			return -1;
-		}
-	}
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING)
+	if (rep->type == REDIS_REPLY_INTEGER)
 		rc = 0;
 	else
-		dt_err("%s: replay to %s failed: %s", el->element[0]->str, argv[1],
-		       rep->type == REDIS_REPLY_ERROR ? rep->str : "transaction aborted");
+		dt_err("%s: replay to %s failed: %s", el->element[0]->str, src,
+		       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 	freeReplyObject(rep);
 	return rc;
 }
 
 static int replay_one(struct dt *d, const redisReply *el)
 {
-	const char *argv[5 + 2 * NORIG];
-	size_t lens[5 + 2 * NORIG];
-	char src[DT_KEY_MAX], now[24];
-	int argc, rc;
+	char src[DT_KEY_MAX];
+	int rc;
 
-	if (replay_route(d, el, src, sizeof(src)) != 0) {
+	if (replay_route(d, el, src, sizeof(src)) != 0)
 		rc = 1;
-	} else if (snprintf(now, sizeof(now), "%lld", d->now_ms) < 0 ||
-		   (argc = replay_args(el, src, now, argv, lens)) == 3) {
-		dt_err("%s: entry has none of the original fields; left in place", el->element[0]->str);
-		rc = 1;
-	} else if ((rc = replay_group(d, src)) == 0) {
-		rc = replay_exec(d, el, argc, argv, lens);
-	}
+	else if ((rc = replay_group(d, src)) == 0)
+		rc = replay_exec(d, el, src);
 	if (rc > 0)
 		d->failed = true;
 	else if (rc == 0)
@@ -582,14 +513,14 @@ int deadtool_run(const struct config *cfg, int argc, char **argv)
 		dt_usage();
 		return 2;
 	}
-	if ((size_t)snprintf(d.key, sizeof(d.key), "%sdead", cfg->redis_prefix) >= sizeof(d.key)) {
+	if (entry_dead_key(cfg->redis_prefix, d.key, sizeof(d.key)) != 0 ||
+	    entry_bytes_key(cfg->redis_prefix, d.bytes_key, sizeof(d.bytes_key)) != 0) {
 		dt_err("redis.prefix is too long");
 		return 1;
 	}
 	if (dt_connect(&d) == 0)
 		rc = dt_verb(&d, argc, argv);
-	if (d.c != NULL)
-		redisFree(d.c);
+	redissync_close(d.rs);
 	fflush(stdout);
 	return rc != 0 || d.failed ? 1 : 0;
 }

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text.h"
+
 #define DSN_MAX_PID_DIGITS 18 /* fits a long without overflow checks */
 
 size_t envelope_header_len(const char *body, size_t len)
@@ -16,14 +18,6 @@ size_t envelope_header_len(const char *body, size_t len)
 	const char *nl = len ? memchr(body, '\n', len) : NULL;
 
 	return nl ? (size_t)(nl - body) : len;
-}
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
 }
 
 /* 32 hex digits, or the 8-4-4-4-12 dashed form; written as 32 lowercase hex + NUL. */
@@ -41,7 +35,7 @@ static int parse_id(const char *s, size_t n, char id[ENVELOPE_ID_LEN + 1])
 				return -1;
 			continue;
 		}
-		int v = hexval((unsigned char)s[i]);
+		int v = text_hexval((unsigned char)s[i]);
 		if (v < 0)
 			return -1;
 		id[o++] = hex[v];
@@ -62,7 +56,7 @@ static json_t *load_header(const char *body, size_t len)
 	return h;
 }
 
-int envelope_event_id(const char *body, size_t len, char id[ENVELOPE_ID_LEN + 1])
+enum envelope_result envelope_event_id(const char *body, size_t len, char id[ENVELOPE_ID_LEN + 1])
 {
 	/* The header line is one JSON object: the store body's top-level scan, bounded to that line,
 	 * is enough and is much cheaper than parsing it (this runs for every envelope ingested). */
@@ -91,57 +85,79 @@ static size_t string_end(const char *b, size_t i, size_t len)
 	return len;
 }
 
-/* After a top-level "event_id" string at i: 1 when it is not a key, else the id's parse result. */
-static int id_value(const char *b, size_t i, size_t len, char id[ENVELOPE_ID_LEN + 1])
-{
-	while (i < len && is_ws(b[i]))
-		i++;
-	if (i == len || b[i] != ':')
-		return 1;
-	for (i++; i < len && is_ws(b[i]); i++)
-		;
-	if (i == len || b[i] != '"')
-		return -1;
-	size_t end = string_end(b, i + 1, len);
-	if (end == len)
-		return -1;
-	return parse_id(b + i + 1, end - i - 1, id);
-}
-
 /*
  * One pass without building a tree (store bodies reach 1 MB): track bracket depth, skip
- * strings, and take the first "event_id" key at depth 1. Not a validator: bad JSON is left
- * to Sentry.
+ * strings, and find the value of the first top-level `key`. Returns the index of the value's
+ * first byte, or len when the key is absent or the text is not a JSON object. Not a validator:
+ * bad JSON is left to Sentry.
  */
-int envelope_store_event_id(const char *body, size_t len, char id[ENVELOPE_ID_LEN + 1])
+static size_t top_value(const char *body, size_t len, const char *key)
 {
-	size_t i = 0;
+	size_t i = 0, klen = strlen(key);
 	int depth = 0;
 
 	while (i < len && is_ws(body[i]))
 		i++;
 	if (i == len || body[i] != '{')
-		return -1;
+		return len;
 	for (; i < len; i++) {
 		char c = body[i];
 		if (c == '"') {
 			size_t start = i + 1;
 			i = string_end(body, start, len);
 			if (i == len)
-				return -1;
-			if (depth == 1 && i - start == 8 && memcmp(body + start, "event_id", 8) == 0) {
-				int rc = id_value(body, i + 1, len, id);
-				if (rc <= 0)
-					return rc;
+				return len;
+			if (depth == 1 && i - start == klen && memcmp(body + start, key, klen) == 0) {
+				size_t v = i + 1;
+				while (v < len && is_ws(body[v]))
+					v++;
+				if (v < len && body[v] == ':') {
+					for (v++; v < len && is_ws(body[v]); v++)
+						;
+					return v;
+				}
 			}
 		} else if (c == '{' || c == '[') {
 			depth++;
 		} else if (c == '}' || c == ']') {
 			if (--depth <= 0)
-				return -1;
+				return len;
 		}
 	}
-	return -1;
+	return len;
+}
+
+/* The string value at v (a '"'): its content [v+1, end). */
+static enum envelope_result string_at(const char *b, size_t v, size_t len, size_t *end)
+{
+	if (v >= len || b[v] != '"')
+		return ENVELOPE_MALFORMED;
+	*end = string_end(b, v + 1, len);
+	return *end == len ? ENVELOPE_MALFORMED : ENVELOPE_OK;
+}
+
+enum envelope_result envelope_store_event_id(const char *body, size_t len, char id[ENVELOPE_ID_LEN + 1])
+{
+	size_t v = top_value(body, len, "event_id"), end;
+
+	if (v == len)
+		return ENVELOPE_NONE;
+	if (string_at(body, v, len, &end) != ENVELOPE_OK || parse_id(body + v + 1, end - v - 1, id) != 0)
+		return ENVELOPE_MALFORMED;
+	return ENVELOPE_OK;
+}
+
+enum envelope_result envelope_store_type(const char *body, size_t len, char *type, size_t typelen)
+{
+	size_t v = top_value(body, len, "type"), end;
+
+	if (v == len)
+		return ENVELOPE_NONE;
+	if (string_at(body, v, len, &end) != ENVELOPE_OK || end - v - 1 >= typelen)
+		return ENVELOPE_MALFORMED;
+	memcpy(type, body + v + 1, end - v - 1);
+	type[end - v - 1] = '\0';
+	return ENVELOPE_OK;
 }
 
 /* Last path segment: all digits, > 0; a single trailing '/' is tolerated. */
@@ -197,20 +213,20 @@ static int parse_dsn(const char *dsn, char *key, size_t keylen, long *project_id
 	return 0;
 }
 
-int envelope_dsn(const char *body, size_t len, char *key, size_t keylen, long *project_id)
+enum envelope_result envelope_dsn(const char *body, size_t len, char *key, size_t keylen, long *project_id)
 {
 	json_t *h = load_header(body, len);
-	int rc;
+	enum envelope_result rc;
 
 	if (!h)
-		return -1;
+		return ENVELOPE_MALFORMED;
 	json_t *dsn = json_object_get(h, "dsn");
 	if (!dsn || json_is_null(dsn))
-		rc = 1;
+		rc = ENVELOPE_NONE;
 	else if (!json_is_string(dsn))
-		rc = -1;
+		rc = ENVELOPE_MALFORMED;
 	else
-		rc = parse_dsn(json_string_value(dsn), key, keylen, project_id);
+		rc = parse_dsn(json_string_value(dsn), key, keylen, project_id) == 0 ? ENVELOPE_OK : ENVELOPE_MALFORMED;
 	json_decref(h);
 	return rc;
 }
@@ -244,19 +260,19 @@ static int rewrite_fields(json_t *h, const char *new_dsn, const char *old_key, c
 	return changed;
 }
 
-int envelope_rewrite(const char *body, size_t len, const char *new_dsn, const char *old_key,
-		     const char *new_key, char **out, size_t *outlen)
+enum envelope_result envelope_rewrite(const char *body, size_t len, const char *new_dsn, const char *old_key,
+				      const char *new_key, char **out, size_t *outlen)
 {
 	size_t hlen = envelope_header_len(body, len), rest = len - hlen;
 	json_t *h = load_header(body, len);
 	char *hdr = NULL, *buf;
-	int rc = -1;
+	enum envelope_result rc = ENVELOPE_NOMEM;
 
 	if (!h)
-		return -1;
+		return ENVELOPE_MALFORMED;
 	int changed = rewrite_fields(h, new_dsn, old_key, new_key);
 	if (changed <= 0) {
-		rc = changed == 0 ? 1 : -1;
+		rc = changed == 0 ? ENVELOPE_NONE : ENVELOPE_NOMEM;
 		goto done;
 	}
 	/* No JSON_ENSURE_ASCII: unicode stays raw, as the SDK sent it. */
@@ -273,7 +289,7 @@ int envelope_rewrite(const char *body, size_t len, const char *new_dsn, const ch
 	buf[nlen + rest] = '\0';
 	*out = buf;
 	*outlen = nlen + rest;
-	rc = 0;
+	rc = ENVELOPE_OK;
 done:
 	free(hdr);
 	json_decref(h);
@@ -351,4 +367,117 @@ void envelope_new_id(char id[ENVELOPE_ID_LEN + 1])
 		id[2 * i + 1] = hex[b[i] & 0xf];
 	}
 	id[ENVELOPE_ID_LEN] = '\0';
+}
+
+/* ---- item scan: the categories of an envelope, fed in pieces (decoded bodies stream in) ---- */
+
+void envelope_scan_init(struct envelope_scan *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = ENVELOPE_SCAN_HEADER;
+}
+
+/* An item header line is complete: its "type" gives the categories, its "length" the payload. */
+static void item_header(struct envelope_scan *s)
+{
+	json_t *h;
+	json_int_t n;
+
+	if (s->line_len == 0 || s->line_overflow) {
+		/* A blank line between items is tolerated; an oversized header is an unknown item. */
+		if (s->line_overflow)
+			s->cats |= CATEGORY_BIT(CAT_OTHER), s->items++;
+		s->state = s->line_overflow ? ENVELOPE_SCAN_PAYLOAD_LINE : ENVELOPE_SCAN_ITEM;
+		return;
+	}
+	s->items++;
+	h = json_loadb(s->line, s->line_len, 0, NULL);
+	const char *type = json_string_value(json_object_get(h, "type"));
+	json_t *len = json_object_get(h, "length");
+
+	s->cats |= type != NULL ? category_of_item(type, strlen(type)) : CATEGORY_BIT(CAT_OTHER);
+	if (json_is_integer(len) && (n = json_integer_value(len)) >= 0) {
+		s->skip = (size_t)n;
+		s->state = ENVELOPE_SCAN_PAYLOAD_LEN;
+	} else {
+		s->state = ENVELOPE_SCAN_PAYLOAD_LINE;
+	}
+	json_decref(h);
+}
+
+/* Consume bytes of p up to and including a '\n' for states that read to the end of a line. */
+static size_t to_newline(struct envelope_scan *s, const char *p, size_t n, bool keep, bool *ended)
+{
+	const char *nl = memchr(p, '\n', n);
+	size_t take = nl != NULL ? (size_t)(nl - p) : n;
+
+	if (keep) {
+		if (s->line_len + take > sizeof(s->line))
+			s->line_overflow = true;
+		else
+			memcpy(s->line + s->line_len, p, take), s->line_len += take;
+	}
+	*ended = nl != NULL;
+	return nl != NULL ? take + 1 : take;
+}
+
+void envelope_scan_feed(struct envelope_scan *s, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t used;
+		bool ended = false;
+
+		switch (s->state) {
+		case ENVELOPE_SCAN_HEADER:
+			used = to_newline(s, p, n, false, &ended);
+			if (ended)
+				s->state = ENVELOPE_SCAN_ITEM;
+			break;
+		case ENVELOPE_SCAN_ITEM:
+			used = to_newline(s, p, n, true, &ended);
+			if (ended) {
+				item_header(s);
+				s->line_len = 0;
+				s->line_overflow = false;
+			}
+			break;
+		case ENVELOPE_SCAN_PAYLOAD_LEN:
+			used = n < s->skip ? n : s->skip;
+			s->skip -= used;
+			if (s->skip == 0)
+				s->state = ENVELOPE_SCAN_AFTER_PAYLOAD;
+			break;
+		case ENVELOPE_SCAN_AFTER_PAYLOAD:
+			/* The '\n' after a length-framed payload is optional. */
+			used = *p == '\n' ? 1 : 0;
+			s->state = ENVELOPE_SCAN_ITEM;
+			break;
+		default: /* ENVELOPE_SCAN_PAYLOAD_LINE */
+			used = to_newline(s, p, n, false, &ended);
+			if (ended)
+				s->state = ENVELOPE_SCAN_ITEM;
+			break;
+		}
+		p += used;
+		n -= used;
+	}
+}
+
+category_mask envelope_scan_end(struct envelope_scan *s)
+{
+	/* A last item header without its newline still counts. */
+	if (s->state == ENVELOPE_SCAN_ITEM && s->line_len > 0) {
+		item_header(s);
+		s->line_len = 0;
+	}
+	return s->cats;
+}
+
+category_mask envelope_categories(const char *body, size_t len)
+{
+	struct envelope_scan s;
+
+	envelope_scan_init(&s);
+	envelope_scan_feed(&s, body, len);
+	return envelope_scan_end(&s);
 }

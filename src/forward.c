@@ -1,22 +1,19 @@
-/* forward.c - read entries per route from Redis, rebuild them for their upstream, ack after a 2xx. */
+/* forward.c - read entries per route from Redis, rebuild them for their upstream, ack after a 2xx;
+ * hold back what a rate limit names, dead-letter what never will pass. */
 #include "forward.h"
-#include "ingest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
-#include "auth.h"
 #include "clock.h"
-#include "codec.h"
 #include "config.h"
-#include "envelope.h"
+#include "throttle.h"
 #include "log.h"
 #include "outcome.h"
 #include "queue.h"
@@ -24,39 +21,44 @@
 #include "relay.h"
 #include "request.h"
 #include "stats.h"
+#include "strmap.h"
 #include "upstream.h"
 
 #define POLL_INTERVAL 0.5       /* seconds between reads of an idle route (entries of other processes) */
+#define TICK_PERIOD 0.1
+#define LIMITS_HEADER_JOIN 4096 /* X-Sentry-Rate-Limits values of one answer, joined */
 
 struct fwd_call;
+struct ack_batch;
 
 struct fwd_route {
 	struct forward *f;
 	struct upstream *up;
+	const struct config_upstream *uc;
 	const struct config_project *pr;
-	char stream[QUEUE_STREAM_MAX];
+	char stream[ENTRY_KEY_MAX];
 	char label[160];               /* "<upstream>/<real id>" for logs and /status: the project name
 					* is the DSN secret users were given, so it is never shown */
 	bool reading;
 	bool pel;                      /* scanning this consumer's pending entries (retries, restarts) */
-	bool rescan;                   /* a failure happened during the scan: scan again after backoff */
-	char cursor[QUEUE_ID_MAX];
+	bool rescan;                   /* scan the pending entries again (after a failure, a limit) */
+	char cursor[ENTRY_ID_MAX];
 	double last_read;
 	struct fwd_call *calls;        /* in flight, so a pending scan does not send them twice */
 	struct queue_ack_item *acks;   /* delivered, ack not yet written */
 	size_t nacks, cap_acks;
 	struct ack_batch *acking;      /* the batch being written, its ids still pending in Redis */
 	double ack_retry_at;           /* after a failed ack: not before (monotonic seconds) */
-	double parked_until;           /* project-scoped rate limit (monotonic seconds) */
-	char limits[256];              /* the X-Sentry-Rate-Limits that parked it, for passthrough */
 	int last_status;               /* last failed attempt's status, for dead letters */
 	int asked;                     /* slots reserved for the read in progress */
 	bool idle;                     /* the last read of new entries came back short: nothing waits */
+	long held;                     /* entries left pending because a limit names their categories */
+	double release_at;             /* when the soonest of those limits ends (0: none held) */
 };
 
 struct fwd_call {
 	struct fwd_route *rt;
-	char id[QUEUE_ID_MAX];
+	char id[ENTRY_ID_MAX];
 	size_t body_len;
 	long long attempts;            /* including this one */
 	struct fwd_call *next, *prev;
@@ -65,14 +67,14 @@ struct fwd_call {
 struct forward {
 	struct relay *r;
 	struct upstream **ups;         /* parallel to cfg->upstreams */
-	size_t *route_base;            /* first route index of each upstream */
 	struct fwd_route *routes;
 	size_t nroutes;
+	struct strmap *by_stream;      /* stream name -> route */
 	struct event *tick_ev;
 	struct event *flush_ev;
 	double last_claim;
 	bool draining;
-	bool kick_pending;            /* a read was asked for since the last flush */
+	bool kick_pending;             /* a read was asked for since the last flush */
 	size_t rr;                     /* round-robin start of the next kick loop */
 	bool closing;                  /* forward_free in progress: completions only clean up */
 	bool in_tick;                  /* the tick reads even while ingest is busy */
@@ -84,6 +86,7 @@ static void route_kick(struct fwd_route *rt);
 static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry *e);
 static void bury(struct fwd_call *c, const char *reason, int status);
 static void unlink_call(struct fwd_call *c);
+static void check_drained(struct forward *f);
 
 /* Reads happen in flush_cb, once per loop iteration, however many events asked for one. */
 static void want_kick(struct forward *f)
@@ -105,7 +108,7 @@ static int push_ack(struct fwd_route *rt, const char *id, size_t body_len)
 		rt->acks = p;
 		rt->cap_acks = cap;
 	}
-	snprintf(rt->acks[rt->nacks].id, QUEUE_ID_MAX, "%s", id);
+	snprintf(rt->acks[rt->nacks].id, ENTRY_ID_MAX, "%s", id);
 	rt->acks[rt->nacks++].body_len = body_len;
 	event_active(rt->f->flush_ev, EV_WRITE, 0);
 	return 0;
@@ -118,15 +121,13 @@ struct ack_batch {
 	size_t n;
 };
 
-static void check_drained(struct forward *f);
-
-static void ack_done(void *arg, int ok)
+static void ack_done(void *arg, enum queue_done r)
 {
 	struct ack_batch *b = arg;
 	struct fwd_route *rt = b->rt;
 
 	rt->acking = NULL;
-	if (ok != 1) {
+	if (r != QUEUE_DONE_OK) {
 		/* Keep the ids: they are written after the reconnect, before any rescan resends them. */
 		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->label);
 		rt->ack_retry_at = clock_mono() + 0.1;  /* the tick retries: no tight loop on a Redis error */
@@ -158,8 +159,8 @@ static void flush_route(struct fwd_route *rt)
 	memmove(rt->acks, rt->acks + n, (rt->nacks - n) * sizeof(*rt->acks));
 	rt->nacks -= n;
 	rt->acking = b;
-	if (queue_ack(rt->f->r->queue, rt->stream, b->items, b->n, ack_done, b) != 0)
-		ack_done(b, 0);
+	if (queue_ack(rt->f->r->queue, rt->stream, b->items, b->n, ack_done, b) != QUEUE_SENT)
+		ack_done(b, QUEUE_DONE_LOST);
 }
 
 /* Delivered but not yet acked (queued or being written): a pending-list read still lists it. */
@@ -198,16 +199,16 @@ static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retr
 		rt->rescan = true;  /* out of memory: left pending for the next scan */
 		goto out;
 	}
-	switch (request_build(&rq, upstream_config(rt->up), rt->pr, &e->item)) {
-	case 0:
+	switch (request_build(&rq, rt->uc, rt->pr, &e->item)) {
+	case REQUEST_OK:
 		break;
-	case -2:
+	case REQUEST_DAMAGED:
 		/* A damaged entry never becomes a request: dead-letter it rather than loop on it. */
 		log_error("forward: %s %s cannot be rebuilt as a request", rt->label, e->id);
 		bury(c, "permanent", 0);
 		goto out;
-	default:
-		unlink_call(c);  /* out of memory: left pending for the next scan */
+	case REQUEST_NOMEM:
+		unlink_call(c);  /* left pending for the next scan */
 		free(c);
 		rt->rescan = true;
 		goto out;
@@ -260,39 +261,47 @@ static void rescan_upstream(struct forward *f, const struct upstream *up)
 			f->routes[i].rescan = true;
 }
 
-static double mono_plus(double seconds)
+/* Every X-Sentry-Rate-Limits value of the answer, joined with ", " (Relay does the same). */
+static const char *joined_limits(struct evkeyvalq *h, char *buf, size_t len)
 {
-	return clock_mono() + seconds;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (struct evkeyval *kv = h != NULL ? h->tqh_first : NULL; kv != NULL; kv = kv->next.tqe_next) {
+		if (strcasecmp(kv->key, "X-Sentry-Rate-Limits") != 0)
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", kv->value);
+		if (n >= len)
+			break;
+	}
+	return buf[0] != '\0' ? buf : NULL;
 }
 
-/* 429: park the project (or, for an organization-wide limit, the upstream) until it expires. */
-static void park(struct fwd_route *rt, struct evhttp_request *resp)
+/* 429: record the limits; what they name is held back until they end, the rest flows on. */
+static void limited(struct fwd_route *rt, struct evhttp_request *resp)
 {
 	struct evkeyvalq *h = resp != NULL ? evhttp_request_get_input_headers(resp) : NULL;
-	const char *limits = h != NULL ? evhttp_find_header(h, "X-Sentry-Rate-Limits") : NULL;
-	struct ratelimit rl;
+	char joined[LIMITS_HEADER_JOIN];
+	struct ratelimit_set set;
+	double longest = 0;
 
-	ratelimit_parse(limits, h != NULL ? evhttp_find_header(h, "Retry-After") : NULL, &rl);
-	snprintf(rt->limits, sizeof(rt->limits), "%s", limits != NULL ? limits : "");
-	if (rl.organization) {
-		upstream_park(rt->up, rl.seconds);
-		for (size_t i = 0; i < rt->f->nroutes; i++)
-			if (rt->f->routes[i].up == rt->up && &rt->f->routes[i] != rt)
-				snprintf(rt->f->routes[i].limits, sizeof(rt->limits), "%s", rt->limits);
-	} else if (mono_plus(rl.seconds) > rt->parked_until) {
-		rt->parked_until = mono_plus(rl.seconds);
-	}
-	log_warn("forward: %s rate limited for %.0fs%s", rt->label, rl.seconds,
-		 rl.organization ? " (organization: whole upstream parked)" : "");
+	ratelimit_parse(joined_limits(h, joined, sizeof(joined)), h != NULL ? evhttp_find_header(h, "Retry-After") : NULL,
+			&set);
+	if (throttle_apply(rt->f->r->throttle, rt->uc->name, rt->pr->name, &set, clock_mono()) != 0)
+		log_error("forward: out of memory recording a rate limit for %s", rt->label);
+	for (size_t i = 0; i < set.n; i++)
+		if (set.l[i].seconds > longest)
+			longest = set.l[i].seconds;
+	log_warn("forward: %s rate limited: %zu limit(s), the longest %.0fs", rt->label, set.n, longest);
 	stats_add(rt->f->r->stats, STATS_RATE_LIMITED, 1);
 }
 
-static void dead_done(void *arg, int ok)
+static void dead_done(void *arg, enum queue_done r)
 {
 	struct fwd_call *c = arg;
 	struct forward *f = c->rt->f;
 
-	if (ok == 1)
+	if (r == QUEUE_DONE_OK)
 		stats_add(f->r->stats, STATS_DEAD, 1);
 	else
 		c->rt->rescan = true;  /* still pending: decided again on the next scan */
@@ -301,24 +310,39 @@ static void dead_done(void *arg, int ok)
 	check_drained(f);
 }
 
+static enum stats_counter dead_counter(const char *reason)
+{
+	if (strcmp(reason, "permanent") == 0)
+		return STATS_DEAD_PERMANENT;
+	return strcmp(reason, "max_age") == 0 ? STATS_DEAD_MAX_AGE : STATS_DEAD_MAX_ATTEMPTS;
+}
+
 /* Give an entry up: it moves to the dead-letter stream with the reason, never silently. */
 static void bury(struct fwd_call *c, const char *reason, int status)
 {
 	struct fwd_route *rt = c->rt;
-	struct queue_dead_info info;
+	struct entry_dead info = {
+		.upstream = rt->uc->name, .project = rt->pr->name, .stream = rt->stream, .id = c->id,
+		.reason = reason, .status = status, .attempts = c->attempts, .last_attempt_ms = clock_epoch_ms(),
+		.dead_at_ms = clock_epoch_ms(),
+	};
 
-	info.upstream = upstream_config(rt->up)->name;
-	info.project = rt->pr->name;
-	info.reason = reason;
-	info.status = status;
-	info.attempts = c->attempts;
-	info.last_attempt_ms = clock_epoch_ms();
 	log_warn("forward: %s %s dead-lettered: %s (status %d, %lld attempts)", rt->label, c->id, reason, status,
 		 c->attempts);
-	stats_add(rt->f->r->stats, strcmp(reason, "permanent") == 0 ? STATS_DEAD_PERMANENT
-				  : strcmp(reason, "max_age") == 0 ? STATS_DEAD_MAX_AGE : STATS_DEAD_MAX_ATTEMPTS, 1);
-	if (queue_dead(rt->f->r->queue, rt->stream, c->id, &info, dead_done, c) != 0)
-		dead_done(c, -1);
+	stats_add(rt->f->r->stats, dead_counter(reason), 1);
+	if (queue_dead(rt->f->r->queue, &info, dead_done, c) != QUEUE_SENT)
+		dead_done(c, QUEUE_DONE_LOST);
+}
+
+static void note_failure(struct fwd_route *rt, const struct fwd_call *c, int status)
+{
+	stats_add(rt->f->r->stats, STATS_UPSTREAM_FAILED, 1);
+	rt->last_status = status;
+	if (status == 0)
+		log_debug("forward: %s %s: upstream %s gave no answer (refused, reset, timed out or TLS failure)",
+			  rt->label, c->id, rt->uc->name);
+	else
+		log_debug("forward: %s %s: upstream %s answered %d", rt->label, c->id, rt->uc->name, status);
 }
 
 static void call_done(void *arg, int status, struct evhttp_request *resp)
@@ -330,30 +354,23 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 
 	if (f->closing)
 		return;  /* forward_free frees the call with the route's list */
-	if (oc != OUTCOME_DELIVERED) {
-		stats_add(f->r->stats, STATS_UPSTREAM_FAILED, 1);
-		rt->last_status = status;
-		if (status == 0)
-			log_warn("forward: %s %s: upstream %s gave no answer (refused, reset, timed out or TLS failure)",
-				 rt->label, c->id, upstream_config(rt->up)->name);
-		else
-			log_warn("forward: %s %s: upstream %s answered %d", rt->label, c->id,
-				 upstream_config(rt->up)->name, status);
-	}
+	if (oc != OUTCOME_DELIVERED)
+		note_failure(rt, c, status);
 	switch (oc) {
 	case OUTCOME_DELIVERED:
 		stats_add(f->r->stats, STATS_FORWARDED, 1);
 		push_ack(rt, c->id, c->body_len);
 		break;
 	case OUTCOME_PERMANENT:
+		log_warn("forward: %s %s: upstream %s answered %d", rt->label, c->id, rt->uc->name, status);
 		bury(c, "permanent", status);
 		goto kick;  /* c lives on until the dead letter is written */
 	case OUTCOME_LIMITED:
-		park(rt, resp);
+		limited(rt, resp);
 		rt->rescan = true;
 		break;
 	case OUTCOME_RETRY:
-		/* The entry stays pending; the rescan after the upstream's backoff resends it. */
+		/* The entry stays pending; the rescan after the upstream's wait resends it. */
 		rescan_upstream(f, rt->up);
 		break;
 	}
@@ -394,7 +411,49 @@ static bool skip_id(void *arg, const char *id)
 	return rt->f->draining || is_in_flight(rt, id) || is_acking(rt, id);
 }
 
-static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n, size_t scanned, const char *last)
+/*
+ * A limit names one of the entry's categories: it stays pending, unsent. Its delivery count goes
+ * back to the real sends (this read counted one), so max_attempts and the dead letters stay
+ * true. The pending scan after the limit ends picks it up again.
+ */
+static void hold(struct fwd_route *rt, const struct queue_entry *e, double wait)
+{
+	double at = clock_mono() + wait;
+
+	if (rt->release_at == 0 || at < rt->release_at)
+		rt->release_at = at;
+	rt->held++;
+	queue_set_deliveries(rt->f->r->queue, rt->stream, e->id, e->deliveries);
+}
+
+/* One entry of a read: ack, bury, hold, skip or send. True when it used a reserved slot. */
+static bool consider(struct fwd_route *rt, const struct queue_entry *e, bool can_send)
+{
+	struct fwd_call *c;
+	double wait;
+
+	if (e->deleted) {
+		if (e->id[0] != '\0')  /* a pending id whose entry is gone: just ack it */
+			push_ack(rt, e->id, 0);
+		return false;
+	}
+	if (skip_id(rt, e->id) || expired(rt, e))
+		return false;
+	if (e->damaged) {
+		if ((c = link_call(rt, e)) != NULL)
+			bury(c, "permanent", 0);
+		return false;
+	}
+	wait = throttle_held(rt->f->r->throttle, rt->uc->name, rt->pr->name, e->item.categories, clock_mono());
+	if (wait > 0) {
+		hold(rt, e, wait);
+		return false;
+	}
+	return can_send && dispatch(rt, e, rt->pel) == 0;
+}
+
+static void read_done(void *arg, enum queue_done r, const struct queue_entry *e, size_t n, size_t scanned,
+		      const char *last)
 {
 	struct fwd_route *rt = arg;
 	int asked = rt->asked, used = 0;
@@ -403,19 +462,11 @@ static void read_done(void *arg, int ok, const struct queue_entry *e, size_t n, 
 	rt->asked = 0;
 	if (rt->pel && scanned > 0)
 		snprintf(rt->cursor, sizeof(rt->cursor), "%s", last);
-	for (size_t i = 0; i < n; i++) {
-		if (e[i].deleted) {
-			if (e[i].id[0] != '\0')  /* a pending id whose entry is gone: just ack it */
-				push_ack(rt, e[i].id, 0);
-			continue;
-		}
-		if (skip_id(rt, e[i].id) || rt->f->draining || expired(rt, &e[i]))
-			continue;
-		if (used < asked && dispatch(rt, &e[i], rt->pel) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (consider(rt, &e[i], used < asked))
 			used++;
-	}
 	upstream_release(rt->up, asked - used);
-	if (!ok)
+	if (r != QUEUE_DONE_OK)
 		return;  /* the tick tries again; no tight loop against a failing Redis */
 	if (rt->pel && (int)scanned < asked) {
 		rt->pel = false;  /* pending list done: new entries next */
@@ -440,7 +491,19 @@ static bool ingest_busy(const struct forward *f)
 {
 	int limit = f->r->cfg->forward_ingest_first;
 
-	return limit > 0 && !f->in_tick && f->r->ingest != NULL && ingest_in_flight(f->r->ingest) >= limit;
+	return limit > 0 && !f->in_tick && queue_writes_in_flight(f->r->queue) >= limit;
+}
+
+/* Every category of the route is limited: nothing to read until the limit ends. */
+static bool blocked(struct fwd_route *rt)
+{
+	double secs;
+
+	if (!throttle_blocked(rt->f->r->throttle, rt->uc->name, rt->pr->name, clock_mono(), &secs))
+		return false;
+	if (rt->release_at == 0 || clock_mono() + secs < rt->release_at)
+		rt->release_at = clock_mono() + secs;
+	return true;
 }
 
 static void route_kick(struct fwd_route *rt)
@@ -448,10 +511,8 @@ static void route_kick(struct fwd_route *rt)
 	struct forward *f = rt->f;
 	int n;
 
-	if (ingest_busy(f))
-		return;
-	if (rt->reading || f->draining || !queue_ready(f->r->queue) || !upstream_ready(rt->up) ||
-	    clock_mono() < rt->parked_until)
+	if (ingest_busy(f) || rt->reading || f->draining || !queue_ready(f->r->queue) || !upstream_ready(rt->up) ||
+	    blocked(rt))
 		return;
 	if (rt->rescan && !rt->pel) {
 		rt->rescan = false;
@@ -467,17 +528,18 @@ static void route_kick(struct fwd_route *rt)
 	rt->asked = n;
 	rt->reading = true;
 	rt->last_read = clock_mono();
-	if (queue_read(f->r->queue, rt->stream, rt->pel ? rt->cursor : ">", n, skip_id, read_done, rt) != 0) {
+	if (queue_read(f->r->queue, rt->stream, rt->pel ? rt->cursor : ">", n, skip_id, read_done, rt) != QUEUE_SENT) {
 		upstream_release(rt->up, n);
 		rt->asked = 0;
 		rt->reading = false;
 	}
 }
 
-static void claim_done(void *arg, int claimed)
+static void claim_done(void *arg, enum queue_done r, size_t claimed)
 {
 	struct fwd_route *rt = arg;
 
+	(void)r;
 	if (claimed > 0)
 		rt->rescan = true;
 }
@@ -486,6 +548,30 @@ static void claim_done(void *arg, int claimed)
 static bool wants_read(const struct fwd_route *rt)
 {
 	return !rt->idle || rt->pel || rt->rescan;
+}
+
+/* The soonest limit holding entries of this route has ended: scan its pending entries again. */
+static void release_held(struct fwd_route *rt, double now)
+{
+	if (rt->release_at == 0 || now < rt->release_at)
+		return;
+	rt->release_at = 0;
+	rt->held = 0;  /* counted again as the scan holds what is still limited */
+	rt->rescan = true;
+	rt->idle = false;
+}
+
+static void tick_route(struct forward *f, struct fwd_route *rt, bool claim, double now)
+{
+	if (claim && queue_ready(f->r->queue) && !f->draining)
+		queue_claim_orphans(f->r->queue, rt->stream, claim_done, rt);
+	flush_route(rt);  /* acks that failed earlier */
+	release_held(rt, now);
+	/* Entries written by other sentryq processes sharing the Redis are found by polling. */
+	if (now - rt->last_read >= POLL_INTERVAL)
+		rt->idle = false;
+	if (wants_read(rt))
+		route_kick(rt);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -499,19 +585,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (claim && queue_ready(f->r->queue))
 		f->last_claim = now;
 	f->in_tick = true;
-	for (size_t i = 0; i < f->nroutes; i++) {
-		struct fwd_route *rt = &f->routes[i];
-
-		if (claim && queue_ready(f->r->queue) && !f->draining)
-			queue_claim_orphans(f->r->queue, rt->stream, claim_done, rt);
-		flush_route(rt);  /* acks that failed earlier */
-		/* Entries written by other sentryq processes sharing the Redis are found by polling. */
-		if (now - rt->last_read >= POLL_INTERVAL)
-			rt->idle = false;
-		if (wants_read(rt))
-			route_kick(rt);
-	}
+	for (size_t i = 0; i < f->nroutes; i++)
+		tick_route(f, &f->routes[i], claim, now);
 	f->in_tick = false;
+	throttle_prune(f->r->throttle, now);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -536,11 +613,13 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void forward_kick(struct forward *f, const struct config_upstream *up, const struct config_project *pr)
+void forward_arrived(struct forward *f, const char *stream)
 {
-	size_t ui = (size_t)(up - f->r->cfg->upstreams);
+	struct fwd_route *rt = strmap_get(f->by_stream, stream);
 
-	f->routes[f->route_base[ui] + (size_t)(pr - up->projects)].idle = false;
+	if (rt == NULL)
+		return;  /* a stream of a route no longer configured (a spool from an older config) */
+	rt->idle = false;
 	/* Coalesced like completions: a burst of puts in one loop iteration leads to one read. */
 	want_kick(f);
 }
@@ -552,22 +631,6 @@ void forward_resume(struct forward *f)
 		snprintf(f->routes[i].cursor, sizeof(f->routes[i].cursor), "0");
 		route_kick(&f->routes[i]);
 	}
-}
-
-bool forward_parked(const struct forward *f, const struct config_upstream *up, const struct config_project *pr,
-		    double *seconds, const char **limits)
-{
-	size_t ui = (size_t)(up - f->r->cfg->upstreams);
-	const struct fwd_route *rt = &f->routes[f->route_base[ui] + (size_t)(pr - up->projects)];
-	double left = rt->parked_until - clock_mono(), org = upstream_parked_for(rt->up);
-
-	if (org > left)
-		left = org;
-	if (left <= 0)
-		return false;
-	*seconds = left;
-	*limits = rt->limits;
-	return true;
 }
 
 int forward_in_flight(const struct forward *f)
@@ -603,23 +666,32 @@ void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg)
 
 json_t *forward_status_json(const struct forward *f)
 {
-	json_t *ups = json_object(), *parked = json_object();
-	double now = clock_mono();
+	json_t *ups = json_object(), *held = json_object();
 
 	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
 		json_object_set_new(ups, f->r->cfg->upstreams[i].name, upstream_status_json(f->ups[i]));
-	/* Projects waiting out a 429 of their own (organization-wide limits show on the upstream). */
-	for (size_t i = 0; i < f->nroutes; i++) {
-		const struct fwd_route *rt = &f->routes[i];
-
-		if (rt->parked_until <= now)
-			continue;
-		json_object_set_new(parked, rt->label, json_real(rt->parked_until - now));
-	}
-	return json_pack("{s:i, s:o, s:o}", "in_flight", forward_in_flight(f), "upstreams", ups, "parked", parked);
+	for (size_t i = 0; i < f->nroutes; i++)
+		if (f->routes[i].held > 0)
+			json_object_set_new(held, f->routes[i].label, json_integer(f->routes[i].held));
+	return json_pack("{s:i, s:o, s:o}", "in_flight", forward_in_flight(f), "upstreams", ups, "held", held);
 }
 
 /* ---- life cycle ---- */
+
+static int init_route(struct forward *f, struct fwd_route *rt, struct upstream *up,
+		      const struct config_upstream *uc, const struct config_project *pr)
+{
+	rt->f = f;
+	rt->up = up;
+	rt->uc = uc;
+	rt->pr = pr;
+	rt->pel = true;
+	snprintf(rt->cursor, sizeof(rt->cursor), "0");
+	snprintf(rt->label, sizeof(rt->label), "%s/%ld", uc->name, pr->id);
+	if (queue_stream(f->r->queue, uc->name, pr->name, rt->stream, sizeof(rt->stream)) != 0)
+		return -1;
+	return strmap_put(f->by_stream, rt->stream, rt) == STRMAP_NOMEM ? -1 : 0;
+}
 
 static int init_routes(struct forward *f)
 {
@@ -630,27 +702,17 @@ static int init_routes(struct forward *f)
 		f->nroutes += cfg->upstreams[i].nprojects;
 	f->routes = calloc(f->nroutes ? f->nroutes : 1, sizeof(*f->routes));
 	f->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*f->ups));
-	f->route_base = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(size_t));
-	if (f->routes == NULL || f->ups == NULL || f->route_base == NULL)
+	f->by_stream = strmap_new();
+	if (f->routes == NULL || f->ups == NULL || f->by_stream == NULL)
 		return -1;
 	for (size_t i = 0; i < cfg->nupstreams; i++) {
 		const struct config_upstream *uc = &cfg->upstreams[i];
 
-		f->ups[i] = upstream_new(f->r, uc);
-		if (f->ups[i] == NULL)
+		if ((f->ups[i] = upstream_new(f->r, uc)) == NULL)
 			return -1;
-		f->route_base[i] = k;
-		for (size_t j = 0; j < uc->nprojects; j++, k++) {
-			struct fwd_route *rt = &f->routes[k];
-
-			rt->f = f;
-			rt->up = f->ups[i];
-			rt->pr = &uc->projects[j];
-			rt->pel = true;
-			snprintf(rt->cursor, sizeof(rt->cursor), "0");
-			queue_stream_name(f->r->queue, uc->name, uc->projects[j].name, rt->stream, sizeof(rt->stream));
-			snprintf(rt->label, sizeof(rt->label), "%s/%ld", uc->name, uc->projects[j].id);
-		}
+		for (size_t j = 0; j < uc->nprojects; j++, k++)
+			if (init_route(f, &f->routes[k], f->ups[i], uc, &uc->projects[j]) != 0)
+				return -1;
 	}
 	return 0;
 }
@@ -658,7 +720,7 @@ static int init_routes(struct forward *f)
 struct forward *forward_new(struct relay *r)
 {
 	struct forward *f = calloc(1, sizeof(*f));
-	struct timeval tick = { 0, 100000 };
+	struct timeval tick = clock_timeval(TICK_PERIOD);
 
 	if (f == NULL)
 		return NULL;
@@ -703,8 +765,8 @@ void forward_free(struct forward *f)
 		}
 		free(f->routes[i].acks);
 	}
+	strmap_free(f->by_stream);
 	free(f->ups);
 	free(f->routes);
-	free(f->route_base);
 	free(f);
 }

@@ -1,8 +1,9 @@
-/* ingest.c - the SDK-facing evhttp server: authenticate, route, queue in Redis, then answer once. */
+/* ingest.c - SDK requests: match, authenticate, route, classify and queue in Redis, then answer once. */
 #define _GNU_SOURCE  /* strcasestr */
 #include "ingest.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,26 +13,29 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <jansson.h>
 
 #include "auth.h"
+#include "category.h"
+#include "clock.h"
 #include "codec.h"
 #include "config.h"
+#include "endpoint.h"
+#include "entry.h"
 #include "envelope.h"
-#include "forward.h"
+#include "httpd.h"
+#include "throttle.h"
 #include "log.h"
 #include "queue.h"
 #include "relay.h"
 #include "route.h"
 #include "stats.h"
+#include "text.h"
 
 #define KEPT_HEADERS_MAX 16384
+#define EVENT_TYPE_MAX 32
 
 struct ingest {
 	struct relay *r;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
-	int in_flight;
 };
 
 /* One request waiting for Redis. req becomes NULL if the SDK connection dies meanwhile. */
@@ -43,74 +47,38 @@ struct pending {
 	const struct endpoint *ep;
 	bool get;
 	/* The entry, kept until Redis answers: a lost connection moves it to the memory buffer. */
-	struct queue_item it;
+	struct entry it;
 	char *headers;
 	char *query;
-	char endpoint[512];
+	char endpoint[ENDPOINT_STORED_MAX];
 	char sdk_key[AUTH_FIELD_MAX];
 	char xff[1024];
-	char stream[QUEUE_STREAM_MAX];
+	char stream[ENTRY_KEY_MAX];
 	char event_id[ENVELOPE_ID_LEN + 1];
-};
-
-enum reply_kind {
-	REPLY_ID,      /* {"id": "<event id>"} (store answers a GET with a 1x1 gif instead) */
-	REPLY_UUID,    /* the event id as a hyphenated uuid, text/plain (minidump, unreal) */
-	REPLY_EMPTY,   /* no body */
-};
-
-enum body_rule { BODY_REQUIRED, BODY_OPTIONAL };
-enum mime_rule { MIME_ANY, MIME_SECURITY, MIME_NEL };
-
-/*
- * The ingest endpoints after /api/<id>/, one line each. Pattern: literal text, "*" = one path
- * segment, "{key}" = one segment carrying the sentry_key, a trailing "/?" = optional final slash.
- */
-struct endpoint {
-	const char *pattern;
-	unsigned methods;         /* EVHTTP_REQ_* */
-	int status;               /* success status Sentry answers with */
-	enum reply_kind reply;
-	enum body_rule body;
-	enum mime_rule mime;
-	size_t limit_off;         /* offsetof(struct config, limit_*) */
-	bool envelope;            /* the body is an envelope (dsn auth, header event id, dsn rewrite) */
-};
-
-#define LIMIT(f) offsetof(struct config, f)
-static const struct endpoint endpoints[] = {
-	{ "store/", EVHTTP_REQ_POST | EVHTTP_REQ_GET, 200, REPLY_ID, BODY_OPTIONAL, MIME_ANY, LIMIT(limit_event), false },
-	{ "envelope/", EVHTTP_REQ_POST, 200, REPLY_ID, BODY_REQUIRED, MIME_ANY, LIMIT(limit_envelope), true },
-	{ "minidump/?", EVHTTP_REQ_POST, 200, REPLY_UUID, BODY_REQUIRED, MIME_ANY, LIMIT(limit_attachment), false },
-	{ "unreal/{key}/", EVHTTP_REQ_POST, 200, REPLY_UUID, BODY_REQUIRED, MIME_ANY, LIMIT(limit_attachments), false },
-	{ "security/", EVHTTP_REQ_POST, 200, REPLY_EMPTY, BODY_REQUIRED, MIME_SECURITY, LIMIT(limit_event), false },
-	{ "csp-report/", EVHTTP_REQ_POST, 200, REPLY_EMPTY, BODY_REQUIRED, MIME_SECURITY, LIMIT(limit_event), false },
-	{ "nel/", EVHTTP_REQ_POST, 200, REPLY_EMPTY, BODY_REQUIRED, MIME_NEL, LIMIT(limit_event), false },
-	{ "events/*/attachments/", EVHTTP_REQ_POST, 201, REPLY_EMPTY, BODY_REQUIRED, MIME_ANY, LIMIT(limit_attachments), false },
-	{ "cron/*/{key}/?", EVHTTP_REQ_POST | EVHTTP_REQ_GET, 202, REPLY_EMPTY, BODY_OPTIONAL, MIME_ANY, LIMIT(limit_event), false },
-	{ "cron/*/?", EVHTTP_REQ_POST | EVHTTP_REQ_GET, 202, REPLY_EMPTY, BODY_OPTIONAL, MIME_ANY, LIMIT(limit_event), false },
-};
-static const struct endpoint tunnel_endpoint = {
-	"envelope/", EVHTTP_REQ_POST, 200, REPLY_ID, BODY_REQUIRED, MIME_ANY, LIMIT(limit_envelope), true,
 };
 
 /* What ingest learned about one request before queueing it. */
 struct ingest_req {
 	struct evhttp_request *req;
 	enum evhttp_cmd_type method;
-	const struct endpoint *ep;
+	struct endpoint_match m;   /* endpoint, project id, path key, stored endpoint */
 	const char *query;         /* raw, "" when none */
 	long path_id;              /* -1 for the tunnel */
-	const char *endpoint;      /* after /api/<id>/ */
-	char path_key[AUTH_FIELD_MAX];  /* the key segment of unreal/cron paths, "" when none */
-	char stored_endpoint[512]; /* endpoint with the key segment replaced by "{key}" */
 	bool tunnel;
 	enum codec_kind encoding;
 	const char *body;
 	size_t body_len;
 	size_t decoded_len;        /* after Content-Encoding, measured against the endpoint's limit */
-	char *decoded;             /* a compressed store body, decoded once (its event id is read) */
+	char *decoded;             /* a store body that had to be decoded (its event id is read) */
+	category_mask categories;  /* classified once, here */
 	struct auth_info auth;
+};
+
+/* make_pending's answer: 431 and 503 are different failures. */
+enum pending_result {
+	PENDING_OK = 0,
+	PENDING_HEADERS_TOO_LARGE,
+	PENDING_NOMEM,
 };
 
 /* ---- replies: every request gets exactly one, through these ---- */
@@ -122,34 +90,15 @@ static void add_cors(struct evkeyvalq *h)
 	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "cross-origin");
 }
 
-static void reply_json(struct evhttp_request *req, int code, json_t *body)
-{
-	struct evbuffer *buf = evhttp_request_get_output_buffer(req);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-
-	evhttp_add_header(h, "Content-Type", "application/json");
-	add_cors(h);
-	evbuffer_add_printf(buf, "%s", text != NULL ? text : "{}");
-	free(text);
-	json_decref(body);
-	evhttp_send_reply(req, code, NULL, NULL);
-}
-
-/* The one way an error becomes an HTTP answer: status, JSON {"detail"}, optional Retry-After. */
+/* The one way an ingest error becomes an HTTP answer: CORS, status, JSON {"detail"}. */
 static void reply_error(struct ingest *in, struct evhttp_request *req, int code, const char *detail,
 			int retry_after)
 {
-	char ra[16];
-
-	if (retry_after > 0) {
-		snprintf(ra, sizeof(ra), "%d", retry_after);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-	}
 	stats_add(in->r->stats, STATS_REJECTED, 1);
 	/* No path or query: either can carry a key (unreal/cron paths, sentry_key, sentry_secret). */
 	log_debug("ingest: answered %d: %s", code, detail);
-	reply_json(req, code, json_pack("{s:s}", "detail", detail));
+	add_cors(evhttp_request_get_output_headers(req));
+	httpd_reply_error(req, code, detail, retry_after);
 }
 
 static void reply_preflight(struct evhttp_request *req)
@@ -165,148 +114,127 @@ static void reply_preflight(struct evhttp_request *req)
 	evhttp_send_reply(req, 200, "OK", NULL);
 }
 
-static void reply_status(struct ingest *in, struct evhttp_request *req)
-{
-	struct relay *r = in->r;
-	bool connected = queue_ready(r->queue);
-	const char *status = r->stopping ? "stopping" : connected ? "ok" : "degraded";
-	json_t *o;
-
-	size_t buf_bytes, buffered = queue_buffered(r->queue, &buf_bytes);
-
-	o = json_pack("{s:s, s:s, s:I, s:{s:b}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o}", "status", status,
-		      "version", SENTRYQ_VERSION, "uptime_s", (json_int_t)(time(NULL) - r->started), "redis",
-		      "connected", connected, "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes",
-		      (json_int_t)queue_bytes(r->queue), "buffered", (json_int_t)buffered, "buffered_bytes",
-		      (json_int_t)buf_bytes, "ingest_waiting", in->in_flight, "counters", stats_counters_json(r->stats),
-		      "forward", forward_status_json(r->forward));
-	reply_json(req, connected && !r->stopping ? 200 : 503, o);
-}
-
-/* ---- parsing ---- */
-
-/* Collapse runs of '/' as Sentry does, so "//api//1///store/" routes like "/api/1/store/". */
-static void normalise_path(const char *in, char *out, size_t len)
-{
-	size_t n = 0;
-
-	for (; *in != '\0' && n + 1 < len; in++) {
-		if (*in == '/' && n > 0 && out[n - 1] == '/')
-			continue;
-		out[n++] = *in;
-	}
-	out[n] = '\0';
-}
-
-/* "<prefix>/api/<digits>/<endpoint>": a DSN may carry a path prefix, so find the last "/api/<id>/". */
-static int split_api_path(const char *path, long *id, const char **endpoint)
-{
-	const char *p = NULL, *s = path, *d;
-
-	while ((s = strstr(s, "/api/")) != NULL) {
-		if (isdigit((unsigned char)s[5]))
-			p = s;
-		s += 5;
-	}
-	if (p == NULL)
-		return -1;
-	d = p + 5;
-	*id = strtol(d, NULL, 10);
-	while (isdigit((unsigned char)*d))
-		d++;
-	if (*d != '/' || *id <= 0)
-		return -1;
-	*endpoint = d + 1;
-	return 0;
-}
-
-/* Match ep against one pattern; a "{key}" segment is copied to key and replaced in stored. */
-static bool match(const char *pat, const char *ep, char *key, size_t keylen, char *stored, size_t storedlen)
-{
-	size_t n = 0;
-
-	key[0] = '\0';
-	while (*pat != '\0') {
-		if (strcmp(pat, "/?") == 0) {
-			if (!(*ep == '\0' || strcmp(ep, "/") == 0))
-				return false;
-			snprintf(stored + n, storedlen - n, "%s", ep);
-			return true;
-		}
-		if (*pat == '*' || *pat == '{') {
-			size_t seg = strcspn(ep, "/");
-
-			if (seg == 0)
-				return false;
-			if (*pat == '{') {
-				snprintf(key, keylen, "%.*s", (int)seg, ep);
-				n += (size_t)snprintf(stored + n, storedlen - n, "{key}");
-				pat = strchr(pat, '}') + 1;
-			} else {
-				n += (size_t)snprintf(stored + n, storedlen - n, "%.*s", (int)seg, ep);
-				pat++;
-			}
-			ep += seg;
-			if (n >= storedlen)
-				return false;
-			continue;
-		}
-		if (*pat != *ep || n + 1 >= storedlen)
-			return false;
-		stored[n++] = *ep;
-		stored[n] = '\0';
-		pat++;
-		ep++;
-	}
-	return *ep == '\0';
-}
-
-static const struct endpoint *find_endpoint(struct ingest_req *ir)
-{
-	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++)
-		if (match(endpoints[i].pattern, ir->endpoint, ir->path_key, sizeof(ir->path_key),
-			  ir->stored_endpoint, sizeof(ir->stored_endpoint)))
-			return &endpoints[i];
-	return NULL;
-}
+/* ---- the body: size, encoding, event id and categories ---- */
 
 /* The decoded start of the body: the body itself when it is not encoded. */
-static int body_head(const struct ingest_req *ir, char **tmp, const char **head, size_t *len)
+static enum codec_result body_head(const struct ingest_req *ir, char **tmp, const char **head, size_t *len)
 {
+	enum codec_result r;
+
 	*tmp = NULL;
 	if (ir->encoding == CODEC_IDENTITY) {
 		*head = ir->body;
 		*len = ir->body_len;
-		return 0;
+		return CODEC_OK;
 	}
-	if (codec_decode(ir->encoding, ir->body, ir->body_len, ENVELOPE_HEADER_PEEK, 1, tmp, len) != 0)
-		return -1;
+	r = codec_decode(ir->encoding, ir->body, ir->body_len, ENVELOPE_HEADER_PEEK, CODEC_FIRST_LINE, tmp, len);
 	*head = *tmp;
-	return 0;
+	return r;
+}
+
+/* raven-python and old raven-js post base64(zlib(json)) as application/octet-stream: Sentry
+ * decodes it, so sentryq reads the event inside it too (its id answers the SDK). */
+static bool raven_body(const struct ingest_req *ir)
+{
+	return ir->m.ep->kind == EP_KIND_STORE && ir->encoding == CODEC_IDENTITY && ir->body_len > 2 &&
+	       ir->body[0] == 'e' && ir->body[1] == 'J';
+}
+
+static enum codec_result decode_raven(struct ingest_req *ir, size_t limit)
+{
+	size_t cap = ir->body_len / 4 * 3 + 3, n;
+	unsigned char *z = malloc(cap);
+	enum codec_result r = CODEC_CORRUPT;
+
+	if (z == NULL)
+		return CODEC_NOMEM;
+	if (text_b64_decode(ir->body, ir->body_len, z, cap, &n) == TEXT_OK)
+		r = codec_decode(CODEC_DEFLATE, (const char *)z, n, limit, CODEC_WHOLE, &ir->decoded, &ir->decoded_len);
+	free(z);
+	/* Not base64 of zlib after all: an opaque body Sentry will judge; the id is a fresh one. */
+	return r == CODEC_CORRUPT ? CODEC_OK : r;
+}
+
+/* A compressed envelope: decoded once through a scratch window, measured and scanned for its
+ * item types on the way. */
+static enum codec_result scan_encoded_envelope(struct ingest_req *ir, size_t limit)
+{
+	struct codec_stream *s = codec_stream_new(ir->encoding, ir->body, ir->body_len, limit);
+	struct envelope_scan *scan = malloc(sizeof(*scan));
+	char scratch[64 * 1024];
+	enum codec_result r = CODEC_NOMEM;
+	size_t got;
+
+	if (s != NULL && scan != NULL) {
+		envelope_scan_init(scan);
+		while ((r = codec_stream_next(s, scratch, sizeof(scratch), &got)) == CODEC_MORE || (r == CODEC_OK && got))
+			envelope_scan_feed(scan, scratch, got);
+		ir->decoded_len = codec_stream_produced(s);
+		ir->categories = envelope_scan_end(scan);
+	}
+	codec_stream_free(s);
+	free(scan);
+	return r;
+}
+
+/* Decode or measure as the endpoint needs, and classify the request's data categories. */
+static enum codec_result read_body(struct ingest_req *ir, size_t limit)
+{
+	const struct endpoint *ep = ir->m.ep;
+	char type[EVENT_TYPE_MAX];
+	enum codec_result r;
+
+	if (ep->kind == EP_KIND_ENVELOPE) {
+		if (ir->encoding != CODEC_IDENTITY)
+			return scan_encoded_envelope(ir, limit);
+		ir->categories = envelope_categories(ir->body, ir->body_len);
+		return codec_measure(CODEC_IDENTITY, ir->body, ir->body_len, limit, &ir->decoded_len);
+	}
+	if (ep->kind != EP_KIND_STORE) {
+		ir->categories = ep->categories;
+		return codec_measure(ir->encoding, ir->body, ir->body_len, limit, &ir->decoded_len);
+	}
+	/* A store body's event id and type are read: a compressed one is decoded once, here. */
+	if (raven_body(ir))
+		r = decode_raven(ir, limit);
+	else if (ir->encoding != CODEC_IDENTITY)
+		r = codec_decode(ir->encoding, ir->body, ir->body_len, limit, CODEC_WHOLE, &ir->decoded, &ir->decoded_len);
+	else
+		r = codec_measure(CODEC_IDENTITY, ir->body, ir->body_len, limit, &ir->decoded_len);
+	if (r == CODEC_OK) {
+		const char *b = ir->decoded != NULL ? ir->decoded : ir->body;
+		size_t n = ir->decoded != NULL ? ir->decoded_len : ir->body_len;
+
+		ir->categories = category_of_event(envelope_store_type(b, n, type, sizeof(type)) == ENVELOPE_OK ? type
+														: NULL);
+	}
+	return r;
 }
 
 /* Cheap event id: the store body's or envelope header's own, else a fresh uuid4. */
 static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN + 1])
 {
+	enum envelope_result rc = ENVELOPE_NONE;
 	const char *head;
 	char *tmp = NULL;
 	size_t len;
-	int rc = -1;
 
-	if (ir->ep->reply != REPLY_ID) {
-		rc = -1;
-	} else if (!ir->ep->envelope) {
-		if (ir->encoding == CODEC_IDENTITY)
-			rc = envelope_store_event_id(ir->body, ir->body_len, id);
-		else if (ir->decoded != NULL)
+	if (ir->m.ep->reply != EP_REPLY_ID) {
+		rc = ENVELOPE_NONE;
+	} else if (ir->m.ep->kind == EP_KIND_STORE) {
+		if (ir->decoded != NULL)
 			rc = envelope_store_event_id(ir->decoded, ir->decoded_len, id);
-	} else if (body_head(ir, &tmp, &head, &len) == 0) {
+		else if (ir->encoding == CODEC_IDENTITY)
+			rc = envelope_store_event_id(ir->body, ir->body_len, id);
+	} else if (body_head(ir, &tmp, &head, &len) == CODEC_OK) {
 		rc = envelope_event_id(head, len, id);
 	}
 	free(tmp);
-	if (rc != 0)
+	if (rc != ENVELOPE_OK)
 		envelope_new_id(id);
 }
+
+/* ---- headers kept for the upstream ---- */
 
 static bool header_kept(const char *name, enum auth_carrier carrier)
 {
@@ -369,11 +297,17 @@ static void client_chain(struct evhttp_request *req, char *xff, size_t len)
 		snprintf(xff, len, "%s", peer != NULL ? peer : "");
 }
 
-/* ---- the pipeline ---- */
+/* ---- the answer ---- */
 
-static void free_pending(struct pending *p)
+/* With rate_limits.passthrough, SDKs learn the limits in force from every answer: they honour
+ * X-Sentry-Rate-Limits on a 200 too, and stop sending what Sentry would refuse. */
+static void add_limits(struct ingest *in, struct evkeyvalq *h, const struct route_target *t)
 {
-	free(p);  /* headers and query live in the same allocation */
+	char buf[THROTTLE_HEADER_MAX];
+
+	if (in->r->cfg->rate_limits_passthrough &&
+	    throttle_header(in->r->throttle, t->upstream->name, t->project->name, clock_mono(), buf, sizeof(buf)) > 0)
+		evhttp_add_header(h, "X-Sentry-Rate-Limits", buf);
 }
 
 /* The answer Sentry gives on success, per endpoint. */
@@ -387,7 +321,8 @@ static void accepted(struct ingest *in, struct evhttp_request *req, const struct
 
 	stats_add(in->r->stats, STATS_ENQUEUED, 1);
 	add_cors(h);
-	if (p->ep->reply == REPLY_ID && !p->get) {
+	add_limits(in, h, &p->target);
+	if (p->ep->reply == EP_REPLY_ID && !p->get) {
 		/* The hot path: no JSON library for a fixed shape (the id is 32 hex digits). */
 		char body[64];
 		int n = snprintf(body, sizeof(body), "{\"id\":\"%s\"}", id);
@@ -397,10 +332,10 @@ static void accepted(struct ingest *in, struct evhttp_request *req, const struct
 		evhttp_send_reply(req, p->ep->status, NULL, NULL);
 		return;
 	}
-	if (p->ep->reply == REPLY_ID) {
+	if (p->ep->reply == EP_REPLY_ID) {
 		evhttp_add_header(h, "Content-Type", "image/gif");
 		evbuffer_add(evhttp_request_get_output_buffer(req), gif, sizeof(gif));
-	} else if (p->ep->reply == REPLY_UUID) {
+	} else if (p->ep->reply == EP_REPLY_UUID) {
 		evhttp_add_header(h, "Content-Type", "text/plain");
 		evbuffer_add_printf(evhttp_request_get_output_buffer(req), "%.8s-%.4s-%.4s-%.4s-%.12s", id, id + 8,
 				    id + 12, id + 16, id + 20);
@@ -408,28 +343,29 @@ static void accepted(struct ingest *in, struct evhttp_request *req, const struct
 	evhttp_send_reply(req, p->ep->status, NULL, NULL);
 }
 
-static void put_done(void *arg, int ok)
+/* ---- queueing ---- */
+
+static void put_done(void *arg, enum queue_done r)
 {
 	struct pending *p = arg;
 	struct ingest *in = p->in;
+	bool ok = r == QUEUE_DONE_OK;
 
-	in->in_flight--;
 	if (p->req != NULL)
 		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
 	/* Connection lost mid-write: the outcome is unknown, so keep a copy in memory (at-least-once). */
-	if (ok < 0 && p->req != NULL && queue_put(in->r->queue, p->stream, &p->it, NULL, NULL) == 1) {
+	if (r == QUEUE_DONE_LOST && p->req != NULL &&
+	    queue_put(in->r->queue, p->stream, &p->it, NULL, NULL) == QUEUE_PUT_BUFFERED) {
 		stats_add(in->r->stats, STATS_BUFFERED, 1);
-		ok = 1;
+		ok = true;
 	}
-	if (ok == 1)
-		forward_kick(in->r->forward, p->target.upstream, p->target.project);
-	if (p->req != NULL && ok == 1)
+	if (p->req != NULL && ok)
 		accepted(in, p->req, p);
 	else if (p->req != NULL)
 		reply_error(in, p->req, 503, "queue unavailable: Redis did not accept the event", 1);
-	else if (ok != 1)
+	else if (!ok)
 		stats_add(in->r->stats, STATS_REJECTED, 1);
-	free_pending(p);
+	free(p);  /* headers and query live in the same allocation */
 }
 
 static void client_gone(struct evhttp_connection *evcon, void *arg)
@@ -440,18 +376,36 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 	p->req = NULL;  /* the answer has nowhere to go; the write itself still completes */
 }
 
+static void fill_entry(struct pending *p, const struct ingest_req *ir)
+{
+	p->it.method = p->get ? "GET" : "POST";
+	p->it.endpoint = p->endpoint;
+	p->it.query = p->query;
+	p->it.headers = p->headers;
+	p->it.client_ip = p->xff;
+	p->it.sdk_key = p->sdk_key;
+	p->it.event_id = p->event_id;
+	p->it.carrier = ir->auth.carrier;
+	p->it.has_secret = ir->auth.has_secret;
+	p->it.categories = ir->categories;
+	p->it.body = ir->body;  /* the request's input buffer, alive until the request is answered */
+	p->it.body_len = ir->body_len;
+}
+
 /* Copy what the entry needs out of the request, which may be gone when Redis answers:
  * one allocation, with the kept headers and the query behind the struct. */
-static struct pending *make_pending(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
+static enum pending_result make_pending(struct ingest *in, struct ingest_req *ir, const struct route_target *t,
+					struct pending **out)
 {
 	char headers[KEPT_HEADERS_MAX];
 	const char *query = ir->tunnel ? "" : ir->query;  /* the tunnel's own query is not Sentry's */
 	size_t hlen, qlen = strlen(query);
 	struct pending *p;
 
-	if (collect_headers(ir->req, ir->auth.carrier, headers, sizeof(headers), &hlen) != 0 ||
-	    (p = malloc(sizeof(*p) + hlen + qlen + 2)) == NULL)
-		return NULL;
+	if (collect_headers(ir->req, ir->auth.carrier, headers, sizeof(headers), &hlen) != 0)
+		return PENDING_HEADERS_TOO_LARGE;
+	if ((p = malloc(sizeof(*p) + hlen + qlen + 2)) == NULL)
+		return PENDING_NOMEM;
 	memset(p, 0, sizeof(*p));
 	p->headers = (char *)(p + 1);
 	memcpy(p->headers, headers, hlen + 1);
@@ -462,111 +416,95 @@ static struct pending *make_pending(struct ingest *in, struct ingest_req *ir, co
 	p->req = ir->req;
 	p->evcon = evhttp_request_get_connection(ir->req);
 	p->target = *t;
-	p->ep = ir->ep;
+	p->ep = ir->m.ep;
 	p->get = ir->method == EVHTTP_REQ_GET;
-	snprintf(p->endpoint, sizeof(p->endpoint), "%s", ir->tunnel ? "envelope/" : ir->stored_endpoint);
+	snprintf(p->endpoint, sizeof(p->endpoint), "%s", ir->tunnel ? "envelope/" : ir->m.stored);
 	snprintf(p->sdk_key, sizeof(p->sdk_key), "%s", ir->auth.key);
 	pick_event_id(ir, p->event_id);
-	queue_stream_name(in->r->queue, t->upstream->name, t->project->name, p->stream, sizeof(p->stream));
-	p->it.method = p->get ? "GET" : "POST";
-	p->it.endpoint = p->endpoint;
-	p->it.query = p->query;
-	p->it.headers = p->headers;
-	p->it.client_ip = p->xff;
-	p->it.sdk_key = p->sdk_key;
-	p->it.event_id = p->event_id;
-	p->it.carrier = ir->auth.carrier;
-	p->it.has_secret = ir->auth.has_secret;
-	p->it.body = ir->body;  /* the request's input buffer, alive until the request is answered */
-	p->it.body_len = ir->body_len;
-	return p;
+	if (queue_stream(in->r->queue, t->upstream->name, t->project->name, p->stream, sizeof(p->stream)) != 0) {
+		free(p);
+		return PENDING_NOMEM;
+	}
+	fill_entry(p, ir);
+	*out = p;
+	return PENDING_OK;
 }
 
 static void enqueue(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
 {
-	struct pending *p = make_pending(in, ir, t);
+	struct pending *p = NULL;
 
-	if (p == NULL) {
+	switch (make_pending(in, ir, t, &p)) {
+	case PENDING_OK:
+		break;
+	case PENDING_HEADERS_TOO_LARGE:
 		reply_error(in, ir->req, 431, "request headers too large", 0);
+		return;
+	case PENDING_NOMEM:
+		reply_error(in, ir->req, 503, "out of memory", 1);
 		return;
 	}
 	switch (queue_put(in->r->queue, p->stream, &p->it, put_done, p)) {
-	case 0:
-		in->in_flight++;
+	case QUEUE_PUT_SENT:
 		evhttp_connection_set_closecb(p->evcon, client_gone, p);
 		return;
-	case 1:
+	case QUEUE_PUT_BUFFERED:
 		stats_add(in->r->stats, STATS_BUFFERED, 1);
 		accepted(in, ir->req, p);
 		break;
-	default:
+	case QUEUE_PUT_REFUSED:
 		reply_error(in, ir->req, 503, "queue unavailable: Redis is away and the memory buffer is full", 1);
 		break;
 	}
-	free_pending(p);
+	free(p);
 }
 
-/* Refuse what the queue cannot take (429, SDKs back off) and, if asked, pass upstream rate limits on. */
-static int admit(struct ingest *in, struct evhttp_request *req, const struct route_target *t)
+/* Refuse what the queue cannot take (429, SDKs back off) and, if asked, what Sentry would refuse:
+ * a request all of whose categories are rate-limited. */
+static int admit(struct ingest *in, struct ingest_req *ir, const struct route_target *t)
 {
 	const struct config *cfg = in->r->cfg;
-	const char *limits;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(ir->req);
 	double left;
 	char ra[24];
 
 	if (queue_pending(in->r->queue) >= cfg->queue_max_pending ||
 	    queue_bytes(in->r->queue) >= (long long)cfg->queue_max_bytes) {
 		stats_add(in->r->stats, STATS_BACKPRESSURE, 1);
-		reply_error(in, req, 429, "queue full: queue.max_pending or queue.max_bytes reached", 2);
+		reply_error(in, ir->req, 429, "queue full: queue.max_pending or queue.max_bytes reached", 2);
 		return -1;
 	}
-	if (cfg->rate_limits_passthrough && forward_parked(in->r->forward, t->upstream, t->project, &left, &limits)) {
-		snprintf(ra, sizeof(ra), "%.0f", left + 0.5);
-		if (limits[0] != '\0')
-			evhttp_add_header(evhttp_request_get_output_headers(req), "X-Sentry-Rate-Limits", limits);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-		reply_error(in, req, 429, "rate limited by the upstream Sentry", 0);
+	if (cfg->rate_limits_passthrough && throttle_all_limited(in->r->throttle, t->upstream->name, t->project->name,
+							       ir->categories, clock_mono(), &left)) {
+		snprintf(ra, sizeof(ra), "%.0f", ceil(left));
+		add_limits(in, h, t);
+		evhttp_add_header(h, "Retry-After", ra);
+		reply_error(in, ir->req, 429, "rate limited by the upstream Sentry", 0);
 		return -1;
 	}
 	return 0;
 }
 
-/* Credentials: one request carrier, the key segment of unreal/cron paths, or the envelope header dsn. */
-static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id)
+/* ---- authentication and checks ---- */
+
+/* No request carrier, no path key: the envelope header dsn is the credential (the tunnel). */
+static int envelope_auth(struct ingest *in, struct ingest_req *ir, long *route_id)
 {
-	struct evkeyvalq *h = evhttp_request_get_input_headers(ir->req);
-	bool none_ok = ir->ep->envelope || ir->path_key[0] != '\0';
-	const char *why, *head;
+	enum envelope_result rc;
+	const char *head;
 	char *tmp;
 	size_t len;
-	int status, rc;
 
-	if (auth_from_request(evhttp_find_header(h, "X-Sentry-Auth"), evhttp_find_header(h, "Authorization"),
-			      ir->query, none_ok, &ir->auth, &status, &why) != 0) {
-		reply_error(in, ir->req, status, why, 0);
-		return -1;
-	}
-	*route_id = ir->path_id;
-	if (ir->path_key[0] != '\0') {
-		if (ir->auth.carrier != AUTH_NONE) {
-			reply_error(in, ir->req, 401, "multiple authorization payloads detected", 0);
-			return -1;
-		}
-		ir->auth.carrier = AUTH_PATH;
-		ir->auth.version = 7;
-		snprintf(ir->auth.key, sizeof(ir->auth.key), "%s", ir->path_key);
-	}
-	if (ir->auth.carrier != AUTH_NONE)
-		return 0;
-	if (body_head(ir, &tmp, &head, &len) != 0) {
+	if (body_head(ir, &tmp, &head, &len) != CODEC_OK) {
+		free(tmp);
 		reply_error(in, ir->req, 400, "invalid body: cannot decode Content-Encoding", 0);
 		return -1;
 	}
 	rc = envelope_dsn(head, len, ir->auth.key, sizeof(ir->auth.key), route_id);
 	free(tmp);
-	if (rc != 0) {
-		reply_error(in, ir->req, 401, rc > 0 ? "missing authorization information"
-					      : "bad envelope authentication header", 0);
+	if (rc != ENVELOPE_OK) {
+		reply_error(in, ir->req, 401, rc == ENVELOPE_NONE ? "missing authorization information"
+						     : "bad envelope authentication header", 0);
 		return -1;
 	}
 	ir->auth.carrier = AUTH_ENVELOPE;
@@ -574,32 +512,74 @@ static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id
 	return 0;
 }
 
+/* Credentials: one request carrier, the key segment of unreal/cron paths, or the envelope header dsn. */
+static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(ir->req);
+	bool none_ok = ir->m.ep->kind == EP_KIND_ENVELOPE || ir->m.path_key[0] != '\0';
+	const char *why;
+	int status;
+
+	if (auth_from_request(evhttp_find_header(h, "X-Sentry-Auth"), evhttp_find_header(h, "Authorization"),
+			      ir->query, none_ok, &ir->auth, &status, &why) != 0) {
+		reply_error(in, ir->req, status, why, 0);
+		return -1;
+	}
+	*route_id = ir->path_id;
+	if (ir->m.path_key[0] != '\0') {
+		if (ir->auth.carrier != AUTH_NONE) {
+			reply_error(in, ir->req, 401, "multiple authorization payloads detected", 0);
+			return -1;
+		}
+		ir->auth.carrier = AUTH_PATH;
+		ir->auth.version = 7;
+		snprintf(ir->auth.key, sizeof(ir->auth.key), "%s", ir->m.path_key);
+	}
+	if (ir->auth.carrier != AUTH_NONE)
+		return 0;
+	return envelope_auth(in, ir, route_id);
+}
+
 static bool mime_ok(const struct ingest_req *ir)
 {
 	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Type");
 
-	if (ir->ep->mime == MIME_ANY)
+	if (ir->m.ep->mime == EP_MIME_ANY)
 		return true;
 	if (ct == NULL)
 		return false;
-	if (ir->ep->mime == MIME_NEL)
+	if (ir->m.ep->mime == EP_MIME_NEL)
 		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/reports+json", 24) == 0;
 	return strcasestr(ct, "json") != NULL || strncasecmp(ct, "application/csp-report", 22) == 0 ||
 	       strncasecmp(ct, "application/expect-", 19) == 0;
+}
+
+static size_t endpoint_limit(const struct config *cfg, enum endpoint_limit l)
+{
+	switch (l) {
+	case EP_LIMIT_EVENT: return cfg->limit_event;
+	case EP_LIMIT_ENVELOPE: return cfg->limit_envelope;
+	case EP_LIMIT_ATTACHMENT: return cfg->limit_attachment;
+	case EP_LIMIT_ATTACHMENTS: return cfg->limit_attachments;
+	}
+	return cfg->limit_event;
 }
 
 /* Size, encoding and type checks; the decoded size is measured, never trusted (zip bombs get 413). */
 static int check_body(struct ingest *in, struct ingest_req *ir)
 {
 	const char *ce = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Encoding");
-	size_t limit = *(const size_t *)((const char *)in->r->cfg + ir->ep->limit_off);
-	int rc;
+	enum codec_result rc;
 
 	if (ir->body_len > in->r->cfg->max_body_size) {
 		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
 		return -1;
 	}
-	if (ir->body_len == 0 && ir->ep->body == BODY_REQUIRED) {
+	if (ir->body_len > 0 && ir->method == EVHTTP_REQ_GET) {
+		reply_error(in, ir->req, 400, "a GET request has no body", 0);
+		return -1;
+	}
+	if (ir->body_len == 0 && ir->m.ep->body == EP_BODY_REQUIRED) {
 		reply_error(in, ir->req, 400, "empty request body", 0);
 		return -1;
 	}
@@ -612,17 +592,16 @@ static int check_body(struct ingest *in, struct ingest_req *ir)
 		reply_error(in, ir->req, 415, "unsupported Content-Type for this endpoint", 0);
 		return -1;
 	}
-	/* A compressed body whose event id is read is decoded once, here; others are only measured. */
-	if (ir->encoding != CODEC_IDENTITY && ir->ep->reply == REPLY_ID && !ir->ep->envelope)
-		rc = codec_decode(ir->encoding, ir->body, ir->body_len, limit, 0, &ir->decoded, &ir->decoded_len);
+	rc = read_body(ir, endpoint_limit(in->r->cfg, ir->m.ep->limit));
+	if (rc == CODEC_OK)
+		return 0;
+	if (rc == CODEC_TOO_LARGE)
+		reply_error(in, ir->req, 413, "request body exceeds the endpoint's size limit (limits.*)", 0);
+	else if (rc == CODEC_NOMEM)
+		reply_error(in, ir->req, 503, "out of memory", 1);
 	else
-		rc = codec_measure(ir->encoding, ir->body, ir->body_len, limit, &ir->decoded_len);
-	if (rc != 0) {
-		reply_error(in, ir->req, rc == -2 ? 413 : 400, rc == -2 ? "request body exceeds the endpoint's size limit (limits.*)"
-						      : "invalid body: cannot decode Content-Encoding", 0);
-		return -1;
-	}
-	return 0;
+		reply_error(in, ir->req, 400, "invalid body: cannot decode Content-Encoding", 0);
+	return -1;
 }
 
 static void handle_ingest(struct ingest *in, struct ingest_req *ir)
@@ -641,110 +620,107 @@ static void handle_ingest(struct ingest *in, struct ingest_req *ir)
 		reply_error(in, ir->req, 403, detail, 0);
 		goto out;
 	}
-	if (admit(in, ir->req, &t) == 0)
+	if (admit(in, ir, &t) == 0)
 		enqueue(in, ir, &t);
 out:
 	free(ir->decoded);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+/* Two Content-Length headers, or one beside Transfer-Encoding: the request's framing is
+ * ambiguous, and whatever follows it on the connection could be a smuggled request. */
+static bool framing_ambiguous(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	int cl = 0, te = 0;
+
+	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+		cl += strcasecmp(kv->key, "Content-Length") == 0;
+		te += strcasecmp(kv->key, "Transfer-Encoding") == 0;
+	}
+	return cl > 1 || (cl > 0 && te > 0) || te > 1;
+}
+
+static unsigned ep_method(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return EP_GET;
+	case EVHTTP_REQ_POST: return EP_POST;
+	case EVHTTP_REQ_HEAD: return EP_HEAD;
+	case EVHTTP_REQ_OPTIONS: return EP_OPTIONS;
+	case EVHTTP_REQ_PUT: return EP_PUT;
+	case EVHTTP_REQ_PATCH: return EP_PATCH;
+	case EVHTTP_REQ_DELETE: return EP_DELETE;
+	default: return 0;
+	}
+}
+
+/* Which endpoint: the tunnel path, or "<prefix>/api/<id>/<endpoint>". -1 when answered. */
+static int find_endpoint(struct ingest *in, struct ingest_req *ir, const char *path)
+{
+	const struct config *cfg = in->r->cfg;
+
+	ir->path_id = -1;
+	ir->tunnel = cfg->tunnel_path[0] != '\0' && strcmp(path, cfg->tunnel_path) == 0;
+	if (ir->tunnel) {
+		ir->m.ep = endpoint_tunnel();
+		snprintf(ir->m.stored, sizeof(ir->m.stored), "envelope/");
+		return 0;
+	}
+	switch (endpoint_match(endpoint_builtin(), path, &ir->m)) {
+	case EP_MATCHED:
+		ir->path_id = (long)ir->m.project_id;
+		return 0;
+	case EP_BAD_PROJECT_ID:
+		reply_error(in, ir->req, 400, "invalid project id in the path", 0);
+		return -1;
+	case EP_NOT_FOUND:
+		break;
+	}
+	reply_error(in, ir->req, 404, "not an ingest endpoint", 0);
+	return -1;
+}
+
+bool ingest_handle(void *arg, struct evhttp_request *req, const char *path)
 {
 	struct ingest *in = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	struct ingest_req ir;
-	char path[1024];
 
 	memset(&ir, 0, sizeof(ir));
 	ir.req = req;
 	ir.method = evhttp_request_get_command(req);
-	normalise_path(evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/", path, sizeof(path));
-	ir.query = evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "";
-	if (strcmp(path, "/status") == 0 && (ir.method == EVHTTP_REQ_GET || ir.method == EVHTTP_REQ_HEAD)) {
-		reply_status(in, req);  /* health checks are not counted as traffic */
-		return;
-	}
+	ir.query = uri != NULL && evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "";
 	stats_add(in->r->stats, STATS_RECEIVED, 1);
-	ir.tunnel = in->r->cfg->tunnel_path[0] != '\0' && strcmp(path, in->r->cfg->tunnel_path) == 0;
-	ir.path_id = -1;
-	if (ir.tunnel) {
-		ir.ep = &tunnel_endpoint;
-		ir.endpoint = "envelope/";
-		snprintf(ir.stored_endpoint, sizeof(ir.stored_endpoint), "envelope/");
-	} else if (split_api_path(path, &ir.path_id, &ir.endpoint) != 0 || (ir.ep = find_endpoint(&ir)) == NULL) {
-		reply_error(in, req, 404, "not an ingest endpoint", 0);
-		return;
+	if (framing_ambiguous(req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		reply_error(in, req, 400, "ambiguous request framing (Content-Length)", 0);
+		return true;
 	}
+	if (find_endpoint(in, &ir, path) != 0)
+		return true;
 	if (ir.method == EVHTTP_REQ_OPTIONS) {
 		reply_preflight(req);
-		return;
+		return true;
 	}
-	if ((ir.ep->methods & ir.method) == 0) {
+	if ((ir.m.ep->methods & ep_method(ir.method)) == 0)
 		reply_error(in, req, 405, "method not allowed on this endpoint", 0);
-		return;
-	}
-	if (in->r->stopping) {
+	else if (in->r->stopping)
 		reply_error(in, req, 503, "shutting down", 1);
-		return;
-	}
-	handle_ingest(in, &ir);
+	else
+		handle_ingest(in, &ir);
+	return true;
 }
 
 struct ingest *ingest_new(struct relay *r)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
-	const struct config *cfg = r->cfg;
-	struct timeval tv;
-	size_t hard_cap;
 
-	if (in == NULL)
-		return NULL;
-	in->r = r;
-	in->http = evhttp_new(r->base);
-	if (in->http == NULL)
-		goto fail;
-	/* evhttp's own limit answers with an HTML page and closes; keep it well above ours so that
-	 * bodies just over listen.max_body_size get the JSON 413 from handle_ingest. */
-	hard_cap = cfg->max_body_size + (cfg->max_body_size > (1u << 20) ? cfg->max_body_size : (1u << 20));
-	evhttp_set_max_body_size(in->http, (ev_ssize_t)hard_cap);
-	evhttp_set_max_headers_size(in->http, 64 * 1024);
-	evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-				   EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
-	tv.tv_sec = (long)cfg->client_timeout;
-	tv.tv_usec = (long)((cfg->client_timeout - (double)tv.tv_sec) * 1e6);
-	evhttp_set_timeout_tv(in->http, &tv);
-	/* Empty success answers (security, nel, attachments, cron) are not HTML. */
-	evhttp_set_default_content_type(in->http, "text/plain; charset=utf-8");
-	evhttp_set_gencb(in->http, on_request, in);
-	in->bound = evhttp_bind_socket_with_handle(in->http, cfg->listen_address, (ev_uint16_t)cfg->listen_port);
-	if (in->bound == NULL) {
-		log_error("ingest: cannot listen on %s:%d", cfg->listen_address, cfg->listen_port);
-		goto fail;
-	}
-	log_info("ingest: listening on %s:%d", cfg->listen_address, cfg->listen_port);
+	if (in != NULL)
+		in->r = r;
 	return in;
-fail:
-	ingest_free(in);
-	return NULL;
 }
 
 void ingest_free(struct ingest *in)
 {
-	if (in == NULL)
-		return;
-	if (in->http != NULL)
-		evhttp_free(in->http);
 	free(in);
-}
-
-void ingest_stop_accepting(struct ingest *in)
-{
-	if (in->bound != NULL) {
-		evhttp_del_accept_socket(in->http, in->bound);
-		in->bound = NULL;
-	}
-}
-
-int ingest_in_flight(const struct ingest *in)
-{
-	return in->in_flight;
 }

@@ -10,10 +10,14 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "admin.h"
+#include "clock.h"
 #include "config.h"
 #include "deadtool.h"
 #include "forward.h"
+#include "httpd.h"
 #include "ingest.h"
+#include "throttle.h"
 #include "log.h"
 #include "queue.h"
 #include "relay.h"
@@ -45,7 +49,7 @@ static void on_drained(void *arg)
 {
 	struct shutdown *s = arg;
 
-	if (ingest_in_flight(s->r->ingest) > 0 || queue_buffered(s->r->queue, NULL) > 0)
+	if (queue_writes_in_flight(s->r->queue) > 0 || queue_buffered(s->r->queue, NULL) > 0)
 		return;  /* the poll below comes back when the last Redis write is answered */
 	log_info("shutdown: drained, exiting");
 	event_base_loopexit(s->r->base, NULL);
@@ -59,7 +63,7 @@ static void drain_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (ingest_in_flight(s->r->ingest) == 0 && queue_buffered(s->r->queue, NULL) == 0)
+	if (queue_writes_in_flight(s->r->queue) == 0 && queue_buffered(s->r->queue, NULL) == 0)
 		forward_drain(s->r->forward, on_drained, s);
 }
 
@@ -77,7 +81,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct shutdown *s = arg;
-	struct timeval tv, poll = { 0, 50000 };
+	struct timeval tv = clock_timeval(s->r->cfg->shutdown_timeout), poll = clock_timeval(0.05);
 
 	(void)what;
 	if (s->signals++ > 0) {
@@ -87,9 +91,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	log_info("shutdown: signal %d, draining (up to %.1fs)", (int)sig, s->r->cfg->shutdown_timeout);
 	s->r->stopping = true;
-	ingest_stop_accepting(s->r->ingest);
-	tv.tv_sec = (long)s->r->cfg->shutdown_timeout;
-	tv.tv_usec = (long)((s->r->cfg->shutdown_timeout - (double)tv.tv_sec) * 1e6);
+	httpd_stop_accepting(s->r->httpd);
 	evtimer_add(s->timer, &tv);
 	evtimer_add(s->poll, &poll);
 }
@@ -123,11 +125,39 @@ static int parse_args(int argc, char **argv, const char **file, bool *check, int
 	return 0;
 }
 
+/* The queue reports upwards; main passes it on to the forwarder (created after the queue). */
 static void on_queue_ready(void *arg)
 {
 	struct relay *r = arg;
 
-	forward_resume(r->forward);
+	if (r->forward != NULL)
+		forward_resume(r->forward);
+}
+
+static void on_queue_arrival(void *arg, const char *stream)
+{
+	struct relay *r = arg;
+
+	if (r->forward != NULL)
+		forward_arrived(r->forward, stream);
+}
+
+/* One listener: the admin endpoints first, then ingest, which answers everything else. */
+static int start_http(struct relay *r)
+{
+	const struct config *cfg = r->cfg;
+	/* evhttp's own limit answers with an HTML page and closes; keep it well above ours so that
+	 * bodies just over listen.max_body_size get the JSON 413 from ingest. */
+	size_t hard_cap = cfg->max_body_size + (cfg->max_body_size > (1u << 20) ? cfg->max_body_size : (1u << 20));
+	struct httpd_params hp = { cfg->listen_address, cfg->listen_port, hard_cap, 64 * 1024, cfg->client_timeout,
+				   "ingest" };
+
+	if ((r->admin = admin_new(r)) == NULL || (r->ingest = ingest_new(r)) == NULL ||
+	    (r->httpd = httpd_new(r->base, &hp)) == NULL)
+		return -1;
+	httpd_add_handler(r->httpd, admin_handle, r->admin);
+	httpd_add_handler(r->httpd, ingest_handle, r->ingest);
+	return 0;
 }
 
 static int start(struct relay *r)
@@ -150,13 +180,14 @@ static int start(struct relay *r)
 	r->dns = r->base ? evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS) : NULL;
 	r->stats = stats_new();
 	r->routes = route_new(r->cfg);
-	if (r->base == NULL || r->dns == NULL || r->stats == NULL || r->routes == NULL)
+	r->throttle = throttle_new();
+	if (r->base == NULL || r->dns == NULL || r->stats == NULL || r->routes == NULL || r->throttle == NULL)
 		return -1;
 	r->started = time(NULL);
-	r->queue = queue_new(r, on_queue_ready, r);
-	if (r->queue == NULL || (r->forward = forward_new(r)) == NULL || (r->ingest = ingest_new(r)) == NULL)
+	r->queue = queue_new(r->base, r->cfg, &(struct queue_hooks){ on_queue_ready, on_queue_arrival, r });
+	if (r->queue == NULL || (r->forward = forward_new(r)) == NULL)
 		return -1;
-	return 0;
+	return start_http(r);
 }
 
 static void stop(struct relay *r)
@@ -164,7 +195,10 @@ static void stop(struct relay *r)
 	/* Queue first: its failed callbacks still reach a live forward and ingest. */
 	queue_free(r->queue);
 	forward_free(r->forward);
+	httpd_free(r->httpd);
 	ingest_free(r->ingest);
+	admin_free(r->admin);
+	throttle_free(r->throttle);
 	route_free(r->routes);
 	stats_free(r->stats);
 	if (r->dns != NULL)

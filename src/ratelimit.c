@@ -1,67 +1,149 @@
-/* ratelimit.c - parse X-Sentry-Rate-Limits / Retry-After into one park duration and scope. */
+/* ratelimit.c - parse X-Sentry-Rate-Limits / Retry-After into separate limits. */
 #include "ratelimit.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_SECONDS 60.0
-#define MAX_SECONDS 86400.0
+/* The fields of one limit, [s, e) each. */
+struct span {
+	const char *s, *e;
+};
 
-/* One "<secs>:<cats>:<scope>..." limit in [s, end). 0 with secs/org set, -1 if malformed. */
-static int parse_limit(const char *s, const char *end, double *secs, bool *org)
+static struct span trim(const char *s, const char *e)
 {
-	const char *c1, *c2, *scope_end;
-	char *num_end;
-
-	while (s < end && isspace((unsigned char)*s))
+	while (s < e && isspace((unsigned char)*s))
 		s++;
-	c1 = memchr(s, ':', (size_t)(end - s));
-	if (c1 == NULL || c1 == s)
-		return -1;
-	*secs = strtod(s, &num_end);
-	if (num_end != c1 || *secs < 0)
-		return -1;
-	c2 = memchr(c1 + 1, ':', (size_t)(end - c1 - 1));
-	*org = false;
-	if (c2 != NULL) {
-		scope_end = memchr(c2 + 1, ':', (size_t)(end - c2 - 1));
-		if (scope_end == NULL)
-			scope_end = end;
-		while (scope_end > c2 + 1 && isspace((unsigned char)scope_end[-1]))
-			scope_end--;
-		*org = (size_t)(scope_end - c2 - 1) == 12 && strncmp(c2 + 1, "organization", 12) == 0;
-	}
-	return 0;
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	return (struct span){ s, e };
 }
 
-void ratelimit_parse(const char *rate_limits, const char *retry_after, struct ratelimit *out)
+static bool span_is(struct span f, const char *lit)
 {
-	bool found = false;
+	return (size_t)(f.e - f.s) == strlen(lit) && memcmp(f.s, lit, strlen(lit)) == 0;
+}
 
-	out->seconds = 0;
-	out->organization = false;
-	for (const char *s = rate_limits; s != NULL && *s != '\0';) {
+/* Split [s, e) at ':' into up to n fields; returns how many were found. */
+static size_t split(const char *s, const char *e, struct span *f, size_t n)
+{
+	size_t k = 0;
+
+	while (k < n) {
+		const char *c = memchr(s, ':', (size_t)(e - s));
+
+		f[k++] = trim(s, c != NULL ? c : e);
+		if (c == NULL)
+			break;
+		s = c + 1;
+	}
+	return k;
+}
+
+static bool parse_seconds(struct span f, double *out)
+{
+	char buf[32], *end;
+	size_t n = (size_t)(f.e - f.s);
+	double v;
+
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, f.s, n);
+	buf[n] = '\0';
+	v = strtod(buf, &end);
+	if (*end != '\0' || !isfinite(v) || v < 0)
+		return false;
+	*out = v > RATELIMIT_MAX_SECONDS ? RATELIMIT_MAX_SECONDS : v;
+	return true;
+}
+
+static void copy_reason(struct span f, char *dst)
+{
+	size_t n = 0;
+
+	for (const char *p = f.s; p < f.e && n + 1 < RATELIMIT_REASON_MAX; p++)
+		if (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-')
+			dst[n++] = *p;
+	dst[n] = '\0';
+}
+
+/* metric_bucket limits with namespaces hold SDK metrics only when "custom" is among them. */
+static bool custom_namespace(struct span ns)
+{
+	const char *s = ns.s;
+
+	if (ns.s == ns.e)
+		return true;
+	while (s < ns.e) {
+		const char *c = memchr(s, ';', (size_t)(ns.e - s));
+		struct span one = trim(s, c != NULL ? c : ns.e);
+
+		if (span_is(one, "custom"))
+			return true;
+		s = c != NULL ? c + 1 : ns.e;
+	}
+	return false;
+}
+
+/* One "<secs>:<cats>:<scope>[:<reason>[:<ns>]]" limit in [s, e). false if malformed. */
+static bool parse_limit(const char *s, const char *e, struct ratelimit *rl)
+{
+	struct span f[5] = { { NULL, NULL } };
+	size_t n = split(s, e, f, 5);
+
+	memset(rl, 0, sizeof(*rl));
+	if (n < 2 || !parse_seconds(f[0], &rl->seconds))
+		return false;
+	rl->all = f[1].s == f[1].e;
+	rl->categories = rl->all ? CATEGORY_ALL : category_parse(f[1].s, (size_t)(f[1].e - f[1].s));
+	if (n >= 5 && !custom_namespace(f[4]))
+		rl->categories &= ~CATEGORY_BIT(CAT_METRIC_BUCKET);
+	rl->scope = n >= 3 && span_is(f[2], "organization") ? RATELIMIT_ORGANIZATION
+		    : n >= 3 && span_is(f[2], "project")    ? RATELIMIT_PROJECT
+							     : RATELIMIT_KEY;
+	if (n >= 4)
+		copy_reason(f[3], rl->reason);
+	return true;
+}
+
+static void from_retry_after(const char *retry_after, struct ratelimit_set *out)
+{
+	struct ratelimit *rl = &out->l[0];
+	double secs = RATELIMIT_DEFAULT_SECONDS;
+
+	/* An HTTP-date or garbage Retry-After falls back to Sentry's documented 60 s. */
+	if (retry_after != NULL)
+		parse_seconds(trim(retry_after, retry_after + strlen(retry_after)), &secs);
+	memset(rl, 0, sizeof(*rl));
+	rl->seconds = secs;
+	rl->all = true;
+	rl->categories = CATEGORY_ALL;
+	rl->scope = RATELIMIT_KEY;
+	out->n = 1;
+}
+
+void ratelimit_parse(const char *rate_limits, const char *retry_after, struct ratelimit_set *out)
+{
+	out->n = 0;
+	for (const char *s = rate_limits; s != NULL && *s != '\0' && out->n < RATELIMIT_MAX;) {
 		const char *comma = strchr(s, ',');
 		const char *end = comma != NULL ? comma : s + strlen(s);
-		double secs;
-		bool org;
 
-		if (parse_limit(s, end, &secs, &org) == 0) {
-			found = true;
-			if (secs > out->seconds)
-				out->seconds = secs;
-			out->organization |= org;
-		}
+		if (parse_limit(s, end, &out->l[out->n]))
+			out->n++;
 		s = comma != NULL ? comma + 1 : end;
 	}
-	if (!found) {
-		char *num_end;
-		double secs = retry_after != NULL ? strtod(retry_after, &num_end) : -1;
+	if (out->n == 0)
+		from_retry_after(retry_after, out);
+}
 
-		/* An HTTP-date or garbage Retry-After falls back to Sentry's documented 60 s. */
-		out->seconds = retry_after != NULL && num_end != retry_after && secs >= 0 ? secs : DEFAULT_SECONDS;
+const char *ratelimit_scope_name(enum ratelimit_scope s)
+{
+	switch (s) {
+	case RATELIMIT_KEY: return "key";
+	case RATELIMIT_PROJECT: return "project";
+	case RATELIMIT_ORGANIZATION: return "organization";
 	}
-	if (out->seconds > MAX_SECONDS)
-		out->seconds = MAX_SECONDS;
+	return "key";
 }

@@ -24,7 +24,7 @@ static char *own(struct request *rq, char *s)
 	return s;
 }
 
-static const char *new_secret(const struct queue_item *it, const struct config_project *pr)
+static const char *new_secret(const struct entry *it, const struct config_project *pr)
 {
 	/* Sentry ignores secrets, but a project that has one gets it only when the SDK sent one. */
 	return it->has_secret && pr->secret != NULL ? pr->secret : NULL;
@@ -50,7 +50,7 @@ void request_dsn(const struct config_upstream *uc, const char *key, long id, cha
 }
 
 /* Split one copy of the stored "Name: value\n" lines in place, rewriting the one auth carrier. */
-static int build_headers(struct request *rq, const struct queue_item *it, const struct config_project *pr,
+static int build_headers(struct request *rq, const struct entry *it, const struct config_project *pr,
 			 const char **encoding)
 {
 	char *p = own(rq, strdup(it->headers));
@@ -88,7 +88,7 @@ static int build_headers(struct request *rq, const struct queue_item *it, const 
 }
 
 static int build_uri(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
-		     const struct queue_item *it)
+		     const struct entry *it)
 {
 	const char *q = it->query, *ep = it->endpoint, *key = strstr(ep, "{key}");
 	size_t len;
@@ -114,24 +114,26 @@ static int build_uri(struct request *rq, const struct config_upstream *uc, const
 }
 
 /* Decode, rewrite the header line, encode again: only when the header really needs it. */
-static void rewrite_encoded(struct request *rq, enum codec_kind kind, const struct queue_item *it,
+static void rewrite_encoded(struct request *rq, enum codec_kind kind, const struct entry *it,
 			    const char *dsn, const char *real_key)
 {
 	char *plain = NULL, *rewritten = NULL, *packed = NULL;
 	size_t plain_len, rewritten_len, packed_len;
-	int rc;
+	enum envelope_result rc;
 
-	if (codec_decode(kind, it->body, it->body_len, ENVELOPE_HEADER_PEEK, 1, &plain, &plain_len) != 0)
+	if (codec_decode(kind, it->body, it->body_len, ENVELOPE_HEADER_PEEK, CODEC_FIRST_LINE, &plain, &plain_len) !=
+	    CODEC_OK)
 		return;
 	rc = envelope_rewrite(plain, plain_len, dsn, it->sdk_key, real_key, &rewritten, &rewritten_len);
 	free(plain);
-	free(rewritten);
+	if (rc == ENVELOPE_OK)
+		free(rewritten);
 	plain = rewritten = NULL;
-	if (rc != 0)
+	if (rc != ENVELOPE_OK)
 		return;
-	if (codec_decode(kind, it->body, it->body_len, (size_t)-1 / 4, 0, &plain, &plain_len) == 0 &&
-	    envelope_rewrite(plain, plain_len, dsn, it->sdk_key, real_key, &rewritten, &rewritten_len) == 0 &&
-	    codec_encode(kind, rewritten, rewritten_len, &packed, &packed_len) == 0 && own(rq, packed) != NULL) {
+	if (codec_decode(kind, it->body, it->body_len, (size_t)-1 / 4, CODEC_WHOLE, &plain, &plain_len) == CODEC_OK &&
+	    envelope_rewrite(plain, plain_len, dsn, it->sdk_key, real_key, &rewritten, &rewritten_len) == ENVELOPE_OK &&
+	    codec_encode(kind, rewritten, rewritten_len, &packed, &packed_len) == CODEC_OK && own(rq, packed) != NULL) {
 		rq->body = packed;
 		rq->body_len = packed_len;
 	}
@@ -144,7 +146,7 @@ static void rewrite_encoded(struct request *rq, enum codec_kind kind, const stru
  * of the body is never touched. A body that cannot be read is forwarded as it came.
  */
 static void build_body(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
-		       const struct queue_item *it, const char *encoding)
+		       const struct entry *it, const char *encoding)
 {
 	enum codec_kind kind = codec_from_name(encoding);
 	char dsn[512], *rewritten = NULL;
@@ -159,20 +161,22 @@ static void build_body(struct request *rq, const struct config_upstream *uc, con
 		rewrite_encoded(rq, kind, it, dsn, pr->key);
 		return;
 	}
-	/* Parse the header line only when it names a dsn or the relay-side key (most do not). */
+	/* Parse the header line only when it names a dsn or the relay-side key (most do not). An
+	 * escape ("d\u0073n") could hide either from this scan: then parse, never guess. */
 	hlen = envelope_header_len(it->body, it->body_len);
-	if (memmem(it->body, hlen, "\"dsn\"", 5) == NULL &&
+	if (memmem(it->body, hlen, "\"dsn\"", 5) == NULL && memchr(it->body, '\\', hlen) == NULL &&
 	    (it->sdk_key[0] == '\0' || memmem(it->body, hlen, it->sdk_key, strlen(it->sdk_key)) == NULL))
 		return;
-	if (envelope_rewrite(it->body, it->body_len, dsn, it->sdk_key, pr->key, &rewritten, &rewritten_len) == 0 &&
+	if (envelope_rewrite(it->body, it->body_len, dsn, it->sdk_key, pr->key, &rewritten, &rewritten_len) ==
+		    ENVELOPE_OK &&
 	    own(rq, rewritten) != NULL) {
 		rq->body = rewritten;
 		rq->body_len = rewritten_len;
 	}
 }
 
-int request_build(struct request *rq, const struct config_upstream *uc, const struct config_project *pr,
-		  const struct queue_item *it)
+enum request_result request_build(struct request *rq, const struct config_upstream *uc,
+				  const struct config_project *pr, const struct entry *it)
 {
 	const char *encoding;
 	int rc;
@@ -180,11 +184,15 @@ int request_build(struct request *rq, const struct config_upstream *uc, const st
 	memset(rq, 0, sizeof(*rq));
 	rq->get = strcmp(it->method, "GET") == 0;
 	if (build_uri(rq, uc, pr, it) != 0)
-		return -1;
+		return REQUEST_NOMEM;
 	if ((rc = build_headers(rq, it, pr, &encoding)) != 0)
-		return rc;
-	build_body(rq, uc, pr, it, encoding);
-	return 0;
+		return rc == -2 ? REQUEST_DAMAGED : REQUEST_NOMEM;
+	/* A GET is framed without a body: whatever a damaged entry holds is never sent with one. */
+	if (rq->get)
+		rq->body = NULL, rq->body_len = 0;
+	else
+		build_body(rq, uc, pr, it, encoding);
+	return REQUEST_OK;
 }
 
 void request_release(struct request *rq)

@@ -47,7 +47,6 @@ struct upstream {
 	int in_flight;
 	int reserved;
 	struct outage outage;  /* reachable, interrupted or down (pure state machine) */
-	double parked_until;   /* organization-wide rate limit, monotonic seconds */
 	SSL_CTX *tls;          /* https upstreams only */
 	char host_header[300];
 };
@@ -409,22 +408,12 @@ bool upstream_ready(const struct upstream *u)
 {
 	double now = clock_mono();
 
-	return outage_wait(&u->outage, now) == 0 && now >= u->parked_until;
+	return outage_wait(&u->outage, now) == 0;
 }
 
-void upstream_park(struct upstream *u, double seconds)
+const struct outage *upstream_outage(const struct upstream *u)
 {
-	double until = clock_mono() + seconds;
-
-	if (until > u->parked_until)
-		u->parked_until = until;
-}
-
-double upstream_parked_for(const struct upstream *u)
-{
-	double left = u->parked_until - clock_mono();
-
-	return left > 0 ? left : 0;
+	return &u->outage;
 }
 
 json_t *upstream_status_json(const struct upstream *u)
@@ -433,8 +422,8 @@ json_t *upstream_status_json(const struct upstream *u)
 	double now = clock_mono();
 
 	/* down_for_s and retry_in_s answer "since when, and when is the next probe". */
-	return json_pack("{s:s, s:i, s:I, s:b, s:f, s:f, s:f}", "state", outage_state_name(o->state), "in_flight",
+	return json_pack("{s:s, s:i, s:I, s:b, s:f, s:f}", "state", outage_state_name(o->state), "in_flight",
 			 u->in_flight, "failures", (json_int_t)o->failed_waves, "down", o->state == OUTAGE_DOWN,
 			 "down_for_s", o->state == OUTAGE_UP ? 0.0 : now - o->first_failure, "retry_in_s",
-			 outage_wait(o, now), "parked_s", upstream_parked_for(u));
+			 outage_wait(o, now));
 }

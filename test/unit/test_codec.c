@@ -60,7 +60,7 @@ static char *make_random(size_t n)
 
 static void encode(enum codec_kind k, const char *in, size_t n, char **out, size_t *outlen)
 {
-	assert_int_equal(codec_encode(k, in, n, out, outlen), 0);
+	assert_int_equal(codec_encode(k, in, n, out, outlen), CODEC_OK);
 	assert_non_null(*out);
 }
 
@@ -90,13 +90,13 @@ static void roundtrip(enum codec_kind k, const char *in, size_t n)
 	size_t elen, dlen;
 
 	encode(k, in, n, &enc, &elen);
-	assert_int_equal(codec_decode(k, enc, elen, n, 0, &dec, &dlen), 0);
+	assert_int_equal(codec_decode(k, enc, elen, n, CODEC_WHOLE, &dec, &dlen), CODEC_OK);
 	assert_int_equal(dlen, n);
 	assert_true(n == 0 || memcmp(dec, in, n) == 0);
 	assert_int_equal(dec[dlen], '\0');
 	free(dec);
 	if (n > 0)
-		assert_int_equal(codec_decode(k, enc, elen, n - 1, 0, &dec, &dlen), -2);
+		assert_int_equal(codec_decode(k, enc, elen, n - 1, CODEC_WHOLE, &dec, &dlen), CODEC_TOO_LARGE);
 	free(enc);
 }
 
@@ -119,7 +119,7 @@ static void expect_corrupt(enum codec_kind k, const char *in, size_t n)
 	char *dec = NULL;
 	size_t dlen;
 
-	if (codec_decode(k, in, n, MIB, 0, &dec, &dlen) != -1)
+	if (codec_decode(k, in, n, MIB, CODEC_WHOLE, &dec, &dlen) != CODEC_CORRUPT)
 		fail_msg("codec %d: corrupt input of %zu bytes accepted", (int)k, n);
 	assert_null(dec);
 }
@@ -166,12 +166,12 @@ static void test_deflate_raw_fallback(void **state)
 	z.next_out = raw;
 	z.avail_out = sizeof(raw);
 	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-	assert_int_equal(codec_decode(CODEC_DEFLATE, (char *)raw, z.total_out, MIB, 0, &dec, &dlen), 0);
+	assert_int_equal(codec_decode(CODEC_DEFLATE, (char *)raw, z.total_out, MIB, CODEC_WHOLE, &dec, &dlen), CODEC_OK);
 	assert_int_equal(dlen, strlen(msg));
 	assert_memory_equal(dec, msg, dlen);
 	free(dec);
 	/* raw deflate is not gzip */
-	assert_int_equal(codec_decode(CODEC_GZIP, (char *)raw, z.total_out, MIB, 0, &dec, &dlen), -1);
+	assert_int_equal(codec_decode(CODEC_GZIP, (char *)raw, z.total_out, MIB, CODEC_WHOLE, &dec, &dlen), CODEC_CORRUPT);
 	deflateEnd(&z);
 }
 
@@ -187,7 +187,7 @@ static void test_multi_member(void **state)
 		encode(kinds[i], "second", 6, &b, &blen);
 		a = realloc(a, alen + blen);
 		memcpy(a + alen, b, blen);
-		assert_int_equal(codec_decode(kinds[i], a, alen + blen, 100, 0, &dec, &dlen), 0);
+		assert_int_equal(codec_decode(kinds[i], a, alen + blen, 100, CODEC_WHOLE, &dec, &dlen), CODEC_OK);
 		assert_int_equal(dlen, 12);
 		assert_memory_equal(dec, "first\nsecond", 12);
 		free(dec);
@@ -234,12 +234,12 @@ static void test_gzip_bomb(void **state)
 	long before = maxrss_kb();
 
 	assert_true(blen < 256 * 1024);
-	assert_int_equal(codec_decode(CODEC_GZIP, bomb, blen, MIB, 0, &dec, &dlen), -2);
+	assert_int_equal(codec_decode(CODEC_GZIP, bomb, blen, MIB, CODEC_WHOLE, &dec, &dlen), CODEC_TOO_LARGE);
 	assert_null(dec);
 	/* Decoding all 100 MiB would have touched 100 MiB; the cap keeps it near 2 MiB. */
 	assert_true(maxrss_kb() - before < 32 * 1024);
 	/* prefix mode without a newline stops at the cap, successfully */
-	assert_int_equal(codec_decode(CODEC_GZIP, bomb, blen, 1000, 1, &dec, &dlen), 0);
+	assert_int_equal(codec_decode(CODEC_GZIP, bomb, blen, 1000, CODEC_FIRST_LINE, &dec, &dlen), CODEC_OK);
 	assert_int_equal(dlen, 1000);
 	free(dec);
 	free(bomb);
@@ -255,7 +255,7 @@ static void test_bomb_br_zstd(void **state)
 		size_t elen, dlen;
 		encode(kinds[i], zeros, 16 * MIB, &enc, &elen);
 		assert_true(elen < 64 * 1024);
-		assert_int_equal(codec_decode(kinds[i], enc, elen, MIB, 0, &dec, &dlen), -2);
+		assert_int_equal(codec_decode(kinds[i], enc, elen, MIB, CODEC_WHOLE, &dec, &dlen), CODEC_TOO_LARGE);
 		assert_null(dec);
 		free(enc);
 	}
@@ -278,8 +278,8 @@ static void test_zstd_window_cap(void **state)
 	/* continue then end: the encoder never learns the size, so the window stays 32 MiB */
 	assert_false(ZSTD_isError(ZSTD_compressStream2(c, &out, &in, ZSTD_e_continue)));
 	assert_int_equal(ZSTD_compressStream2(c, &out, &in, ZSTD_e_end), 0);
-	assert_int_equal(codec_decode(CODEC_ZSTD, enc, out.pos, MIB, 0, &dec, &dlen), -2);
-	assert_int_equal(codec_decode(CODEC_ZSTD, enc, out.pos, 64 * MIB, 0, &dec, &dlen), 0);
+	assert_int_equal(codec_decode(CODEC_ZSTD, enc, out.pos, MIB, CODEC_WHOLE, &dec, &dlen), CODEC_TOO_LARGE);
+	assert_int_equal(codec_decode(CODEC_ZSTD, enc, out.pos, 64 * MIB, CODEC_WHOLE, &dec, &dlen), CODEC_OK);
 	assert_int_equal(dlen, n);
 	assert_memory_equal(dec, text, n);
 	free(dec);
@@ -311,14 +311,14 @@ static void test_prefix_only(void **state)
 		char *enc, *dec;
 		size_t elen, dlen;
 		encode(k, env, len, &enc, &elen);
-		assert_int_equal(codec_decode(k, enc, elen, 4 * MIB, 1, &dec, &dlen), 0);
+		assert_int_equal(codec_decode(k, enc, elen, 4 * MIB, CODEC_FIRST_LINE, &dec, &dlen), CODEC_OK);
 		assert_int_equal(dlen, hlen + 1);
 		assert_memory_equal(dec, env, hlen + 1);
 		free(dec);
 		/* the full decode of the same input is still capped */
-		assert_int_equal(codec_decode(k, enc, elen, MIB, 0, &dec, &dlen), -2);
+		assert_int_equal(codec_decode(k, enc, elen, MIB, CODEC_WHOLE, &dec, &dlen), CODEC_TOO_LARGE);
 		/* truncated input: success, the header line came out before the cut */
-		assert_int_equal(codec_decode(k, enc, elen / 2, 4 * MIB, 1, &dec, &dlen), 0);
+		assert_int_equal(codec_decode(k, enc, elen / 2, 4 * MIB, CODEC_FIRST_LINE, &dec, &dlen), CODEC_OK);
 		assert_int_equal(dlen, hlen + 1);
 		free(dec);
 		free(enc);
@@ -336,15 +336,15 @@ static void test_prefix_no_newline(void **state)
 			noise[i] = ' ';
 	for (enum codec_kind k = CODEC_IDENTITY; k < CODEC_UNKNOWN; k++) {
 		encode(k, noise, 100000, &enc, &elen);
-		assert_int_equal(codec_decode(k, enc, elen, 1000, 1, &dec, &dlen), 0);
+		assert_int_equal(codec_decode(k, enc, elen, 1000, CODEC_FIRST_LINE, &dec, &dlen), CODEC_OK);
 		assert_int_equal(dlen, 1000);
 		assert_memory_equal(dec, noise, 1000);
 		free(dec);
 		/* header-only body: the whole output, no newline needed */
-		assert_int_equal(codec_decode(k, enc, elen, MIB, 1, &dec, &dlen), 0);
+		assert_int_equal(codec_decode(k, enc, elen, MIB, CODEC_FIRST_LINE, &dec, &dlen), CODEC_OK);
 		assert_int_equal(dlen, 100000);
 		free(dec);
-		assert_int_equal(codec_decode(k, enc, elen, 0, 1, &dec, &dlen), 0);
+		assert_int_equal(codec_decode(k, enc, elen, 0, CODEC_FIRST_LINE, &dec, &dlen), CODEC_OK);
 		assert_int_equal(dlen, 0);
 		free(dec);
 		free(enc);
@@ -357,12 +357,12 @@ static void test_identity_caps(void **state)
 	char *dec;
 	size_t dlen;
 
-	assert_int_equal(codec_decode(CODEC_IDENTITY, "abc\ndef", 7, 6, 0, &dec, &dlen), -2);
-	assert_int_equal(codec_decode(CODEC_IDENTITY, "abc\ndef", 7, 7, 1, &dec, &dlen), 0);
+	assert_int_equal(codec_decode(CODEC_IDENTITY, "abc\ndef", 7, 6, CODEC_WHOLE, &dec, &dlen), CODEC_TOO_LARGE);
+	assert_int_equal(codec_decode(CODEC_IDENTITY, "abc\ndef", 7, 7, CODEC_FIRST_LINE, &dec, &dlen), CODEC_OK);
 	assert_int_equal(dlen, 4);
 	assert_string_equal(dec, "abc\n");
 	free(dec);
-	assert_int_equal(codec_decode(CODEC_IDENTITY, "abcdef", 6, 3, 1, &dec, &dlen), 0);
+	assert_int_equal(codec_decode(CODEC_IDENTITY, "abcdef", 6, 3, CODEC_FIRST_LINE, &dec, &dlen), CODEC_OK);
 	assert_string_equal(dec, "abc");
 	free(dec);
 }
@@ -376,17 +376,17 @@ static void test_measure(void **state)
 	(void)state;
 	assert_non_null(zeros);
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		assert_int_equal(codec_encode(kinds[i], zeros, big, &enc, &elen), 0);
+		assert_int_equal(codec_encode(kinds[i], zeros, big, &enc, &elen), CODEC_OK);
 		/* Exact size when it fits, -2 (the 413 case) when it inflates past the limit. */
-		assert_int_equal(codec_measure(kinds[i], enc, elen, big, &size), 0);
+		assert_int_equal(codec_measure(kinds[i], enc, elen, big, &size), CODEC_OK);
 		assert_int_equal(size, big);
-		assert_int_equal(codec_measure(kinds[i], enc, elen, big - 1, &size), -2);
-		assert_int_equal(codec_measure(kinds[i], enc, elen / 2, big, &size), -1);
+		assert_int_equal(codec_measure(kinds[i], enc, elen, big - 1, &size), CODEC_TOO_LARGE);
+		assert_int_equal(codec_measure(kinds[i], enc, elen / 2, big, &size), CODEC_CORRUPT);
 		free(enc);
 	}
-	assert_int_equal(codec_measure(CODEC_IDENTITY, "abc", 3, 3, &size), 0);
+	assert_int_equal(codec_measure(CODEC_IDENTITY, "abc", 3, 3, &size), CODEC_OK);
 	assert_int_equal(size, 3);
-	assert_int_equal(codec_measure(CODEC_IDENTITY, "abc", 3, 2, &size), -2);
+	assert_int_equal(codec_measure(CODEC_IDENTITY, "abc", 3, 2, &size), CODEC_TOO_LARGE);
 	free(zeros);
 }
 
@@ -395,8 +395,8 @@ static void test_unknown_kind(void **state)
 	char *out = NULL;
 	size_t n;
 
-	assert_int_equal(codec_decode(CODEC_UNKNOWN, "x", 1, 10, 0, &out, &n), -1);
-	assert_int_equal(codec_encode(CODEC_UNKNOWN, "x", 1, &out, &n), -1);
+	assert_int_equal(codec_decode(CODEC_UNKNOWN, "x", 1, 10, CODEC_WHOLE, &out, &n), CODEC_CORRUPT);
+	assert_int_equal(codec_encode(CODEC_UNKNOWN, "x", 1, &out, &n), CODEC_CORRUPT);
 	assert_null(out);
 }
 

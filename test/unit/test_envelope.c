@@ -51,7 +51,7 @@ static const char items[] = "\n{\"type\":\"event\"}\n{\"message\":\"x\"}\n"
 	"{\"type\":\"attachment\",\"length\":8,\"filename\":\"dump.bin\"}\n\0\n\xff\xfe\r\n\x80!";
 #define ITEMS_LEN (sizeof(items) - 1)
 
-static int event_id(const char *body, char *id)
+static enum envelope_result event_id(const char *body, char *id)
 {
 	return envelope_event_id(body, strlen(body), id);
 }
@@ -69,11 +69,11 @@ static void test_event_id_fixtures(void **state)
 {
 	char id[ENVELOPE_ID_LEN + 1];
 
-	assert_int_equal(event_id(HDR_BROWSER_TUNNEL_2 "\n{\"type\":\"event\"}\n{}", id), 0);
+	assert_int_equal(event_id(HDR_BROWSER_TUNNEL_2 "\n{\"type\":\"event\"}\n{}", id), ENVELOPE_OK);
 	assert_string_equal(id, "cbf6763643cb4ea784fc55d4dd94af80");
-	assert_int_equal(event_id(HDR_NODE_EXCEPTION_2 "\n{\"type\":\"event\"}", id), 0);
+	assert_int_equal(event_id(HDR_NODE_EXCEPTION_2 "\n{\"type\":\"event\"}", id), ENVELOPE_OK);
 	assert_string_equal(id, "bf1d1a926b6b4d8cab9bbcc3943093b2");
-	assert_int_equal(event_id(HDR_PYTHON_TRANSACTION_1, id), 0); /* header-only body */
+	assert_int_equal(event_id(HDR_PYTHON_TRANSACTION_1, id), ENVELOPE_OK); /* header-only body */
 	assert_string_equal(id, "1c4d64bc873f4146ac57dd57b9d70a79");
 }
 
@@ -81,28 +81,28 @@ static void test_event_id_forms(void **state)
 {
 	char id[ENVELOPE_ID_LEN + 1];
 
-	assert_int_equal(event_id("{\"event_id\":\"CBF67636-43CB-4EA7-84FC-55D4DD94AF80\"}\n", id), 0);
+	assert_int_equal(event_id("{\"event_id\":\"CBF67636-43CB-4EA7-84FC-55D4DD94AF80\"}\n", id), ENVELOPE_OK);
 	assert_string_equal(id, "cbf6763643cb4ea784fc55d4dd94af80");
-	assert_int_equal(event_id("{\"event_id\":\"ABCDEF0123456789ABCDEF0123456789\"}", id), 0);
+	assert_int_equal(event_id("{\"event_id\":\"ABCDEF0123456789ABCDEF0123456789\"}", id), ENVELOPE_OK);
 	assert_string_equal(id, "abcdef0123456789abcdef0123456789");
 	/* absent: session, logs and {} headers from the fixtures */
-	assert_int_equal(event_id(HDR_NODE_TUNNEL_2 "\n{\"type\":\"session\"}", id), -1);
-	assert_int_equal(event_id(HDR_NODE_LOGS_1 "\n{}", id), -1);
-	assert_int_equal(event_id(HDR_PYTHON_SESSION_3 "\n{\"type\":\"session\"}", id), -1);
+	assert_int_equal(event_id(HDR_NODE_TUNNEL_2 "\n{\"type\":\"session\"}", id), ENVELOPE_NONE);
+	assert_int_equal(event_id(HDR_NODE_LOGS_1 "\n{}", id), ENVELOPE_NONE);
+	assert_int_equal(event_id(HDR_PYTHON_SESSION_3 "\n{\"type\":\"session\"}", id), ENVELOPE_NONE);
 	/* malformed */
-	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af8\"}", id), -1);
-	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af8g\"}", id), -1);
-	assert_int_equal(event_id("{\"event_id\":\"cbf67636-43cb4ea7-84fc-55d4dd94af80a\"}", id), -1);
-	assert_int_equal(event_id("{\"event_id\":null}", id), -1);
+	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af8\"}", id), ENVELOPE_MALFORMED);
+	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af8g\"}", id), ENVELOPE_MALFORMED);
+	assert_int_equal(event_id("{\"event_id\":\"cbf67636-43cb4ea7-84fc-55d4dd94af80a\"}", id), ENVELOPE_MALFORMED);
+	assert_int_equal(event_id("{\"event_id\":null}", id), ENVELOPE_MALFORMED);
 	/* An unterminated header still yields its id: the scan does not validate the envelope (Sentry
 	 * does, and answers 400); the id is only what sentryq echoes to the SDK. */
-	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af80\"", id), 0);
-	assert_int_equal(event_id("[\"cbf6763643cb4ea784fc55d4dd94af80\"]", id), -1);
-	assert_int_equal(event_id("", id), -1);
-	assert_int_equal(event_id("\n{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af80\"}", id), -1);
+	assert_int_equal(event_id("{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af80\"", id), ENVELOPE_OK);
+	assert_int_equal(event_id("[\"cbf6763643cb4ea784fc55d4dd94af80\"]", id), ENVELOPE_NONE);
+	assert_int_equal(event_id("", id), ENVELOPE_NONE);
+	assert_int_equal(event_id("\n{\"event_id\":\"cbf6763643cb4ea784fc55d4dd94af80\"}", id), ENVELOPE_NONE);
 }
 
-static int store_id(const char *body, char *id)
+static enum envelope_result store_id(const char *body, char *id)
 {
 	return envelope_store_event_id(body, strlen(body), id);
 }
@@ -111,24 +111,24 @@ static void test_store_event_id(void **state)
 {
 	char id[ENVELOPE_ID_LEN + 1];
 
-	assert_int_equal(store_id(raven_store, id), 0);
+	assert_int_equal(store_id(raven_store, id), ENVELOPE_OK);
 	assert_string_equal(id, "8087289a8a3142748357ba2d1c236df9");
 	/* nested keys, "event_id" as a value, and strings with braces and escaped quotes first */
 	assert_int_equal(store_id(" \r\n{\"extra\":{\"event_id\":\"11111111111111111111111111111111\"},"
 				  "\"list\":[{\"event_id\":\"22222222222222222222222222222222\"}],"
 				  "\"tag\":\"event_id\",\"msg\":\"a \\\"}] {\\\\\",\"x\\\"event_id\":1,"
-				  "\"event_id\" : \"3ED6E920-66E4-4623-9F5E-AC87E71BA6E5\"}", id), 0);
+				  "\"event_id\" : \"3ED6E920-66E4-4623-9F5E-AC87E71BA6E5\"}", id), ENVELOPE_OK);
 	assert_string_equal(id, "3ed6e92066e446239f5eac87e71ba6e5");
 	/* only nested: not found */
-	assert_int_equal(store_id("{\"extra\":{\"event_id\":\"11111111111111111111111111111111\"}}", id), -1);
-	assert_int_equal(store_id("{\"a\":1}{\"event_id\":\"11111111111111111111111111111111\"}", id), -1);
-	assert_int_equal(store_id("{\"level\":\"error\"}", id), -1);
-	assert_int_equal(store_id("{\"event_id\":null}", id), -1);
-	assert_int_equal(store_id("{\"event_id\":\"xyz\"}", id), -1);
-	assert_int_equal(store_id("{\"event_id\":\"11111111111111111111111111111111", id), -1);
-	assert_int_equal(store_id("[{\"event_id\":\"11111111111111111111111111111111\"}]", id), -1);
-	assert_int_equal(store_id("eJyrVkrLz1eyUkpKLFKqBQA", id), -1); /* raven's base64 form */
-	assert_int_equal(store_id("", id), -1);
+	assert_int_equal(store_id("{\"extra\":{\"event_id\":\"11111111111111111111111111111111\"}}", id), ENVELOPE_NONE);
+	assert_int_equal(store_id("{\"a\":1}{\"event_id\":\"11111111111111111111111111111111\"}", id), ENVELOPE_NONE);
+	assert_int_equal(store_id("{\"level\":\"error\"}", id), ENVELOPE_NONE);
+	assert_int_equal(store_id("{\"event_id\":null}", id), ENVELOPE_MALFORMED);
+	assert_int_equal(store_id("{\"event_id\":\"xyz\"}", id), ENVELOPE_MALFORMED);
+	assert_int_equal(store_id("{\"event_id\":\"11111111111111111111111111111111", id), ENVELOPE_MALFORMED);
+	assert_int_equal(store_id("[{\"event_id\":\"11111111111111111111111111111111\"}]", id), ENVELOPE_NONE);
+	assert_int_equal(store_id("eJyrVkrLz1eyUkpKLFKqBQA", id), ENVELOPE_NONE); /* raven's base64 form */
+	assert_int_equal(store_id("", id), ENVELOPE_NONE);
 }
 
 /* 1 MiB body, id at the very end, after a huge string holding fake keys. */
@@ -144,12 +144,12 @@ static void test_store_event_id_large(void **state)
 		b[i] = fake[i % (sizeof(fake) - 1)];
 	b[n - t - 1] = ' '; /* never end the blob on a backslash */
 	memcpy(b + n - t, tail, t);
-	assert_int_equal(envelope_store_event_id(b, n, id), 0);
+	assert_int_equal(envelope_store_event_id(b, n, id), ENVELOPE_OK);
 	assert_string_equal(id, "44444444444444444444444444444444");
 	free(b);
 }
 
-static int dsn(const char *hdr, char *key, size_t keylen, long *pid)
+static enum envelope_result dsn(const char *hdr, char *key, size_t keylen, long *pid)
 {
 	return envelope_dsn(hdr, strlen(hdr), key, keylen, pid);
 }
@@ -159,22 +159,22 @@ static void test_dsn(void **state)
 	char key[64];
 	long pid = 0;
 
-	assert_int_equal(dsn(HDR_BROWSER_TUNNEL_2 "\n{\"type\":\"event\"}", key, sizeof(key), &pid), 0);
+	assert_int_equal(dsn(HDR_BROWSER_TUNNEL_2 "\n{\"type\":\"event\"}", key, sizeof(key), &pid), ENVELOPE_OK);
 	assert_string_equal(key, "wow");
 	assert_int_equal(pid, 1);
-	assert_int_equal(dsn("{\"dsn\":\"https://key:secret@host/prefix/42\"}", key, sizeof(key), &pid), 0);
+	assert_int_equal(dsn("{\"dsn\":\"https://key:secret@host/prefix/42\"}", key, sizeof(key), &pid), ENVELOPE_OK);
 	assert_string_equal(key, "key");
 	assert_int_equal(pid, 42);
 	assert_int_equal(dsn("{\"dsn\":\"https://0123456789abcdef0123456789abcdef:@o1.ingest.sentry.io:8443"
-			     "/a/b/4507/?x=1\"}", key, sizeof(key), &pid), 0);
+			     "/a/b/4507/?x=1\"}", key, sizeof(key), &pid), ENVELOPE_OK);
 	assert_string_equal(key, "0123456789abcdef0123456789abcdef");
 	assert_int_equal(pid, 4507);
-	assert_int_equal(dsn("{\"dsn\":\"threaded+https://k@h/7\"}", key, sizeof(key), &pid), 0);
+	assert_int_equal(dsn("{\"dsn\":\"threaded+https://k@h/7\"}", key, sizeof(key), &pid), ENVELOPE_OK);
 	assert_int_equal(pid, 7);
 	/* absent */
-	assert_int_equal(dsn(HDR_NODE_EXCEPTION_2, key, sizeof(key), &pid), 1);
-	assert_int_equal(dsn(HDR_PYTHON_SESSION_3, key, sizeof(key), &pid), 1);
-	assert_int_equal(dsn("{\"dsn\":null}", key, sizeof(key), &pid), 1);
+	assert_int_equal(dsn(HDR_NODE_EXCEPTION_2, key, sizeof(key), &pid), ENVELOPE_NONE);
+	assert_int_equal(dsn(HDR_PYTHON_SESSION_3, key, sizeof(key), &pid), ENVELOPE_NONE);
+	assert_int_equal(dsn("{\"dsn\":null}", key, sizeof(key), &pid), ENVELOPE_NONE);
 }
 
 static void test_dsn_malformed(void **state)
@@ -192,13 +192,13 @@ static void test_dsn_malformed(void **state)
 	long pid = 99;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (dsn(bad[i], key, sizeof(key), &pid) != -1)
+		if (dsn(bad[i], key, sizeof(key), &pid) != ENVELOPE_MALFORMED)
 			fail_msg("accepted %s", bad[i]);
 	}
 	assert_int_equal(pid, 99);
 	/* key must fit with its NUL */
-	assert_int_equal(dsn("{\"dsn\":\"http://abcd@h/1\"}", key, 4, &pid), -1);
-	assert_int_equal(dsn("{\"dsn\":\"http://abcd@h/1\"}", key, 5, &pid), 0);
+	assert_int_equal(dsn("{\"dsn\":\"http://abcd@h/1\"}", key, 4, &pid), ENVELOPE_MALFORMED);
+	assert_int_equal(dsn("{\"dsn\":\"http://abcd@h/1\"}", key, 5, &pid), ENVELOPE_OK);
 	assert_string_equal(key, "abcd");
 }
 
@@ -226,7 +226,7 @@ static void test_rewrite_tunnel(void **state)
 	char *body = with_items(HDR_BROWSER_TUNNEL_2, &len), *out = NULL;
 
 	assert_int_equal(envelope_rewrite(body, len, "https://a6f4d2@o9.ingest.sentry.io/77", "wow",
-					  "a6f4d2", &out, &outlen), 0);
+					  "a6f4d2", &out, &outlen), ENVELOPE_OK);
 	/* same key order, compact, every byte after the header line untouched */
 	assert_int_equal(outlen, wl + ITEMS_LEN);
 	assert_memory_equal(out, want, wl);
@@ -243,16 +243,16 @@ static void test_rewrite_partial(void **state)
 	char *body = with_items(HDR_BROWSER_TUNNEL_2, &len);
 
 	/* public_key differs from old_key: only the dsn changes */
-	assert_int_equal(envelope_rewrite(body, len, "http://nk@h/5", "other", "nk", &out, &outlen), 0);
+	assert_int_equal(envelope_rewrite(body, len, "http://nk@h/5", "other", "nk", &out, &outlen), ENVELOPE_OK);
 	assert_non_null(strstr(out, "\"public_key\":\"wow\""));
-	assert_int_equal(envelope_dsn(out, outlen, key, sizeof(key), &pid), 0);
+	assert_int_equal(envelope_dsn(out, outlen, key, sizeof(key), &pid), ENVELOPE_OK);
 	assert_string_equal(key, "nk");
 	assert_int_equal(pid, 5);
 	free(out);
 	free(body);
 	/* no dsn: only trace.public_key; header-only body stays without a newline */
 	assert_int_equal(envelope_rewrite(HDR_NODE_EXCEPTION_2, strlen(HDR_NODE_EXCEPTION_2),
-					  "http://nk@h/5", "wow", "nk", &out, &outlen), 0);
+					  "http://nk@h/5", "wow", "nk", &out, &outlen), ENVELOPE_OK);
 	assert_int_equal(outlen, strlen(HDR_NODE_EXCEPTION_2) - 1);
 	assert_string_equal(out, "{\"event_id\":\"bf1d1a926b6b4d8cab9bbcc3943093b2\",\"sent_at\":"
 			    "\"2026-11-27T23:05:37.839Z\",\"sdk\":{\"name\":\"sentry.javascript.node\","
@@ -268,20 +268,20 @@ static void test_rewrite_nothing(void **state)
 	size_t len, outlen = 7;
 	char *body = with_items(HDR_NODE_EXCEPTION_2, &len);
 
-	assert_int_equal(envelope_rewrite(body, len, "http://nk@h/5", "other", "nk", &out, &outlen), 1);
-	assert_int_equal(envelope_rewrite(body, len, NULL, NULL, NULL, &out, &outlen), 1);
+	assert_int_equal(envelope_rewrite(body, len, "http://nk@h/5", "other", "nk", &out, &outlen), ENVELOPE_NONE);
+	assert_int_equal(envelope_rewrite(body, len, NULL, NULL, NULL, &out, &outlen), ENVELOPE_NONE);
 	free(body);
 	body = with_items(HDR_PYTHON_SESSION_3, &len);
-	assert_int_equal(envelope_rewrite(body, len, "http://nk@h/5", "wow", "nk", &out, &outlen), 1);
+	assert_int_equal(envelope_rewrite(body, len, "http://nk@h/5", "wow", "nk", &out, &outlen), ENVELOPE_NONE);
 	/* already the wanted values */
 	assert_int_equal(envelope_rewrite(HDR_NODE_TUNNEL_2, strlen(HDR_NODE_TUNNEL_2),
-					  "http://wow@127.0.0.1:29517/1", "a", "b", &out, &outlen), 1);
+					  "http://wow@127.0.0.1:29517/1", "a", "b", &out, &outlen), ENVELOPE_NONE);
 	assert_string_equal(out, "untouched");
 	assert_int_equal(outlen, 7);
 	free(body);
 	/* malformed header */
-	assert_int_equal(envelope_rewrite("{\"dsn\":", 7, "x", NULL, NULL, &out, &outlen), -1);
-	assert_int_equal(envelope_rewrite("\n{}", 3, "x", NULL, NULL, &out, &outlen), -1);
+	assert_int_equal(envelope_rewrite("{\"dsn\":", 7, "x", NULL, NULL, &out, &outlen), ENVELOPE_MALFORMED);
+	assert_int_equal(envelope_rewrite("\n{}", 3, "x", NULL, NULL, &out, &outlen), ENVELOPE_MALFORMED);
 	assert_string_equal(out, "untouched");
 }
 
@@ -298,7 +298,7 @@ static void test_rewrite_preserves(void **state)
 	size_t outlen;
 
 	assert_int_equal(envelope_rewrite(hdr, sizeof(hdr) - 1, "http://nk@h/5", "wow", "nk",
-					  &out, &outlen), 0);
+					  &out, &outlen), ENVELOPE_OK);
 	assert_int_equal(outlen, sizeof(want) - 1);
 	assert_string_equal(out, want);
 	free(out);

@@ -22,10 +22,10 @@ static struct config_upstream upstream = {
 	.path_prefix = "/pfx",
 };
 
-static struct queue_item item(const char *endpoint, const char *query, const char *headers, int carrier,
+static struct entry item(const char *endpoint, const char *query, const char *headers, int carrier,
 			      bool secret, const char *body)
 {
-	struct queue_item it = {
+	struct entry it = {
 		.method = "POST", .endpoint = endpoint, .query = query, .headers = headers,
 		.client_ip = "10.0.0.1, 127.0.0.1", .sdk_key = "wow", .event_id = "", .carrier = carrier,
 		.has_secret = secret, .body = body, .body_len = strlen(body),
@@ -43,14 +43,14 @@ static const char *header(const struct request *rq, const char *name)
 
 static void test_header_carrier(void **state)
 {
-	struct queue_item it = item("store/", "",
+	struct entry it = item("store/", "",
 				    "Content-Type: application/json\nX-Sentry-Auth: Sentry sentry_key=wow, "
 				    "sentry_version=7, sentry_client=raven/1, sentry_secret=vod_be\n",
 				    AUTH_X_SENTRY_AUTH, true, "{\"a\":1}");
 	struct request rq;
 
 	(void)state;
-	assert_int_equal(request_build(&rq, &upstream, &project, &it), 0);
+	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
 	assert_string_equal(rq.uri, "/pfx/api/20/store/");
 	assert_false(rq.get);
 	assert_string_equal(header(&rq, "X-Sentry-Auth"), "Sentry sentry_key=" REAL_KEY
@@ -63,19 +63,19 @@ static void test_header_carrier(void **state)
 	/* The SDK sent no secret: the real one is not added. */
 	it.headers = "X-Sentry-Auth: Sentry sentry_key=wow, sentry_version=7\n";
 	it.has_secret = false;
-	assert_int_equal(request_build(&rq, &upstream, &project, &it), 0);
+	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
 	assert_string_equal(header(&rq, "X-Sentry-Auth"), "Sentry sentry_key=" REAL_KEY ", sentry_version=7");
 	request_release(&rq);
 }
 
 static void test_query_carrier(void **state)
 {
-	struct queue_item it = item("envelope/", "sentry_version=7&sentry_key=wow&sentry_client=sentry.javascript.node%2F11.12.0",
+	struct entry it = item("envelope/", "sentry_version=7&sentry_key=wow&sentry_client=sentry.javascript.node%2F11.12.0",
 				    "User-Agent: node\n", AUTH_QUERY, false, "{}\n{\"type\":\"session\"}\n{}");
 	struct request rq;
 
 	(void)state;
-	assert_int_equal(request_build(&rq, &upstream, &project, &it), 0);
+	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
 	assert_string_equal(rq.uri, "/pfx/api/20/envelope/?sentry_version=7&sentry_key=" REAL_KEY
 				    "&sentry_client=sentry.javascript.node%2F11.12.0");
 	assert_null(header(&rq, "X-Sentry-Auth"));  /* never a second carrier */
@@ -85,12 +85,12 @@ static void test_query_carrier(void **state)
 
 static void test_basic_and_path_key(void **state)
 {
-	struct queue_item it = item("unreal/{key}/", "", "Authorization: Basic d293OnZvZF9iZQ==\n", AUTH_BASIC, true, "x");
+	struct entry it = item("unreal/{key}/", "", "Authorization: Basic d293OnZvZF9iZQ==\n", AUTH_BASIC, true, "x");
 	struct request rq;
 	char *expect = auth_rewrite_basic(REAL_KEY, REAL_SECRET);
 
 	(void)state;
-	assert_int_equal(request_build(&rq, &upstream, &project, &it), 0);
+	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
 	assert_string_equal(header(&rq, "Authorization"), expect);
 	assert_string_equal(rq.uri, "/pfx/api/20/unreal/" REAL_KEY "/");
 	request_release(&rq);
@@ -98,7 +98,7 @@ static void test_basic_and_path_key(void **state)
 
 	it = item("cron/nightly/{key}", "status=ok", "", AUTH_PATH, false, "");
 	it.method = "GET";
-	assert_int_equal(request_build(&rq, &upstream, &project, &it), 0);
+	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
 	assert_true(rq.get);
 	assert_string_equal(rq.uri, "/pfx/api/20/cron/nightly/" REAL_KEY "?status=ok");
 	request_release(&rq);
@@ -108,14 +108,14 @@ static void test_envelope_dsn_rewritten(void **state)
 {
 	const char *rest = "\n{\"type\":\"event\",\"length\":5}\nabcde\n";
 	char body[512];
-	struct queue_item it;
+	struct entry it;
 	struct request rq;
 	size_t hlen;
 
 	(void)state;
 	snprintf(body, sizeof(body), "{\"dsn\":\"http://wow@relay:9000/1\",\"trace\":{\"public_key\":\"wow\"}}%s", rest);
 	it = item("envelope/", "", "", AUTH_ENVELOPE, false, body);
-	assert_int_equal(request_build(&rq, &upstream, &project, &it), 0);
+	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
 	hlen = strcspn(rq.body, "\n");
 	assert_string_equal(rq.uri, "/pfx/api/20/envelope/");
 	assert_non_null(strstr(rq.body, "\"dsn\":\"http://" REAL_KEY "@127.0.0.1:9001/pfx/20\""));
@@ -131,7 +131,7 @@ static void test_envelope_gzip_dsn_rewritten(void **state)
 	const char *plain = "{\"dsn\":\"http://wow@relay:9000/1\"}\n{\"type\":\"session\"}\n{\"sid\":\"x\"}";
 	char *packed, *decoded;
 	size_t packed_len, decoded_len;
-	struct queue_item it;
+	struct entry it;
 	struct request rq;
 
 	(void)state;
@@ -139,7 +139,7 @@ static void test_envelope_gzip_dsn_rewritten(void **state)
 	it = item("envelope/", "", "Content-Encoding: gzip\n", AUTH_ENVELOPE, false, "");
 	it.body = packed;
 	it.body_len = packed_len;
-	assert_int_equal(request_build(&rq, &upstream, &project, &it), 0);
+	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
 	assert_string_equal(header(&rq, "Content-Encoding"), "gzip");
 	assert_int_equal(codec_decode(CODEC_GZIP, rq.body, rq.body_len, 1 << 20, 0, &decoded, &decoded_len), 0);
 	assert_non_null(strstr(decoded, "http://" REAL_KEY "@127.0.0.1:9001/pfx/20"));
@@ -152,7 +152,7 @@ static void test_envelope_gzip_dsn_rewritten(void **state)
 	assert_int_equal(codec_encode(CODEC_GZIP, "{}\n{\"type\":\"session\"}\n{}", 24, &packed, &packed_len), 0);
 	it.body = packed;
 	it.body_len = packed_len;
-	assert_int_equal(request_build(&rq, &upstream, &project, &it), 0);
+	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
 	assert_ptr_equal(rq.body, packed);
 	request_release(&rq);
 	free(packed);

@@ -1,0 +1,91 @@
+/* entry.h - the one owner of the queue's formats: an entry's fields in Redis, the dead-letter
+ * fields, and every Redis key name sentryq uses (pure: no sockets; reads hiredis reply structs). */
+#ifndef SENTRYQ_ENTRY_H
+#define SENTRYQ_ENTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "category.h"
+
+#define ENTRY_GROUP "sentryq"        /* the consumer group on every stream */
+#define ENTRY_ID_MAX 48              /* a stream id "1700000000000-12345" fits */
+#define ENTRY_KEY_MAX 512            /* prefix (128) + "q:" + upstream (64) + ":" + project (64) fits */
+#define ENTRY_FIELDS_MAX 16
+
+/* Everything needed to forward one request later: one XADD, binary-safe. */
+struct entry {
+	const char *method;       /* "POST" | "GET" */
+	const char *endpoint;     /* path after /api/<id>/ ("store/"); a path key is stored as "{key}" */
+	const char *query;        /* raw query string, "" when none */
+	const char *headers;      /* kept headers, "Name: value\n" lines */
+	const char *client_ip;    /* X-Forwarded-For value to send upstream */
+	const char *sdk_key;      /* public key the SDK sent (to rewrite trace.public_key) */
+	const char *event_id;     /* 32 hex */
+	int carrier;              /* enum auth_carrier */
+	bool has_secret;          /* the SDK sent a secret */
+	category_mask categories; /* classified once at ingest; CATEGORY_ALL for entries written before */
+	const char *body;
+	size_t body_len;
+	long long received_ms;    /* ms since the epoch; 0 = now (filled in by entry_fields) */
+	long long first_ms;       /* a replayed dead letter's first received time; 0 = none */
+};
+
+/* The field list of one entry (names, values, lengths), pointing into the entry and into the
+ * small buffers here: valid as long as both are. */
+struct entry_fields {
+	const char *name[ENTRY_FIELDS_MAX];
+	const char *val[ENTRY_FIELDS_MAX];
+	size_t len[ENTRY_FIELDS_MAX];
+	size_t n;
+	char carrier[12], received[24], first[24], cats[CATEGORY_LIST_MAX];
+};
+
+/* Why and how an entry was given up, written with the dead letter. */
+struct entry_dead {
+	const char *upstream;
+	const char *project;
+	const char *stream;
+	const char *id;           /* the entry's id in its stream */
+	const char *reason;       /* "permanent" | "max_age" | "max_attempts" */
+	int status;               /* last HTTP status, 0 for a network error or none */
+	long long attempts;
+	long long last_attempt_ms;
+	long long dead_at_ms;
+};
+
+struct entry_dead_fields {
+	const char *name[ENTRY_FIELDS_MAX];
+	const char *val[ENTRY_FIELDS_MAX];
+	size_t n;
+	char status[16], attempts[24], last[24], dead_at[24];
+};
+
+/* Result of reading an entry back. */
+enum entry_result {
+	ENTRY_OK = 0,
+	ENTRY_DAMAGED,            /* not what sentryq writes: no method, endpoint or body field */
+};
+
+/* The entry as fields, in the order they are written. now_ms fills a zero received_ms. */
+void entry_fields(const struct entry *e, long long now_ms, struct entry_fields *f);
+/* Back from a field list; strings point into the list (binary-safe body, NUL-terminated others). */
+enum entry_result entry_from_fields(struct entry *e, const char *const *names, const size_t *nlens,
+				    const char *const *vals, const size_t *vlens, size_t n);
+/* Back from a stream entry's [k, v, k, v, ...] reply; strings point into the reply. */
+enum entry_result entry_from_reply(struct entry *e, const redisReply *kv);
+/* The value of field `name` in a [k, v, ...] reply, NULL when absent or not a string. */
+const redisReply *entry_reply_field(const redisReply *kv, const char *name);
+/* True for the fields entry_fields writes (what a dead-letter replay copies back). */
+bool entry_is_field(const char *name, size_t len);
+
+void entry_dead_fields(const struct entry_dead *d, struct entry_dead_fields *f);
+
+/* Key names. Each returns 0, or -1 when the name does not fit in len. */
+int entry_stream_key(const char *prefix, const char *upstream, const char *project, char *buf, size_t len);
+int entry_bytes_key(const char *prefix, char *buf, size_t len);   /* body bytes queued, a counter */
+int entry_dead_key(const char *prefix, char *buf, size_t len);    /* the dead-letter stream */
+
+#endif

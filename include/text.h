@@ -1,0 +1,19 @@
+/* text.h - the small decoders several parsers share: hex digits and base64 (pure). */
+#ifndef SENTRYQ_TEXT_H
+#define SENTRYQ_TEXT_H
+
+#include <stddef.h>
+
+/* 0..15 for a hex digit (either case), -1 otherwise. */
+int text_hexval(int c);
+
+enum text_result {
+	TEXT_OK = 0,
+	TEXT_MALFORMED,
+	TEXT_TOO_LONG,       /* the output does not fit in cap bytes */
+};
+
+/* Base64, standard or URL alphabet, padding and trailing white space optional. */
+enum text_result text_b64_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *outlen);
+
+#endif
