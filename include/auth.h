@@ -40,12 +40,6 @@ struct auth_info {
 int auth_from_request(const char *x_sentry_auth, const char *authorization, const char *query,
 		      bool none_ok, struct auth_info *out, int *status, const char **why);
 
-/* Parse one "Sentry k=v, k=v" value (prefix included). 0 or -1 with *why. */
-int auth_parse_sentry_header(const char *value, struct auth_info *out, const char **why);
-/* Parse sentry_key / sentry_secret / sentry_version from a raw (percent-encoded) query. */
-int auth_parse_query(const char *query, struct auth_info *out, const char **why);
-/* Parse "Basic base64(key:secret)". */
-int auth_parse_basic(const char *value, struct auth_info *out, const char **why);
 
 /*
  * Rewrites; each returns a malloc'd string or NULL on allocation failure.
@@ -57,7 +51,5 @@ char *auth_rewrite_header(const char *value, const char *new_key, const char *ne
 char *auth_rewrite_query(const char *query, const char *new_key, const char *new_secret);
 char *auth_rewrite_basic(const char *new_key, const char *new_secret);
 
-/* Percent-decode src[0..len) into dst (NUL-terminated, truncated to dstlen). */
-void auth_url_decode(const char *src, size_t len, char *dst, size_t dstlen);
 
 #endif

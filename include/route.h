@@ -32,8 +32,4 @@ void route_free(struct route *rt);
 int route_lookup(const struct route *rt, const char *key, const char *secret, long path_id,
 		 struct route_target *out, char *detail, size_t detail_len);
 
-/* Exact lookup by names (forwarder: an entry's stream names its route). */
-int route_find(const struct route *rt, const char *upstream, const char *project,
-	       struct route_target *out);
-
 #endif

@@ -26,7 +26,6 @@ struct stats;
 struct stats *stats_new(void);
 void stats_free(struct stats *st);
 void stats_add(struct stats *st, enum stats_counter c, unsigned long long n);
-unsigned long long stats_get(const struct stats *st, enum stats_counter c);
 /* {"received": n, ...}: a new reference. */
 json_t *stats_counters_json(const struct stats *st);
 

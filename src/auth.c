@@ -87,11 +87,6 @@ static ssize_t url_decode(const char *src, size_t len, char *dst, size_t dstlen)
 	return (ssize_t)o;
 }
 
-void auth_url_decode(const char *src, size_t len, char *dst, size_t dstlen)
-{
-	(void)url_decode(src, len, dst, dstlen);
-}
-
 /* Next non-empty item at or after *pos in s[0..len), split on sep; 0 at the end. */
 static int next_item(const char *s, size_t len, size_t *pos, char sep, int trim, struct item *it)
 {
@@ -339,21 +334,6 @@ static int parse_basic(const char *value, struct auth_info *out, const char **wh
 		ra.n[F_SECRET] = n - ra.n[F_KEY] - 1;
 	}
 	return finish(&ra, out, why);
-}
-
-int auth_parse_sentry_header(const char *value, struct auth_info *out, const char **why)
-{
-	return parse_header(value, out, why) == 0 ? 0 : -1;
-}
-
-int auth_parse_query(const char *query, struct auth_info *out, const char **why)
-{
-	return parse_query(query, out, why) == 0 ? 0 : -1;
-}
-
-int auth_parse_basic(const char *value, struct auth_info *out, const char **why)
-{
-	return parse_basic(value, out, why) == 0 ? 0 : -1;
 }
 
 int auth_from_request(const char *x_sentry_auth, const char *authorization, const char *query,

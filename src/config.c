@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
+
 #define CONFIG_FILE_MAX (16u << 20) /* a relay config is a few KiB; refuse anything absurd */
 #define UPSTREAMS_MAX 256
 #define PROJECTS_MAX 4096           /* per upstream */
@@ -256,11 +258,8 @@ static int check_path(void *obj, const char *val, char *why, size_t whylen)
 
 static int check_level(void *obj, const char *val, char *why, size_t whylen)
 {
-	static const char *const levels[] = { "debug", "info", "warn", "error" };
-
-	for (size_t i = 0; i < NELEM(levels); i++)
-		if (strcasecmp(val, levels[i]) == 0)
-			return 0;
+	if (log_level_of(val, NULL) == 0)
+		return 0;
 	snprintf(why, whylen, "must be one of debug, info, warn, error");
 	return -1;
 }

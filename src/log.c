@@ -12,15 +12,21 @@ enum log_level log_threshold = LOG_INFO;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
-int log_set_level(const char *name)
+int log_level_of(const char *name, enum log_level *lvl)
 {
 	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
 		if (strcasecmp(name, level_names[i]) == 0) {
-			log_threshold = (enum log_level)i;
+			if (lvl != NULL)
+				*lvl = (enum log_level)i;
 			return 0;
 		}
 	}
 	return -1;
+}
+
+int log_set_level(const char *name)
+{
+	return log_level_of(name, &log_threshold);
 }
 
 void log_write(enum log_level lvl, const char *fmt, ...)

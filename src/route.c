@@ -279,15 +279,3 @@ int route_lookup(const struct route *rt, const char *key, const char *secret, lo
 	set_detail(detail, detail_len, "%s", "");
 	return 0;
 }
-
-int route_find(const struct route *rt, const char *upstream, const char *project,
-	       struct route_target *out)
-{
-	const struct config_upstream *up = find_up(rt, upstream);
-	const struct config_project *pj = up != NULL ? find_name(rt, up, project) : NULL;
-
-	if (pj == NULL)
-		return -1;
-	*out = (struct route_target){ .upstream = up, .project = pj, .rule = 0 };
-	return 0;
-}

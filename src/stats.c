@@ -27,11 +27,6 @@ void stats_add(struct stats *st, enum stats_counter c, unsigned long long n)
 	st->v[c] += n;
 }
 
-unsigned long long stats_get(const struct stats *st, enum stats_counter c)
-{
-	return st->v[c];
-}
-
 json_t *stats_counters_json(const struct stats *st)
 {
 	json_t *o = json_object();

@@ -232,8 +232,7 @@ static struct evhttp_connection *slot_conn(struct upstream *u, int i)
 	s->connected = false;
 	bufferevent_priority_set(evhttp_connection_get_bufferevent(s->conn), RELAY_PRIORITY_FORWARD);
 	evhttp_connection_set_closecb(s->conn, conn_closed, s);
-	tv.tv_sec = (long)u->cfg->timeout;
-	tv.tv_usec = (long)((u->cfg->timeout - (double)tv.tv_sec) * 1e6);
+	tv = clock_timeval(u->cfg->timeout);
 	evhttp_connection_set_timeout_tv(s->conn, &tv);
 	/* Retries are the queue's job, with backoff; evhttp must not resend on its own. */
 	evhttp_connection_set_retries(s->conn, 0);
@@ -343,7 +342,7 @@ static int free_slot(const struct upstream *u)
 static void arm_connect_timer(struct upstream *u, struct call *c)
 {
 	double t = u->cfg->connect_timeout;
-	struct timeval tv = { (long)t, (long)((t - (double)(long)t) * 1e6) };
+	struct timeval tv = clock_timeval(t);
 
 	if (u->slots[c->slot].connected || t >= u->cfg->timeout)
 		return;
@@ -359,10 +358,12 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 	struct evkeyvalq *out;
 	struct call *c;
 	int i = free_slot(u);
+	char length[24];
 
 	u->reserved--;
 	c = malloc(sizeof(*c));
-	if (c == NULL || i < 0 || (conn = slot_conn(u, i)) == NULL)
+	/* A GET carries no body: one it held would be framed as the next request on the connection. */
+	if (c == NULL || i < 0 || (rq->get && rq->body_len > 0) || (conn = slot_conn(u, i)) == NULL)
 		goto fail;
 	c->u = u;
 	c->slot = i;
@@ -375,7 +376,12 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 	evhttp_add_header(out, "Host", u->host_header);
 	for (size_t k = 0; k < rq->nh; k++)
 		evhttp_add_header(out, rq->h[k].name, rq->h[k].value);
-	evbuffer_add(evhttp_request_get_output_buffer(req), rq->body, rq->body_len);
+	/* Framed explicitly, whatever the method: the upstream reads exactly this body and no more. */
+	if (!rq->get) {
+		snprintf(length, sizeof(length), "%zu", rq->body_len);
+		evhttp_add_header(out, "Content-Length", length);
+		evbuffer_add(evhttp_request_get_output_buffer(req), rq->body, rq->body_len);
+	}
 	u->slots[i].busy = true;
 	u->slots[i].call = c;
 	c->gen = ++u->slots[i].gen;

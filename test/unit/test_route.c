@@ -153,17 +153,19 @@ static void test_default_route(void **state)
 	route_free(rt);
 }
 
+/* Rule 1 finds a route by its names: upstream (the DSN key) and project (the DSN secret). */
 static void test_find(void **state)
 {
 	struct route_target t;
+	char detail[256];
 
-	assert_int_equal(route_find(*state, "wow", "dup_be", &t), 0);
+	assert_int_equal(route_lookup(*state, "wow", "dup_be", -1, &t, detail, sizeof(detail)), 0);
 	assert_ptr_equal(t.project, &wow_projects[2]);
 	assert_ptr_equal(t.upstream, &upstreams[0]);
-	assert_int_equal(route_find(*state, "other", "alias", &t), 0);
+	assert_int_equal(route_lookup(*state, "other", "alias", -1, &t, detail, sizeof(detail)), 0);
 	assert_int_equal(t.project->id, 8);
-	assert_int_equal(route_find(*state, "wow", "main", &t), -1);
-	assert_int_equal(route_find(*state, "nope", "main", &t), -1);
+	assert_int_equal(route_lookup(*state, "wow", "main", -1, &t, detail, sizeof(detail)), -1);
+	assert_int_equal(route_lookup(*state, "nope", "main", -1, &t, detail, sizeof(detail)), -1);
 }
 
 /* Many upstreams and projects: every one is found, so collisions and growth are handled. */
