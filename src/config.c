@@ -150,9 +150,24 @@ static const struct scope top_scope = { top_keys, NELEM(top_keys), "upstreams" }
 static const struct scope upstream_scope = { upstream_keys, NELEM(upstream_keys), "projects" };
 static const struct scope project_scope = { project_keys, NELEM(project_keys), NULL };
 
-/* "seen" is a 64-bit mask per scope. */
-_Static_assert(NELEM(top_keys) <= 64 && NELEM(upstream_keys) <= 64 && NELEM(project_keys) <= 64,
-	       "key table too large for the seen mask");
+/* Which keys of a scope a group named: a small bitset, one bit per key of the table. */
+#define SEEN_MAX 256
+struct seen {
+	uint64_t w[SEEN_MAX / 64];
+};
+
+static void seen_set(struct seen *s, size_t i)
+{
+	s->w[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static bool seen_has(const struct seen *s, size_t i)
+{
+	return (s->w[i / 64] >> (i % 64)) & 1;
+}
+
+_Static_assert(NELEM(top_keys) <= SEEN_MAX && NELEM(upstream_keys) <= SEEN_MAX && NELEM(project_keys) <= SEEN_MAX,
+	       "key table too large for the seen set");
 
 /* A config file's text, kept to re-read integer literals (see literal_wrapped). */
 struct source {
@@ -630,7 +645,7 @@ static bool is_group_name(const struct scope *sc, const char *g)
 }
 
 static int set_key(struct loader *ld, const config_setting_t *s, const struct scope *sc,
-		   const char *fullname, void *obj, const char *prefix, uint64_t *seen)
+		   const char *fullname, void *obj, const char *prefix, struct seen *seen)
 {
 	char disp[KEY_DISP_MAX];
 	int i = find_key(sc, fullname);
@@ -638,13 +653,13 @@ static int set_key(struct loader *ld, const config_setting_t *s, const struct sc
 	key_display(disp, sizeof(disp), prefix, fullname);
 	if (i < 0)
 		return fail(ld, s, disp, "unknown key");
-	*seen |= (uint64_t)1 << i;
+	seen_set(seen, (size_t)i);
 	return store_value(ld, s, &sc->keys[i], obj, disp);
 }
 
 /* Required keys of group `g` ("" = the scope itself) that never appeared, reported at `where`. */
 static int check_required(struct loader *ld, const config_setting_t *where, const struct scope *sc,
-			  const char *g, const char *prefix, uint64_t seen)
+			  const char *g, const char *prefix, const struct seen *seen)
 {
 	size_t gl = strlen(g);
 	char disp[KEY_DISP_MAX];
@@ -652,7 +667,7 @@ static int check_required(struct loader *ld, const config_setting_t *where, cons
 	for (size_t i = 0; i < sc->nkeys; i++) {
 		const char *name = sc->keys[i].name;
 
-		if (!(sc->keys[i].flags & KEY_REQUIRED) || (seen & ((uint64_t)1 << i)))
+		if (!(sc->keys[i].flags & KEY_REQUIRED) || seen_has(seen, i))
 			continue;
 		if (gl ? (strncmp(name, g, gl) != 0 || name[gl] != '.') : strchr(name, '.') != NULL)
 			continue;
@@ -663,7 +678,7 @@ static int check_required(struct loader *ld, const config_setting_t *where, cons
 }
 
 static int walk_group(struct loader *ld, const config_setting_t *g, const struct scope *sc,
-		      void *obj, const char *prefix, uint64_t *seen)
+		      void *obj, const char *prefix, struct seen *seen)
 {
 	const char *gname = config_setting_name(g);
 	char full[KEY_DISP_MAX];
@@ -676,14 +691,14 @@ static int walk_group(struct loader *ld, const config_setting_t *g, const struct
 		if (set_key(ld, s, sc, full, obj, prefix, seen) < 0)
 			return -1;
 	}
-	return check_required(ld, g, sc, gname, prefix, *seen);
+	return check_required(ld, g, sc, gname, prefix, seen);
 }
 
 /* Walk one group's members once; the scope's list member is handed back, not loaded. */
 static int walk_scope(struct loader *ld, const config_setting_t *group, const struct scope *sc,
 		      void *obj, const char *prefix, config_setting_t **list)
 {
-	uint64_t seen = 0;
+	struct seen seen = { { 0 } };
 	char disp[KEY_DISP_MAX];
 	int n = config_setting_length(group);
 
@@ -706,7 +721,7 @@ static int walk_scope(struct loader *ld, const config_setting_t *group, const st
 		if (walk_group(ld, s, sc, obj, prefix, &seen) < 0)
 			return -1;
 	}
-	return check_required(ld, group, sc, "", prefix, seen);
+	return check_required(ld, group, sc, "", prefix, &seen);
 }
 
 /* ---- lists ------------------------------------------------------------------------------------- */
