@@ -36,7 +36,11 @@ struct config {
 	/* listen */
 	char *listen_address;       /* "127.0.0.1" */
 	int listen_port;            /* 9000 */
-	size_t max_body_size;       /* 20 MiB: bodies above get 413 */
+	size_t max_body_size;       /* 200 MiB: bodies above get 413 (the largest limits.* value) */
+	size_t max_body_memory;     /* 256 MiB: request bodies held across connections; 503 above */
+	int listen_max_connections; /* 0: derived from the fd limit */
+	double head_timeout;        /* seconds a request head may take, 5 */
+	double min_body_rate;       /* bytes/s a body must average, 1024; 0 off */
 	char *tunnel_path;          /* "/tunnel": JavaScript SDK tunnel endpoint, "" disables */
 	double client_timeout;      /* seconds an SDK connection may idle, 30 */
 

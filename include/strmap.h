@@ -20,6 +20,8 @@ void strmap_free(struct strmap *m);
 enum strmap_result strmap_put(struct strmap *m, const char *key, void *value);
 /* The value, or NULL when absent. */
 void *strmap_get(const struct strmap *m, const char *key);
+/* Remove the key; its value (returned, NULL when absent) is the caller's. */
+void *strmap_del(struct strmap *m, const char *key);
 size_t strmap_count(const struct strmap *m);
 /* FNV-1a of n bytes, continuing from h (start with STRMAP_FNV_SEED). */
 #define STRMAP_FNV_SEED 2166136261u

@@ -63,7 +63,12 @@ static int check_token(void *obj, const char *val, char *why, size_t whylen);
 static const struct key_def top_keys[] = {
 	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
 	{ K_INT("listen.port", CFG, listen_port), .def = 9000, .min = 1, .max = 65535 },
-	{ K_SIZE("listen.max_body_size", CFG, max_body_size), .def = 20971520, .min = 1, .max = 1 << 30 },
+	{ K_SIZE("listen.max_body_size", CFG, max_body_size), .def = 209715200, .min = 1, .max = 1073741824 },
+	{ K_SIZE("listen.max_body_memory", CFG, max_body_memory), .def = 268435456, .min = 1048576,
+	  .max = 1099511627776.0 },
+	{ K_INT("listen.max_connections", CFG, listen_max_connections), .def = 0, .min = 0, .max = 1000000 },
+	{ K_DBL("listen.head_timeout", CFG, head_timeout), .def = 5, .min = 0.001, .max = 3600 },
+	{ K_DBL("listen.min_body_rate", CFG, min_body_rate), .def = 1024, .min = 0, .max = 1e12 },
 	{ K_STR("listen.tunnel_path", CFG, tunnel_path), .def_str = "/tunnel", .min = 0, .max = 255,
 	  .check = check_path },
 	{ K_DBL("listen.client_timeout", CFG, client_timeout), .def = 30, .min = 0.001, .max = 3600 },

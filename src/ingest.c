@@ -575,10 +575,6 @@ static int check_body(struct ingest *in, struct ingest_req *ir)
 		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
 		return -1;
 	}
-	if (ir->body_len > 0 && ir->method == EVHTTP_REQ_GET) {
-		reply_error(in, ir->req, 400, "a GET request has no body", 0);
-		return -1;
-	}
 	if (ir->body_len == 0 && ir->m.ep->body == EP_BODY_REQUIRED) {
 		reply_error(in, ir->req, 400, "empty request body", 0);
 		return -1;
@@ -624,20 +620,6 @@ static void handle_ingest(struct ingest *in, struct ingest_req *ir)
 		enqueue(in, ir, &t);
 out:
 	free(ir->decoded);
-}
-
-/* Two Content-Length headers, or one beside Transfer-Encoding: the request's framing is
- * ambiguous, and whatever follows it on the connection could be a smuggled request. */
-static bool framing_ambiguous(struct evhttp_request *req)
-{
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	int cl = 0, te = 0;
-
-	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
-		cl += strcasecmp(kv->key, "Content-Length") == 0;
-		te += strcasecmp(kv->key, "Transfer-Encoding") == 0;
-	}
-	return cl > 1 || (cl > 0 && te > 0) || te > 1;
 }
 
 static unsigned ep_method(enum evhttp_cmd_type m)
@@ -691,11 +673,6 @@ bool ingest_handle(void *arg, struct evhttp_request *req, const char *path)
 	ir.method = evhttp_request_get_command(req);
 	ir.query = uri != NULL && evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "";
 	stats_add(in->r->stats, STATS_RECEIVED, 1);
-	if (framing_ambiguous(req)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		reply_error(in, req, 400, "ambiguous request framing (Content-Length)", 0);
-		return true;
-	}
 	if (find_endpoint(in, &ir, path) != 0)
 		return true;
 	if (ir.method == EVHTTP_REQ_OPTIONS) {

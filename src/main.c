@@ -1,5 +1,6 @@
 /* main.c - command line, start-up order, signals as loop events, graceful shutdown. */
 #include <getopt.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,15 +143,44 @@ static void on_queue_arrival(void *arg, const char *stream)
 		forward_arrived(r->forward, stream);
 }
 
+/* Client connections the fd limit allows: the soft limit is raised to the hard one first, then
+ * room is kept for Redis, every upstream connection, and a margin for files and DNS. */
+static int connection_cap(const struct config *cfg)
+{
+	struct rlimit rl;
+	long room = 1024, upstream = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		room = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000 ? 1000000 : (long)rl.rlim_cur;
+	}
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		upstream += cfg->upstreams[i].max_connections;
+	room -= 64 + upstream;
+	if (room < 16)
+		room = 16;
+	if (cfg->listen_max_connections > 0 && cfg->listen_max_connections <= room)
+		return cfg->listen_max_connections;
+	if (cfg->listen_max_connections > room)
+		log_warn("listen.max_connections %d is above what the fd limit leaves (%ld): using %ld",
+			 cfg->listen_max_connections, room, room);
+	return (int)room;
+}
+
 /* One listener: the admin endpoints first, then ingest, which answers everything else. */
 static int start_http(struct relay *r)
 {
 	const struct config *cfg = r->cfg;
-	/* evhttp's own limit answers with an HTML page and closes; keep it well above ours so that
-	 * bodies just over listen.max_body_size get the JSON 413 from ingest. */
-	size_t hard_cap = cfg->max_body_size + (cfg->max_body_size > (1u << 20) ? cfg->max_body_size : (1u << 20));
-	struct httpd_params hp = { cfg->listen_address, cfg->listen_port, hard_cap, 64 * 1024, cfg->client_timeout,
-				   "ingest" };
+	struct httpd_params hp = {
+		.address = cfg->listen_address, .port = cfg->listen_port, .max_body = cfg->max_body_size,
+		.max_head = 64 * 1024, .client_timeout = cfg->client_timeout, .head_timeout = cfg->head_timeout,
+		.min_body_rate = cfg->min_body_rate, .max_connections = connection_cap(cfg),
+		.body_memory = cfg->max_body_memory, .small_body = cfg->limit_event, .name = "ingest",
+	};
 
 	if ((r->admin = admin_new(r)) == NULL || (r->ingest = ingest_new(r)) == NULL ||
 	    (r->httpd = httpd_new(r->base, &hp)) == NULL)

@@ -105,6 +105,34 @@ void *strmap_get(const struct strmap *m, const char *key)
 	return s->key != NULL ? s->value : NULL;
 }
 
+/* Linear probing without tombstones: after a removal, later members of the same run move back
+ * into the hole, so every look-up still finds its key before the first free slot. */
+void *strmap_del(struct strmap *m, const char *key)
+{
+	struct slot *s = find(m, key, strmap_fnv(STRMAP_FNV_SEED, key, strlen(key)));
+	size_t hole, i;
+	void *value;
+
+	if (s->key == NULL)
+		return NULL;
+	value = s->value;
+	free(s->key);
+	s->key = NULL;
+	m->count--;
+	hole = (size_t)(s - m->slots);
+	for (i = (hole + 1) & m->mask; m->slots[i].key != NULL; i = (i + 1) & m->mask) {
+		size_t home = m->slots[i].hash & m->mask;
+
+		/* Stays when its home lies cyclically in (hole, i]; else it moves into the hole. */
+		if (hole <= i ? (home > hole && home <= i) : (home > hole || home <= i))
+			continue;
+		m->slots[hole] = m->slots[i];
+		m->slots[i].key = NULL;
+		hole = i;
+	}
+	return value;
+}
+
 size_t strmap_count(const struct strmap *m)
 {
 	return m->count;

@@ -220,7 +220,11 @@ static void test_defaults(void **state)
 
 	assert_string_equal(cfg->listen_address, "127.0.0.1");
 	assert_int_equal(cfg->listen_port, 9000);
-	assert_int_equal(cfg->max_body_size, 20971520);
+	assert_int_equal(cfg->max_body_size, 209715200);
+	assert_int_equal(cfg->max_body_memory, 268435456);
+	assert_int_equal(cfg->listen_max_connections, 0);
+	assert_true(cfg->head_timeout == 5.0);
+	assert_true(cfg->min_body_rate == 1024.0);
 	assert_string_equal(cfg->tunnel_path, "/tunnel");
 	assert_true(cfg->client_timeout == 30.0);
 	assert_string_equal(cfg->redis_host, "127.0.0.1");
