@@ -6,12 +6,14 @@ Config: upstream "wow" (no path prefix) holds vod_be (rule 1: key wow + secret v
 mock) holds the project whose real key is the key-only DSN key (rule 3), real id 77.
 """
 
+import base64
 import concurrent.futures
 import gzip
 import hashlib
 import json
 import os
 import sys
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from sqtest.fixtures import (  # noqa: E402
@@ -141,22 +143,33 @@ def is_uuid4_hex(s):
     return bool(HEX32.match(s)) and s[12] == "4" and s[16] in "89ab"
 
 
+def store_json(body, content_encoding):
+    """The JSON text of a store body: plain, Content-Encoded, or raven's (base64 of zlib-compressed
+    JSON, application/octet-stream, with no Content-Encoding or with deflate)."""
+    try:
+        body = decode_body(body, content_encoding)
+    except (zlib.error, ValueError):
+        pass  # raven's base64 text labelled deflate: decoded below
+    if body[:1] != b"{":
+        body = zlib.decompress(base64.b64decode(body, validate=True))
+    return body
+
+
 def own_event_id(fx):
-    """(event id or None, whether the spec makes it binding: plain, not compressed)."""
+    """The event id the fixture's body carries, or None. Binding whatever the encoding: ingest
+    reads the id from the decoded body (gzip, deflate, br, zstd) and from a raven body."""
     ce = fx_header(fx, "Content-Encoding")
-    body = decode_body(fx["body"], ce)
     eid = None
     try:
         if fx["path"].endswith("/store/"):
-            if body[:1] == b"{":
-                eid = json.loads(body).get("event_id")
+            eid = json.loads(store_json(fx["body"], ce)).get("event_id")
         else:
-            eid = json.loads(split_envelope(body)[0]).get("event_id")
-    except ValueError:
+            eid = json.loads(split_envelope(decode_body(fx["body"], ce))[0]).get("event_id")
+    except (ValueError, zlib.error):
         pass
     if eid:
         eid = eid.replace("-", "").lower()
-    return eid, not ce
+    return eid
 
 
 # ------------------------------------------------------------ per-fixture comparison
@@ -315,13 +328,11 @@ def test_replay_all_fixtures():
         except ValueError:
             problems.append("%s: answer is not JSON: %r" % (fx["name"], r.body[:200]))
             continue
-        eid, binding = own_event_id(fx)
+        eid = own_event_id(fx)
         if not HEX32.match(rid or ""):
             problems.append("%s: answer id %r is not 32 lowercase hex" % (fx["name"], rid))
-        elif eid and binding and rid != eid:
+        elif eid and rid != eid:
             problems.append("%s: answered id %s, the event's own id is %s" % (fx["name"], rid, eid))
-        elif eid and not binding and rid != eid:
-            notes.append("%s: compressed body answered with a fresh id, not its event_id" % fx["name"])
         elif not eid and not is_uuid4_hex(rid):
             problems.append("%s: no event id in body; answer %s is not a fresh uuid4" % (fx["name"], rid))
     accepted = sum(1 for r in answers if r.status == 200)
@@ -380,7 +391,7 @@ def tunnel_rewrite_case(dsn_key, dsn_id, use_gzip, prefix, rkey, rid):
         over["headers"] = {"Content-Encoding": "gzip"}
     r = replay(fx, S["port"], over)
     check(r.status == 200, "tunnel answered %r" % r)
-    check(r.json().get("id") == doc["event_id"] or use_gzip,
+    check(r.json().get("id") == doc["event_id"],
           "answer id %r, want the envelope's event_id %s" % (r.body, doc["event_id"]))
     rec = mock.wait_count(1)[0]
     check(rec["path"] == "%s/api/%d/envelope/" % (prefix, rid), "path %r" % rec["path"])
