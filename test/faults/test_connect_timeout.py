@@ -9,10 +9,11 @@ import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultlib as F  # noqa: E402
-
-H = F.H
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.ledger import Ledger, check_delivery, summary  # noqa: E402
+from sqtest.proc import TestFailure, check, wait_for  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.world import Project, World  # noqa: E402
 
 
 def blackhole():
@@ -33,7 +34,7 @@ def blackhole():
     probe.settimeout(0.5)
     try:
         probe.connect(s.getsockname())
-        raise H.TestFailure("the blackhole accepted a connection; the kernel does not drop SYNs here")
+        raise TestFailure("the blackhole accepted a connection; the kernel does not drop SYNs here")
     except (TimeoutError, socket.timeout):
         pass
     finally:
@@ -42,29 +43,29 @@ def blackhole():
 
 
 def test_connect_timeout_bounds_each_attempt():
-    w = F.World()
+    w = World()
     hole, fill = blackhole()
     try:
-        prj = F.Project("up", "slowconn", 91)
+        prj = Project("up", "slowconn", 91)
         port = hole.getsockname()[1]
         w.start([("up", "http://127.0.0.1:%d" % port, [prj])], fwd_timeout=5.0, connect_timeout=0.5,
-                retry_initial=0.2, retry_max=0.4, down_after=1000)
-        led = F.Ledger()
+                retry_initial=0.2, retry_max=0.4)
+        led = Ledger()
         eid, r = led.send(w.port, prj, "conn", 0)
-        H.check(r is not None and r.status == 200, "answered %r" % r)
+        check(r is not None and r.status == 200, "answered %r" % r)
         t0 = time.time()
-        H.wait_for(lambda: w.counters().get("upstream_failed", 0) >= 3, 4.5,
-                   "3 failed attempts within 4.5 s (each bounded by connect_timeout 0.5 s, not timeout 5 s)",
-                   interval=0.1)
+        wait_for(lambda: w.counters().get("upstream_failed", 0) >= 3, 4.5,
+                 "3 failed attempts within 4.5 s (each bounded by connect_timeout 0.5 s, not timeout 5 s)",
+                 interval=0.1)
         took = time.time() - t0
         for c in fill:
             c.close()
         hole.close()
         mock = w.mock("up", port=port)
         d = w.wait_delivered(led, led.acked, 15)
-        F.summary("connect-timeout", led, d, w.counters(), "three_failures_in=%.1fs" % took)
-        F.check_delivery(led, d, allow_unacked=False)
-        H.check(len(mock.requests()) >= 1, "nothing reached the upstream once it listened")
+        summary("connect-timeout", led, d, w.counters(), "three_failures_in=%.1fs" % took)
+        check_delivery(led, d, allow_unacked=False)
+        check(len(mock.requests()) >= 1, "nothing reached the upstream once it listened")
     finally:
         for c in fill:
             c.close()
@@ -73,4 +74,4 @@ def test_connect_timeout_bounds_each_attempt():
 
 
 if __name__ == "__main__":
-    F.run(globals())
+    main(globals())

@@ -8,52 +8,53 @@ reported as unacked_delivered, allowed). Duplicates are at-least-once redeliveri
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultlib as F  # noqa: E402
-
-H = F.H
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.ledger import Ledger, Loader, check_delivery, summary  # noqa: E402
+from sqtest.proc import check, wait_for  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.world import Project, World  # noqa: E402
 TOTAL = 3000
 KILL_AT = 1000
 
 
 def test_kill9_under_load():
-    w = F.World()
+    w = World()
     try:
         mock = w.mock("up")
-        p1, p2 = F.Project("up", "one", 71), F.Project("up", "two", 72)
+        p1, p2 = Project("up", "one", 71), Project("up", "two", 72)
         # The in-memory buffer is on: an SDK must still be answered only after Redis has the entry.
         w.start([("up", mock.url, [p1, p2])], buffer_bytes=67108864)
-        led = F.Ledger()
+        led = Ledger()
         eids = [led.make(p1 if i % 2 else p2, "c6", i) for i in range(TOTAL)]
-        load = F.Loader(led, w.port, eids, workers=8).start()
-        H.wait_for(lambda: load.acked() >= KILL_AT or load.done(), 60, "%d events acknowledged" % KILL_AT,
-                   interval=0.05)
+        load = Loader(led, w.port, eids, workers=8).start()
+        wait_for(lambda: load.acked() >= KILL_AT or load.done(), 60, "%d events acknowledged" % KILL_AT,
+                 interval=0.05)
         load.stop()
         w.kill9()  # requests still in flight die with the process
         load.join(30)
         phase1 = list(load.attempted)
         acked1 = load.acked()
         errors1 = sum(1 for e in phase1 if e not in led.acked)
-        H.check(acked1 < TOTAL, "all %d events posted before the kill: nothing was under load" % TOTAL)
+        check(acked1 < TOTAL, "all %d events posted before the kill: nothing was under load" % TOTAL)
         w.restart()
         rest = eids[len(phase1):]
-        F.Loader(led, w.port, rest, workers=8).start().join(120)
-        H.check(len(led.acked) == TOTAL - errors1, "acknowledged %d in all, want %d (all but the %d "
-                "in flight at the kill): %s" % (len(led.acked), TOTAL - errors1, errors1, led.statuses()))
+        Loader(led, w.port, rest, workers=8).start().join(120)
+        check(len(led.acked) == TOTAL - errors1, "acknowledged %d in all, want %d (all but the %d "
+              "in flight at the kill): %s" % (len(led.acked), TOTAL - errors1, errors1, led.statuses()))
         d = w.wait_delivered(led, led.acked, 60)
-        F.check_delivery(led, d, allow_unacked=True)
+        check_delivery(led, d, allow_unacked=True)
         w.wait_pending_zero(20)
         c = w.counters()
-        F.summary("case6 kill9-under-load", led, d, c,
-                  "killed_after_acked=%d inflight_failed=%d unacked_delivered=%d (counters: 2nd process)" % (
+        summary("case6 kill9-under-load", led, d, c,
+                "killed_after_acked=%d inflight_failed=%d unacked_delivered=%d (counters: 2nd process)" % (
                       acked1, errors1, len(d.unacked_delivered)))
         w.check_gauges()
-        H.check(len(d.ok) - len(d.unacked_delivered) == len(led.acked),
-                "unique acknowledged ids delivered %d != acknowledged %d" % (
+        check(len(d.ok) - len(d.unacked_delivered) == len(led.acked),
+              "unique acknowledged ids delivered %d != acknowledged %d" % (
                     len(d.ok) - len(d.unacked_delivered), len(led.acked)))
     finally:
         w.close()
 
 
 if __name__ == "__main__":
-    F.run(globals())
+    main(globals())

@@ -8,35 +8,36 @@ forward.claim_idle (2 s) and delivers them; nothing acknowledged by either proce
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultlib as F  # noqa: E402
-
-H = F.H
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.ledger import Ledger, check_delivery, summary  # noqa: E402
+from sqtest.proc import check, free_port, wait_for  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.sentryq import Sentryq, make_config  # noqa: E402
+from sqtest.world import Project, World  # noqa: E402
 
 
 def test_survivor_takes_over_the_dead_consumers_entries():
-    w = F.World()
+    w = World()
     b = None
     try:
         mock = w.mock("up")
-        prj = F.Project("up", "shared", 85)
+        prj = Project("up", "shared", 85)
         ups = [("up", mock.url, [prj])]
-        w.start(ups, forward_extra='consumer = "relay-a"; ', fwd_timeout=30.0)  # a never times out
-        port_b = H.free_port()
-        b = H.Sentryq().start(F.make_config(port_b, w.redis.port, ups, forward_extra='consumer = "relay-b"; ',
-                                            fwd_timeout=2.0), port_b)
-        led = F.Ledger()
+        w.start(ups, consumer="relay-a", fwd_timeout=30.0)  # a never times out
+        port_b = free_port()
+        b = Sentryq().start(w.config(port_b, ups, consumer="relay-b", fwd_timeout=2.0), port_b)
+        led = Ledger()
         mock.program(default={"stall": 60})  # every forward hangs: entries stay pending where read
         for i in range(20):
             led.post(w.port if i % 2 == 0 else port_b, led.make(prj, "shared", i))
-        H.check(len(led.acked) == 20, "acknowledged %d of 20: %s" % (len(led.acked), led.statuses()))
-        H.wait_for(lambda: w.status()["forward"]["in_flight"] > 0, 15, "relay-a has forwards hanging upstream")
+        check(len(led.acked) == 20, "acknowledged %d of 20: %s" % (len(led.acked), led.statuses()))
+        wait_for(lambda: w.status()["forward"]["in_flight"] > 0, 15, "relay-a has forwards hanging upstream")
         w.kill9()
         mock.program(default={"status": 200})
         d = w.wait_delivered(led, led.acked, 25)
-        F.summary("shared-redis takeover", led, d, {}, "killed=relay-a")
-        F.check_delivery(led, d, allow_unacked=False)
-        H.check("took over" in b.log_text(), "relay-b never logged taking over relay-a's entries")
+        summary("shared-redis takeover", led, d, {}, "killed=relay-a")
+        check_delivery(led, d, allow_unacked=False)
+        check("took over" in b.log_text(), "relay-b never logged taking over relay-a's entries")
     finally:
         if b is not None:
             b.stop(timeout=40)
@@ -44,4 +45,4 @@ def test_survivor_takes_over_the_dead_consumers_entries():
 
 
 if __name__ == "__main__":
-    F.run(globals())
+    main(globals())

@@ -6,68 +6,69 @@ delivered once Redis returns. Without a spool file the loss is logged with its c
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import faultlib as F  # noqa: E402
-
-H = F.H
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.ledger import Ledger, check_delivery, summary  # noqa: E402
+from sqtest.proc import check, tmpdir, wait_for  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.world import Project, World  # noqa: E402
 N = 40
 
 
 def test_buffer_survives_stop_while_redis_is_away():
-    w = F.World()
-    spool = os.path.join(H.tmpdir("sentryq-spool-"), "sentryq.spool")
+    w = World()
+    spool = os.path.join(tmpdir("sentryq-spool-"), "sentryq.spool")
     try:
         mock = w.mock("up")
-        prj = F.Project("up", "spoolapp", 82)
+        prj = Project("up", "spoolapp", 82)
         w.start([("up", mock.url, [prj])], buffer_bytes=67108864, redis_extra='spool_file = "%s"; ' % spool)
-        led = F.Ledger()
+        led = Ledger()
         w.redis.stop()
-        H.wait_for(lambda: not w.status()["redis"]["connected"], 10, "sentryq sees Redis gone")
+        wait_for(lambda: not w.status()["redis"]["connected"], 10, "sentryq sees Redis gone")
         eids = [led.make(prj, "spool", i) for i in range(N)]
         for e in eids:
             led.post(w.port, e)
-        H.check(len(led.acked) == N, "only %d of %d requests answered 200 while Redis was away (statuses %r)" %
-                (len(led.acked), N, led.statuses()))
-        H.check(w.status()["queue"]["buffered"] == N, "queue.buffered != %d: %r" % (N, w.status()["queue"]))
+        check(len(led.acked) == N, "only %d of %d requests answered 200 while Redis was away (statuses %r)" %
+              (len(led.acked), N, led.statuses()))
+        check(w.status()["queue"]["buffered"] == N, "queue.buffered != %d: %r" % (N, w.status()["queue"]))
         rc = w.sq.stop(timeout=20)
         w.killed = True  # stopped on purpose, not a crash
-        H.check(rc == 0, "sentryq exited %s on SIGTERM" % rc)
-        H.check(os.path.exists(spool), "no spool file written at %s" % spool)
-        H.check(os.stat(spool).st_mode & 0o077 == 0, "the spool file (auth headers, bodies) is readable by others: %o" %
-                (os.stat(spool).st_mode & 0o777))
-        H.check("written to" in w.sq.log_text(), "the stop did not log the spool")
+        check(rc == 0, "sentryq exited %s on SIGTERM" % rc)
+        check(os.path.exists(spool), "no spool file written at %s" % spool)
+        check(os.stat(spool).st_mode & 0o077 == 0, "the spool file (auth headers, bodies) is readable by others: %o" %
+              (os.stat(spool).st_mode & 0o777))
+        check("written to" in w.sq.log_text(), "the stop did not log the spool")
         w.redis.start()
         w.restart()
         d = w.wait_delivered(led, led.acked, 30)
-        F.summary("spool stop-while-redis-away", led, d, w.counters(), "spooled=%d" % N)
-        F.check_delivery(led, d, allow_unacked=False)
-        H.check(not os.path.exists(spool), "the spool file is still there after it was read back")
+        summary("spool stop-while-redis-away", led, d, w.counters(), "spooled=%d" % N)
+        check_delivery(led, d, allow_unacked=False)
+        check(not os.path.exists(spool), "the spool file is still there after it was read back")
         # The taken-back copy stays on disk until every entry is in Redis, then goes.
-        H.wait_for(lambda: not os.path.exists(spool + ".loaded"), 10, "%s.loaded removed after the drain" % spool)
+        wait_for(lambda: not os.path.exists(spool + ".loaded"), 10, "%s.loaded removed after the drain" % spool)
         w.wait_pending_zero(20)
     finally:
         w.close()
 
 
 def test_without_spool_file_the_loss_is_counted_in_the_log():
-    w = F.World()
+    w = World()
     try:
         mock = w.mock("up")
-        prj = F.Project("up", "lossapp", 83)
+        prj = Project("up", "lossapp", 83)
         w.start([("up", mock.url, [prj])], buffer_bytes=67108864)
-        led = F.Ledger()
+        led = Ledger()
         w.redis.stop()
-        H.wait_for(lambda: not w.status()["redis"]["connected"], 10, "sentryq sees Redis gone")
+        wait_for(lambda: not w.status()["redis"]["connected"], 10, "sentryq sees Redis gone")
         for i in range(5):
             led.post(w.port, led.make(prj, "loss", i))
-        H.check(len(led.acked) == 5, "statuses %r" % led.statuses())
+        check(len(led.acked) == 5, "statuses %r" % led.statuses())
         w.sq.stop(timeout=20)
         w.killed = True  # stopped on purpose, not a crash
-        H.check("5 buffered entries" in w.sq.log_text() and "lost" in w.sq.log_text(),
-                "the loss of 5 buffered entries was not logged")
+        check("5 buffered entries" in w.sq.log_text() and "lost" in w.sq.log_text(),
+              "the loss of 5 buffered entries was not logged")
     finally:
         w.close()
 
 
 if __name__ == "__main__":
-    F.run(globals())
+    main(globals())

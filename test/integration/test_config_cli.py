@@ -4,10 +4,15 @@ messages (file:line and key name), and that a bad config never starts a listener
 
 import os
 import re
+import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as H  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.http import get_json  # noqa: E402
+from sqtest.proc import check, free_port, port_open, spawn, tmpdir, wait_for  # noqa: E402
+from sqtest.resp import Redis  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.sentryq import BIN, run_cli  # noqa: E402
 
 KEY_VOD, SEC_VOD = "a6f431e198734105aef464f6e702351f", "563b78f7bc1941828df0e5ebd79cc17a"
 
@@ -29,7 +34,7 @@ S = {"dir": None}
 
 def conf(text, name):
     if S["dir"] is None:
-        S["dir"] = H.tmpdir("sentryq-cli-")
+        S["dir"] = tmpdir("sentryq-cli-")
     path = os.path.join(S["dir"], name)
     with open(path, "w") as f:
         f.write(text)
@@ -37,7 +42,7 @@ def conf(text, name):
 
 
 def good_text(port=None, redis_port=6379, url="http://127.0.0.1:9001"):
-    return GOOD % {"port": port or H.free_port(), "redis_port": redis_port, "url": url}
+    return GOOD % {"port": port or free_port(), "redis_port": redis_port, "url": url}
 
 
 def line_of(text, needle):
@@ -50,33 +55,33 @@ def line_of(text, needle):
 def expect_config_error(text, name, key=None, needle=None, also=()):
     """-t must exit 1 naming the file, the line of `needle` and the key."""
     path = conf(text, name)
-    p = H.run_cli(["-t", "-c", path])
+    p = run_cli(["-t", "-c", path])
     msg = p.stderr + p.stdout
-    H.check(p.returncode == 1, "-t on %s exited %r, want 1; output %r" % (name, p.returncode, msg))
-    H.check(name in msg, "message does not name the file %s: %r" % (name, msg))
+    check(p.returncode == 1, "-t on %s exited %r, want 1; output %r" % (name, p.returncode, msg))
+    check(name in msg, "message does not name the file %s: %r" % (name, msg))
     if needle:
         ln = line_of(text, needle)
-        H.check(re.search(re.escape(name) + r":%d\b" % ln, msg),
-                "message does not give %s:%d: %r" % (name, ln, msg))
+        check(re.search(re.escape(name) + r":%d\b" % ln, msg),
+              "message does not give %s:%d: %r" % (name, ln, msg))
     if key:
-        H.check(key in msg, "message does not name key %r: %r" % (key, msg))
+        check(key in msg, "message does not name key %r: %r" % (key, msg))
     for a in also:
-        H.check(a in msg, "message lacks %r: %r" % (a, msg))
-    H.check(SEC_VOD not in msg, "message echoes a secret: %r" % msg)
+        check(a in msg, "message lacks %r: %r" % (a, msg))
+    check(SEC_VOD not in msg, "message echoes a secret: %r" % msg)
     return msg
 
 
 def test_check_good_config():
     path = conf(good_text(), "good.conf")
-    p = H.run_cli(["-t", "-c", path])
-    H.check(p.returncode == 0, "-t on a good config exited %r: %r" % (p.returncode, p.stderr))
+    p = run_cli(["-t", "-c", path])
+    check(p.returncode == 0, "-t on a good config exited %r: %r" % (p.returncode, p.stderr))
 
 
 def test_check_good_config_with_path_prefix_and_no_default_route():
     text = good_text(url="http://127.0.0.1:9001/sentry").replace(
         'default_route = { upstream = "wow"; project = "vod_be"; };\n', "")
-    p = H.run_cli(["-t", "-c", conf(text, "good2.conf")])
-    H.check(p.returncode == 0, "-t exited %r: %r" % (p.returncode, p.stderr))
+    p = run_cli(["-t", "-c", conf(text, "good2.conf")])
+    check(p.returncode == 0, "-t exited %r: %r" % (p.returncode, p.stderr))
 
 
 def test_unknown_key_in_group():
@@ -115,7 +120,7 @@ def test_duplicate_upstream():
     up = ('  { name = "wow"; url = "http://127.0.0.1:9002";\n'
           '    projects = ( { name = "other"; key = "0123456789abcdef0123456789abcdef"; id = 3; } ); }\n')
     text = good_text().replace(" ); }\n);", " ); },\n" + up + ");")
-    H.check(text.count('name = "wow"') == 2, "test config not built")
+    check(text.count('name = "wow"') == 2, "test config not built")
     expect_config_error(text, "dup.conf", also=("wow",))
 
 
@@ -125,57 +130,57 @@ def test_default_route_unknown_upstream():
 
 
 def test_missing_file():
-    path = os.path.join(H.tmpdir(), "absent.conf")
-    p = H.run_cli(["-t", "-c", path])
-    H.check(p.returncode == 1, "-t on a missing file exited %r" % p.returncode)
-    H.check("absent.conf" in p.stderr + p.stdout, "message does not name the file: %r" % p.stderr)
+    path = os.path.join(tmpdir(), "absent.conf")
+    p = run_cli(["-t", "-c", path])
+    check(p.returncode == 1, "-t on a missing file exited %r" % p.returncode)
+    check("absent.conf" in p.stderr + p.stdout, "message does not name the file: %r" % p.stderr)
 
 
 def test_version():
-    p = H.run_cli(["-V"])
-    H.check(p.returncode == 0, "-V exited %r" % p.returncode)
-    H.check("sentryq" in p.stdout + p.stderr, "-V output %r lacks 'sentryq'" % (p.stdout + p.stderr))
-    H.check(re.search(r"\d+\.\d+", p.stdout + p.stderr), "-V output has no version number")
+    p = run_cli(["-V"])
+    check(p.returncode == 0, "-V exited %r" % p.returncode)
+    check("sentryq" in p.stdout + p.stderr, "-V output %r lacks 'sentryq'" % (p.stdout + p.stderr))
+    check(re.search(r"\d+\.\d+", p.stdout + p.stderr), "-V output has no version number")
 
 
 def test_help():
-    p = H.run_cli(["-h"])
-    H.check(p.returncode == 0, "-h exited %r" % p.returncode)
+    p = run_cli(["-h"])
+    check(p.returncode == 0, "-h exited %r" % p.returncode)
     out = p.stdout + p.stderr
-    H.check("-c" in out and "-t" in out, "-h output does not describe -c and -t: %r" % out)
+    check("-c" in out and "-t" in out, "-h output does not describe -c and -t: %r" % out)
 
 
 def test_sentryq_config_env():
     env = dict(os.environ)
     env["SENTRYQ_CONFIG"] = conf(good_text(), "env-good.conf")
-    p = H.run_cli(["-t"], env=env)
-    H.check(p.returncode == 0, "-t with SENTRYQ_CONFIG=good exited %r: %r" % (p.returncode, p.stderr))
+    p = run_cli(["-t"], env=env)
+    check(p.returncode == 0, "-t with SENTRYQ_CONFIG=good exited %r: %r" % (p.returncode, p.stderr))
     env["SENTRYQ_CONFIG"] = conf(good_text() + "\nbogus_env_key = 1;\n", "env-bad.conf")
-    p = H.run_cli(["-t"], env=env)
-    H.check(p.returncode == 1, "-t with SENTRYQ_CONFIG=bad exited %r" % p.returncode)
-    H.check("env-bad.conf" in p.stderr + p.stdout, "message does not name the file: %r" % p.stderr)
+    p = run_cli(["-t"], env=env)
+    check(p.returncode == 1, "-t with SENTRYQ_CONFIG=bad exited %r" % p.returncode)
+    check("env-bad.conf" in p.stderr + p.stdout, "message does not name the file: %r" % p.stderr)
     env["SENTRYQ_CONFIG"] = conf(good_text() + "\nbogus_env_key = 1;\n", "env-bad2.conf")
-    p = H.run_cli(["-t", "-c", conf(good_text(), "env-cli.conf")], env=env)
-    H.check(p.returncode == 0, "-c must win over SENTRYQ_CONFIG; exited %r: %r" % (p.returncode, p.stderr))
+    p = run_cli(["-t", "-c", conf(good_text(), "env-cli.conf")], env=env)
+    check(p.returncode == 0, "-c must win over SENTRYQ_CONFIG; exited %r: %r" % (p.returncode, p.stderr))
 
 
 def test_sentryq_config_env_runs():
     """Without -c, SENTRYQ_CONFIG names the file sentryq runs with."""
-    redis = H.Redis().start()
-    port = H.free_port()
+    redis = Redis().start()
+    port = free_port()
     env = dict(os.environ)
     env["SENTRYQ_CONFIG"] = conf(good_text(port=port, redis_port=redis.port), "env-run.conf")
     log = os.path.join(S["dir"], "env-run.stderr")
     with open(log, "wb") as f:
-        p = H.spawn([H.BIN], env=env, stdin=H.subprocess.DEVNULL, stdout=f, stderr=f)
+        p = spawn([BIN], env=env, stdin=subprocess.DEVNULL, stdout=f, stderr=f)
     try:
         def ready():
-            H.check(p.poll() is None, "sentryq exited %r: %s" % (p.returncode, open(log).read()[-2000:]))
-            return H.get_json(port, "/status")[0] == 200
-        H.wait_for(ready, 15, "sentryq started from SENTRYQ_CONFIG")
+            check(p.poll() is None, "sentryq exited %r: %s" % (p.returncode, open(log).read()[-2000:]))
+            return get_json(port, "/status")[0] == 200
+        wait_for(ready, 15, "sentryq started from SENTRYQ_CONFIG")
         p.terminate()
         rc = p.wait(timeout=15)
-        H.check(rc == 0, "exit %r after SIGTERM" % rc)
+        check(rc == 0, "exit %r after SIGTERM" % rc)
     finally:
         if p.poll() is None:
             p.kill()
@@ -183,14 +188,14 @@ def test_sentryq_config_env_runs():
 
 
 def test_bad_config_refuses_to_start():
-    port = H.free_port()
+    port = free_port()
     text = good_text(port=port) + "\nbogus_start_key = 1;\n"
     path = conf(text, "refuse.conf")
-    p = H.run_cli(["-c", path], timeout=15)
-    H.check(p.returncode not in (0, None), "sentryq with a bad config exited %r" % p.returncode)
-    H.check("refuse.conf" in p.stderr + p.stdout, "start-up error does not name the file: %r" % p.stderr)
-    H.check(not H.port_open(port), "something listens on %d" % port)
+    p = run_cli(["-c", path], timeout=15)
+    check(p.returncode not in (0, None), "sentryq with a bad config exited %r" % p.returncode)
+    check("refuse.conf" in p.stderr + p.stdout, "start-up error does not name the file: %r" % p.stderr)
+    check(not port_open(port), "something listens on %d" % port)
 
 
 if __name__ == "__main__":
-    H.main(globals())
+    main(globals())

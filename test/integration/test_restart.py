@@ -10,8 +10,14 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as H  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.fixtures import HEX32, decode_body, new_event_id  # noqa: E402
+from sqtest.http import KeepAlive, request  # noqa: E402
+from sqtest.mock import Mock, rec_body, rec_header  # noqa: E402
+from sqtest.proc import TestFailure, check, free_port, port_open, wait_for  # noqa: E402
+from sqtest.resp import Redis  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.sentryq import Sentryq, make_config, project_conf, status_counters, upstream_conf  # noqa: E402
 
 KEY_VOD, SEC_VOD = "a6f431e198734105aef464f6e702351f", "563b78f7bc1941828df0e5ebd79cc17a"
 KEY_WEB = "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
@@ -22,13 +28,13 @@ S = {}
 
 
 def setup_module():
-    S["redis"] = H.Redis().start()
-    S["mock"] = H.Mock().start()
-    S["port"] = H.free_port()
-    ups = [H.upstream_conf("wow", S["mock"].url, [H.project_conf("vod_be", KEY_VOD, 20, SEC_VOD),
-                                                   H.project_conf("web", KEY_WEB, 1)])]
-    S["cfg"] = H.make_config(S["port"], S["redis"].port, ups, retry_initial=0.2, retry_max=1.0,
-                             claim_idle=1.0, fwd_timeout=2.0)
+    S["redis"] = Redis().start()
+    S["mock"] = Mock().start()
+    S["port"] = free_port()
+    ups = [upstream_conf("wow", S["mock"].url, [project_conf("vod_be", KEY_VOD, 20, SEC_VOD),
+                                                   project_conf("web", KEY_WEB, 1)])]
+    S["cfg"] = make_config(S["port"], S["redis"].port, ups, retry_initial=0.2, retry_max=1.0,
+                           claim_idle=1.0, fwd_timeout=2.0)
 
 
 def teardown_module():
@@ -39,7 +45,7 @@ def teardown_module():
 def start(extra=""):
     sq = S.get("sq")
     if sq is None or not sq.alive():
-        S["sq"] = H.Sentryq().start(S["cfg"] + extra, S["port"])
+        S["sq"] = Sentryq().start(S["cfg"] + extra, S["port"])
     return S["sq"]
 
 
@@ -60,7 +66,7 @@ def pending(sq):
 
 def make_request(i):
     """Varied requests: plain store, gzip store, envelope via query (rule 2), some large."""
-    eid = H.new_event_id()
+    eid = new_event_id()
     pad = "p%d-" % i * (1 + (i % 7) * 300 + (20000 if i % 50 == 0 else 0))
     doc = {"event_id": eid, "message": "restart %d \u263a" % i, "extra": {"pad": pad}}
     raw = json.dumps(doc, ensure_ascii=False).encode()
@@ -81,16 +87,16 @@ def post_all(n):
 
     def send(req):
         eid, target, hdrs, body = req
-        r = H.request(S["port"], "POST", target, hdrs, body)
+        r = request(S["port"], "POST", target, hdrs, body)
         return r
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as ex:
         answers = list(ex.map(send, reqs))
     for (eid, target, hdrs, _), r in zip(reqs, answers):
-        H.check(r.status == 200, "%s answered %r" % (target, r))
+        check(r.status == 200, "%s answered %r" % (target, r))
         gz = "Content-Encoding" in dict(hdrs)  # the spec binds the answer id only for plain bodies
-        H.check(r.json().get("id") == eid or (gz and H.HEX32.match(r.json().get("id", ""))),
-                "answer %r for %s" % (r.body, eid))
+        check(r.json().get("id") == eid or (gz and HEX32.match(r.json().get("id", ""))),
+              "answer %r for %s" % (r.body, eid))
     return {eid: body for eid, _, _, body in reqs}
 
 
@@ -100,11 +106,11 @@ def delivered(sent):
     for rec in S["mock"].requests():
         if not (isinstance(rec["status"], int) and 200 <= rec["status"] < 300):
             continue
-        body = H.rec_body(rec)
+        body = rec_body(rec)
         eid = next((e for e in sent if e.encode() in body[:200]), None)
         if eid is None:
             try:
-                dec = H.decode_body(body, (H.rec_header(rec, "Content-Encoding") or [""])[0])
+                dec = decode_body(body, (rec_header(rec, "Content-Encoding") or [""])[0])
                 eid = next((e for e in sent if e.encode() in dec[:200]), None)
             except Exception:
                 eid = None
@@ -117,11 +123,11 @@ def wait_all_delivered(sent, timeout):
         d = delivered(sent)
         return d if all(d.get(e) for e in sent) else None
     try:
-        return H.wait_for(done, timeout, "all %d events delivered" % len(sent), interval=0.2)
-    except H.TestFailure:
+        return wait_for(done, timeout, "all %d events delivered" % len(sent), interval=0.2)
+    except TestFailure:
         d = delivered(sent)
         missing = [e for e in sent if not d.get(e)]
-        raise H.TestFailure("%d of %d events never delivered (e.g. %s)" % (len(missing), len(sent), missing[:3]))
+        raise TestFailure("%d of %d events never delivered (e.g. %s)" % (len(missing), len(sent), missing[:3]))
 
 
 def check_intact(sent, got, what):
@@ -130,8 +136,8 @@ def check_intact(sent, got, what):
     dups = sum(len(got.get(e, [])) - 1 for e in sent if got.get(e))
     print("# %s: %d events, %d duplicate deliveries, %d corrupt, %d stray" % (what, len(sent), dups,
                                                                                 len(corrupt), stray))
-    H.check(not corrupt, "%d events arrived corrupted (e.g. %s)" % (len(corrupt), corrupt[:3]))
-    H.check(not stray, "%d upstream requests match no sent event" % stray)
+    check(not corrupt, "%d events arrived corrupted (e.g. %s)" % (len(corrupt), corrupt[:3]))
+    check(not stray, "%d upstream requests match no sent event" % stray)
     return dups
 
 
@@ -141,17 +147,17 @@ def test_sigterm_idle_exits_0_promptly():
     t0 = time.monotonic()
     rc = sq.stop(signal.SIGTERM, timeout=10)
     took = time.monotonic() - t0
-    H.check(rc == 0, "exit code %r after SIGTERM, want 0" % rc)
+    check(rc == 0, "exit code %r after SIGTERM, want 0" % rc)
     print("# SIGTERM idle exit took %.2fs" % took)
-    H.check(took < 5, "SIGTERM with nothing in flight took %.1fs" % took)
-    H.check(not H.port_open(S["port"]), "port still open after exit")
+    check(took < 5, "SIGTERM with nothing in flight took %.1fs" % took)
+    check(not port_open(S["port"]), "port still open after exit")
 
 
 def test_sigint_idle_exits_0():
     fresh()
     sq = start()
     rc = sq.stop(signal.SIGINT, timeout=10)
-    H.check(rc == 0, "exit code %r after SIGINT, want 0" % rc)
+    check(rc == 0, "exit code %r after SIGINT, want 0" % rc)
 
 
 def test_kill9_with_backlog_then_redeliver():
@@ -159,17 +165,17 @@ def test_kill9_with_backlog_then_redeliver():
     fresh({"default": {"status": 503}})
     sq = start()
     sent = post_all(N)
-    H.wait_for(lambda: mock.count() >= 5, 15, "forward attempts against the 503 upstream")
+    wait_for(lambda: mock.count() >= 5, 15, "forward attempts against the 503 upstream")
     st = sq.status()[1]
-    H.check(st["counters"]["enqueued"] == N, "enqueued %r, want %d" % (st["counters"]["enqueued"], N))
-    H.wait_for(lambda: pending(sq) > 0, 10, "queue.pending > 0 while the upstream refuses everything")
+    check(st["counters"]["enqueued"] == N, "enqueued %r, want %d" % (st["counters"]["enqueued"], N))
+    wait_for(lambda: pending(sq) > 0, 10, "queue.pending > 0 while the upstream refuses everything")
     print("# queue.pending %d with %d refused events queued" % (pending(sq), N))
     sq.kill9()
     mock.reset()  # default: 200
     sq = start()
     got = wait_all_delivered(sent, 60)
     check_intact(sent, got, "kill -9 redelivery")
-    H.wait_for(lambda: pending(sq) == 0, 20, "queue.pending 0 after delivery")
+    wait_for(lambda: pending(sq) == 0, 20, "queue.pending 0 after delivery")
 
 
 def test_kill9_while_upstream_stalls():
@@ -178,7 +184,7 @@ def test_kill9_while_upstream_stalls():
     fresh({"default": {"stall": 20}})
     sq = start()
     sent = post_all(30)
-    H.wait_for(lambda: mock.count() >= 1, 15, "a forward in flight")
+    wait_for(lambda: mock.count() >= 1, 15, "a forward in flight")
     sq.kill9()
     mock.reset()
     start()
@@ -191,14 +197,14 @@ def test_sigterm_with_backlog_exits_0_and_keeps_entries():
     fresh({"default": {"status": 503}})
     sq = start()
     sent = post_all(20)
-    H.wait_for(lambda: mock.count() >= 1, 15, "a forward attempt")
+    wait_for(lambda: mock.count() >= 1, 15, "a forward attempt")
     rc = sq.stop(signal.SIGTERM, timeout=20)
-    H.check(rc == 0, "exit code %r after SIGTERM with a backlog, want 0" % rc)
+    check(rc == 0, "exit code %r after SIGTERM with a backlog, want 0" % rc)
     mock.reset()
     sq = start()
     got = wait_all_delivered(sent, 60)
     check_intact(sent, got, "SIGTERM backlog redelivery")
-    H.wait_for(lambda: pending(sq) == 0, 20, "queue.pending 0 after delivery")
+    wait_for(lambda: pending(sq) == 0, 20, "queue.pending 0 after delivery")
 
 
 def test_retry_until_2xx():
@@ -207,18 +213,18 @@ def test_retry_until_2xx():
     fresh({"rules": [{"path_contains": "/api/", "responses": [{"status": 503, "count": 3},
                                                                 {"status": 200}]}]})
     sq = start()
-    c0 = H.status_counters(sq)
+    c0 = status_counters(sq)
     sent = post_all(1)
     got = wait_all_delivered(sent, 30)
     check_intact(sent, got, "retry until 2xx")
     attempts = mock.requests()
-    H.check([r["status"] for r in attempts][:4] == [503, 503, 503, 200],
-            "attempt statuses %r" % [r["status"] for r in attempts])
+    check([r["status"] for r in attempts][:4] == [503, 503, 503, 200],
+          "attempt statuses %r" % [r["status"] for r in attempts])
     gaps = [b["t"] - a["t"] for a, b in zip(attempts, attempts[1:])]
-    H.check(all(g >= 0.1 for g in gaps), "retries not backed off (gaps %r, retry_initial 0.2)" % gaps)
-    c1 = H.status_counters(sq)
-    H.check(c1["retried"] - c0["retried"] >= 3, "retried moved by %d, want >= 3" % (c1["retried"] - c0["retried"]))
-    H.check(c1["forwarded"] - c0["forwarded"] == 1, "forwarded moved by %d" % (c1["forwarded"] - c0["forwarded"]))
+    check(all(g >= 0.1 for g in gaps), "retries not backed off (gaps %r, retry_initial 0.2)" % gaps)
+    c1 = status_counters(sq)
+    check(c1["retried"] - c0["retried"] >= 3, "retried moved by %d, want >= 3" % (c1["retried"] - c0["retried"]))
+    check(c1["forwarded"] - c0["forwarded"] == 1, "forwarded moved by %d" % (c1["forwarded"] - c0["forwarded"]))
 
 
 def test_retry_after_drop_429_502():
@@ -231,7 +237,7 @@ def test_retry_after_drop_429_502():
     got = wait_all_delivered(sent, 30)
     check_intact(sent, got, "drop/429/502 then 200")
     st = [r["status"] for r in mock.requests()]
-    H.check(st == ["drop", 429, 502, 200], "attempts %r, want drop, 429, 502, 200" % st)
+    check(st == ["drop", 429, 502, 200], "attempts %r, want drop, 429, 502, 200" % st)
 
 
 def test_forward_timeout_then_retry():
@@ -243,9 +249,9 @@ def test_forward_timeout_then_retry():
     got = wait_all_delivered(sent, 20)
     check_intact(sent, got, "stall past forward.timeout then 200")
     recs = mock.requests()
-    H.check([r["status"] for r in recs] == ["stall", 200], "attempts %r" % [r["status"] for r in recs])
+    check([r["status"] for r in recs] == ["stall", 200], "attempts %r" % [r["status"] for r in recs])
     gap = recs[1]["t"] - recs[0]["t"]
-    H.check(1.5 <= gap < 12, "retry %.1fs after the stalled attempt, forward.timeout is 2 s" % gap)
+    check(1.5 <= gap < 12, "retry %.1fs after the stalled attempt, forward.timeout is 2 s" % gap)
 
 
 def test_sigterm_while_forwards_stall():
@@ -255,13 +261,13 @@ def test_sigterm_while_forwards_stall():
     fresh({"default": {"stall": 30}})
     sq = start("shutdown_timeout = 3.0;\n")
     sent = post_all(5)
-    H.wait_for(lambda: mock.count() >= 1, 15, "a forward stuck upstream")
+    wait_for(lambda: mock.count() >= 1, 15, "a forward stuck upstream")
     t0 = time.monotonic()
     rc = sq.stop(signal.SIGTERM, timeout=15)
     took = time.monotonic() - t0
     print("# SIGTERM with stuck forwards exit took %.2fs" % took)
-    H.check(rc == 0, "exit code %r after SIGTERM, want 0" % rc)
-    H.check(took < 8, "exit took %.1fs with shutdown_timeout 3 s" % took)
+    check(rc == 0, "exit code %r after SIGTERM, want 0" % rc)
+    check(took < 8, "exit took %.1fs with shutdown_timeout 3 s" % took)
     mock.reset()
     start()
     got = wait_all_delivered(sent, 60)
@@ -276,23 +282,23 @@ def test_sigterm_not_ready_at_once_then_second_signal_exits():
     fresh({"default": {"stall": 30}})
     sq = start("shutdown_timeout = 20.0;\n")
     sent = post_all(3)
-    H.wait_for(lambda: mock.count() >= 1, 15, "a forward stuck upstream")
-    ka = H.KeepAlive(S["port"])
+    wait_for(lambda: mock.count() >= 1, 15, "a forward stuck upstream")
+    ka = KeepAlive(S["port"])
     try:
-        H.check(ka.send("GET", "/status").status == 200, "/status not 200 before SIGTERM")
+        check(ka.send("GET", "/status").status == 200, "/status not 200 before SIGTERM")
         sq.proc.send_signal(signal.SIGTERM)
-        H.wait_for(lambda: not H.port_open(S["port"]), 5, "the listening socket closed after SIGTERM")
+        wait_for(lambda: not port_open(S["port"]), 5, "the listening socket closed after SIGTERM")
         r = ka.send("GET", "/status")
-        H.check(r.status == 503 and r.json().get("status") == "stopping",
-                "/status on an open connection after SIGTERM: %r" % r)
+        check(r.status == 503 and r.json().get("status") == "stopping",
+              "/status on an open connection after SIGTERM: %r" % r)
     finally:
         ka.close()
-    H.check(sq.alive(), "sentryq exited before shutdown_timeout with forwards in flight")
+    check(sq.alive(), "sentryq exited before shutdown_timeout with forwards in flight")
     t0 = time.monotonic()
     rc = sq.stop(signal.SIGTERM, timeout=10)
     took = time.monotonic() - t0
     print("# second SIGTERM: exit %r after %.2fs" % (rc, took))
-    H.check(rc == 0 and took < 2, "second SIGTERM: exit %r after %.1fs, want 0 at once" % (rc, took))
+    check(rc == 0 and took < 2, "second SIGTERM: exit %r after %.1fs, want 0 at once" % (rc, took))
     mock.reset()
     start()
     got = wait_all_delivered(sent, 60)
@@ -300,4 +306,4 @@ def test_sigterm_not_ready_at_once_then_second_signal_exits():
 
 
 if __name__ == "__main__":
-    H.main(globals())
+    main(globals())

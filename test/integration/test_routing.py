@@ -10,8 +10,14 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as H  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.fixtures import new_event_id, split_envelope  # noqa: E402
+from sqtest.http import parse_sentry_auth, query_pairs, request  # noqa: E402
+from sqtest.mock import Mock, rec_body, rec_header  # noqa: E402
+from sqtest.proc import check, free_port, wait_for  # noqa: E402
+from sqtest.resp import Redis  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.sentryq import Sentryq, make_config, project_conf, status_counters, upstream_conf  # noqa: E402
 
 KEY_VOD, SEC_VOD = "a6f431e198734105aef464f6e702351f", "563b78f7bc1941828df0e5ebd79cc17a"
 KEY_WEB = "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
@@ -25,20 +31,20 @@ S = {}
 
 def upstreams(m):
     return [
-        H.upstream_conf("wow", m.url, [H.project_conf("vod_be", KEY_VOD, 20, SEC_VOD),
-                                       H.project_conf("web", KEY_WEB, 1)]),
-        H.upstream_conf("other", m.url + "/sentry", [H.project_conf("keyonly", KEY_ONLY, 77, SEC_ONLY),
-                                                     H.project_conf("shadow", HEXUP, 88)]),
-        H.upstream_conf(HEXUP, m.url + "/hexup", [H.project_conf("p5", KEY_P5, 5, SEC_P5)]),
+        upstream_conf("wow", m.url, [project_conf("vod_be", KEY_VOD, 20, SEC_VOD),
+                                     project_conf("web", KEY_WEB, 1)]),
+        upstream_conf("other", m.url + "/sentry", [project_conf("keyonly", KEY_ONLY, 77, SEC_ONLY),
+                                                   project_conf("shadow", HEXUP, 88)]),
+        upstream_conf(HEXUP, m.url + "/hexup", [project_conf("p5", KEY_P5, 5, SEC_P5)]),
     ]
 
 
 def setup_module():
-    S["redis"] = H.Redis().start()
-    S["mock"] = H.Mock().start()
-    S["port"] = H.free_port()
-    S["sq"] = H.Sentryq().start(H.make_config(S["port"], S["redis"].port, upstreams(S["mock"])),
-                                S["port"])
+    S["redis"] = Redis().start()
+    S["mock"] = Mock().start()
+    S["port"] = free_port()
+    S["sq"] = Sentryq().start(make_config(S["port"], S["redis"].port, upstreams(S["mock"])),
+                              S["port"])
 
 
 def teardown_module():
@@ -62,45 +68,45 @@ def store_body(eid):
 
 def send_store(path, key=None, secret=None, query="", port=None, headers=()):
     """Plain-JSON store; returns (event id, response)."""
-    eid = H.new_event_id()
+    eid = new_event_id()
     hdrs = [("Content-Type", "application/json"), ("User-Agent", "routing-test/1.0")] + list(headers)
     if key is not None:
         hdrs.append(("X-Sentry-Auth", auth_header(key, secret)))
     target = path + ("?" + query if query else "")
-    return eid, H.request(port or S["port"], "POST", target, hdrs, store_body(eid))
+    return eid, request(port or S["port"], "POST", target, hdrs, store_body(eid))
 
 
 def record_for(eid, timeout=15):
     """The mock record whose body carries eid (store JSON or envelope header)."""
     def find():
         for rec in S["mock"].requests():
-            if eid.encode() in H.rec_body(rec):
+            if eid.encode() in rec_body(rec):
                 return rec
         return None
-    return H.wait_for(find, timeout, "event %s at the upstream" % eid)
+    return wait_for(find, timeout, "event %s at the upstream" % eid)
 
 
 def expect_routed(eid, resp, path, key, secret=None, query=None):
-    H.check(resp.status == 200, "answered %r" % resp)
-    H.check(resp.json().get("id") == eid, "answer id %r, want the event's own id %s" % (resp.body, eid))
+    check(resp.status == 200, "answered %r" % resp)
+    check(resp.json().get("id") == eid, "answer id %r, want the event's own id %s" % (resp.body, eid))
     rec = record_for(eid)
-    H.check(rec["path"] == path, "forwarded to %r, want %r" % (rec["path"], path))
+    check(rec["path"] == path, "forwarded to %r, want %r" % (rec["path"], path))
     if query is None:
-        xsa = H.rec_header(rec, "X-Sentry-Auth")
-        H.check(len(xsa) == 1, "X-Sentry-Auth upstream %r" % xsa)
-        d = dict(H.parse_sentry_auth(xsa[0]))
-        H.check(d.get("sentry_key") == key, "sentry_key %r, want %r" % (d.get("sentry_key"), key))
-        H.check(d.get("sentry_secret") == secret, "sentry_secret %r, want %r" % (d.get("sentry_secret"), secret))
-        H.check(d.get("sentry_version") == "7" and d.get("sentry_client") == "routing-test/1.0",
-                "other auth fields not kept: %r" % xsa[0])
-        H.check("sentry_" not in rec["query"], "second carrier in query %r" % rec["query"])
+        xsa = rec_header(rec, "X-Sentry-Auth")
+        check(len(xsa) == 1, "X-Sentry-Auth upstream %r" % xsa)
+        d = dict(parse_sentry_auth(xsa[0]))
+        check(d.get("sentry_key") == key, "sentry_key %r, want %r" % (d.get("sentry_key"), key))
+        check(d.get("sentry_secret") == secret, "sentry_secret %r, want %r" % (d.get("sentry_secret"), secret))
+        check(d.get("sentry_version") == "7" and d.get("sentry_client") == "routing-test/1.0",
+              "other auth fields not kept: %r" % xsa[0])
+        check("sentry_" not in rec["query"], "second carrier in query %r" % rec["query"])
     else:
-        H.check(rec["query"] == query, "query %r, want %r" % (rec["query"], query))
-        H.check(not H.rec_header(rec, "X-Sentry-Auth"), "second carrier X-Sentry-Auth added")
-    H.check(H.rec_body(rec) == store_body(eid) or b"\n" in H.rec_body(rec), "store body changed")
-    for h in H.rec_header(rec, "X-Sentry-Auth") + [rec["query"]]:
-        H.check(SDK_SECRET not in h and "sentry_secret=vod_be" not in h,
-                "relay-side secret leaked upstream: %r" % h)
+        check(rec["query"] == query, "query %r, want %r" % (rec["query"], query))
+        check(not rec_header(rec, "X-Sentry-Auth"), "second carrier X-Sentry-Auth added")
+    check(rec_body(rec) == store_body(eid) or b"\n" in rec_body(rec), "store body changed")
+    for h in rec_header(rec, "X-Sentry-Auth") + [rec["query"]]:
+        check(SDK_SECRET not in h and "sentry_secret=vod_be" not in h,
+              "relay-side secret leaked upstream: %r" % h)
     return rec
 
 
@@ -124,40 +130,40 @@ def test_rule2_key_upstream_path_id():
 def test_rule2_query_carrier_envelope_with_dsn():
     """Query carrier, key only: sentry_key swapped in place, other params raw and in order;
     an envelope header dsn in the body is rewritten too."""
-    eid = H.new_event_id()
+    eid = new_event_id()
     hdr = {"event_id": eid, "dsn": "http://wow@relay.example:9000/1", "sdk": {"name": "t", "version": "1"},
            "trace": {"public_key": "wow", "trace_id": "0" * 32}}
     rest = b'{"type":"event","length":16}\n{"message":"hi!"}\n'
     body = json.dumps(hdr).encode() + b"\n" + rest
     q = "sentry_version=7&sentry_key=wow&sentry_client=sentry.javascript.browser%2F11.12.0"
-    r = H.request(S["port"], "POST", "/api/1/envelope/?" + q, [("Content-Type", "text/plain;charset=UTF-8")],
-                  body)
-    H.check(r.status == 200 and r.json().get("id") == eid, "answered %r" % r)
+    r = request(S["port"], "POST", "/api/1/envelope/?" + q, [("Content-Type", "text/plain;charset=UTF-8")],
+                body)
+    check(r.status == 200 and r.json().get("id") == eid, "answered %r" % r)
     rec = record_for(eid)
-    H.check(rec["path"] == "/api/1/envelope/", "path %r" % rec["path"])
-    H.check(rec["query"] == q.replace("sentry_key=wow", "sentry_key=" + KEY_WEB), "query %r" % rec["query"])
-    H.check(not H.rec_header(rec, "X-Sentry-Auth"), "second carrier X-Sentry-Auth added")
-    g_hdr, g_rest = H.split_envelope(H.rec_body(rec))
-    H.check(g_rest == rest, "envelope items changed")
+    check(rec["path"] == "/api/1/envelope/", "path %r" % rec["path"])
+    check(rec["query"] == q.replace("sentry_key=wow", "sentry_key=" + KEY_WEB), "query %r" % rec["query"])
+    check(not rec_header(rec, "X-Sentry-Auth"), "second carrier X-Sentry-Auth added")
+    g_hdr, g_rest = split_envelope(rec_body(rec))
+    check(g_rest == rest, "envelope items changed")
     g = json.loads(g_hdr)
     want = "http://%s@127.0.0.1:%d/1" % (KEY_WEB, S["mock"].port)
-    H.check(g["dsn"] == want, "dsn %r, want %r" % (g["dsn"], want))
-    H.check(g["trace"]["public_key"] == KEY_WEB, "trace.public_key %r" % g["trace"]["public_key"])
+    check(g["dsn"] == want, "dsn %r, want %r" % (g["dsn"], want))
+    check(g["trace"]["public_key"] == KEY_WEB, "trace.public_key %r" % g["trace"]["public_key"])
 
 
 def test_foreign_trace_public_key_kept():
     """trace.public_key is mapped only when it is the key the SDK used; any other stays."""
-    eid = H.new_event_id()
+    eid = new_event_id()
     hdr = ('{"event_id":"%s","trace":{"public_key":"f00df00df00df00df00df00df00df00d",'
            '"trace_id":"%s"}}' % (eid, "1" * 32)).encode()
     rest = b'{"type":"event"}\n{"message":"x"}'
     q = "sentry_key=wow&sentry_version=7"
-    r = H.request(S["port"], "POST", "/api/1/envelope/?" + q, [], hdr + b"\n" + rest)
-    H.check(r.status == 200 and r.json().get("id") == eid, "answered %r" % r)
+    r = request(S["port"], "POST", "/api/1/envelope/?" + q, [], hdr + b"\n" + rest)
+    check(r.status == 200 and r.json().get("id") == eid, "answered %r" % r)
     rec = record_for(eid)
-    g_hdr, g_rest = H.split_envelope(H.rec_body(rec))
-    H.check(g_rest == rest, "envelope items changed")
-    H.check(json.loads(g_hdr) == json.loads(hdr), "header changed: %r" % g_hdr)
+    g_hdr, g_rest = split_envelope(rec_body(rec))
+    check(g_rest == rest, "envelope items changed")
+    check(json.loads(g_hdr) == json.loads(hdr), "header changed: %r" % g_hdr)
 
 
 def test_rule3_real_key_with_sdk_secret():
@@ -182,16 +188,16 @@ def test_query_secret_never_forwarded_as_sent():
     never goes upstream (real secret or nothing)."""
     q = "sentry_key=wow&sentry_secret=vod_be&sentry_version=7"
     eid, r = send_store("/api/1/store/", query=q)
-    H.check(r.status == 200, "answered %r" % r)
+    check(r.status == 200, "answered %r" % r)
     rec = record_for(eid)
-    H.check(rec["path"] == "/api/20/store/", "path %r" % rec["path"])
-    pairs = H.query_pairs(rec["query"])
-    H.check([k for k, _ in pairs if k != "sentry_secret"] == ["sentry_key", "sentry_version"],
-            "query params %r" % rec["query"])
+    check(rec["path"] == "/api/20/store/", "path %r" % rec["path"])
+    pairs = query_pairs(rec["query"])
+    check([k for k, _ in pairs if k != "sentry_secret"] == ["sentry_key", "sentry_version"],
+          "query params %r" % rec["query"])
     d = dict(pairs)
-    H.check(d["sentry_key"] == KEY_VOD, "sentry_key %r" % d["sentry_key"])
-    H.check(d.get("sentry_secret") in (None, SEC_VOD), "sentry_secret %r" % d.get("sentry_secret"))
-    H.check(not H.rec_header(rec, "X-Sentry-Auth"), "second carrier X-Sentry-Auth added")
+    check(d["sentry_key"] == KEY_VOD, "sentry_key %r" % d["sentry_key"])
+    check(d.get("sentry_secret") in (None, SEC_VOD), "sentry_secret %r" % d.get("sentry_secret"))
+    check(not rec_header(rec, "X-Sentry-Auth"), "second carrier X-Sentry-Auth added")
 
 
 # ------------------------------------------------------------ precedence
@@ -221,21 +227,21 @@ def test_rule1_beats_rule3():
 # ------------------------------------------------------------ no match
 
 def expect_403(resp, secret=None):
-    H.check(resp.status == 403, "want 403, got %r" % resp)
+    check(resp.status == 403, "want 403, got %r" % resp)
     doc = resp.json()
-    H.check(isinstance(doc.get("detail"), str) and doc["detail"], "403 body lacks detail: %r" % resp.body)
+    check(isinstance(doc.get("detail"), str) and doc["detail"], "403 body lacks detail: %r" % resp.body)
     if secret:
-        H.check(secret not in resp.body.decode("utf-8", "replace"), "403 body echoes the secret: %r" % resp.body)
+        check(secret not in resp.body.decode("utf-8", "replace"), "403 body echoes the secret: %r" % resp.body)
     return doc
 
 
 def test_unknown_credentials_403():
     sq = S["sq"]
-    c0 = H.status_counters(sq)
+    c0 = status_counters(sq)
     n0 = S["mock"].count()
     _, r = send_store("/api/1/store/", "nobody")
     doc = expect_403(r)
-    H.check("nobody" in doc["detail"], "detail %r does not name the unmatched key" % doc["detail"])
+    check("nobody" in doc["detail"], "detail %r does not name the unmatched key" % doc["detail"])
     _, r = send_store("/api/1/store/", "wow", SDK_SECRET)  # secret names no project, so rule 2 is out
     expect_403(r, SDK_SECRET)
     _, r = send_store("/api/999/store/", "wow")  # no secret, id of no project
@@ -245,19 +251,19 @@ def test_unknown_credentials_403():
     _, r = send_store("/api/1/store/", query="sentry_key=nobody&sentry_secret=%s" % SDK_SECRET)
     expect_403(r, SDK_SECRET)
     eid, r = send_store("/api/1/store/", "wow")  # sentinel: arrives, the rejected ones did not
-    H.check(r.status == 200, "sentinel answered %r" % r)
+    check(r.status == 200, "sentinel answered %r" % r)
     record_for(eid)
     recs = S["mock"].requests()[n0:]
-    H.check(len(recs) == 1, "upstream got %d requests, want only the sentinel" % len(recs))
-    c1 = H.status_counters(sq)
-    H.check(c1["rejected"] - c0["rejected"] == 5, "rejected moved by %d, want 5" % (c1["rejected"] - c0["rejected"]))
-    H.check(c1["enqueued"] - c0["enqueued"] == 1, "enqueued moved by %d, want 1" % (c1["enqueued"] - c0["enqueued"]))
+    check(len(recs) == 1, "upstream got %d requests, want only the sentinel" % len(recs))
+    c1 = status_counters(sq)
+    check(c1["rejected"] - c0["rejected"] == 5, "rejected moved by %d, want 5" % (c1["rejected"] - c0["rejected"]))
+    check(c1["enqueued"] - c0["enqueued"] == 1, "enqueued moved by %d, want 1" % (c1["enqueued"] - c0["enqueued"]))
 
 
 def test_tunnel_unknown_dsn_403():
-    hdr = {"event_id": H.new_event_id(), "dsn": "http://nobody@127.0.0.1:1/1"}
+    hdr = {"event_id": new_event_id(), "dsn": "http://nobody@127.0.0.1:1/1"}
     body = json.dumps(hdr).encode() + b'\n{"type":"event"}\n{}'
-    r = H.request(S["port"], "POST", "/tunnel", [("Content-Type", "text/plain;charset=UTF-8")], body)
+    r = request(S["port"], "POST", "/tunnel", [("Content-Type", "text/plain;charset=UTF-8")], body)
     expect_403(r)
 
 
@@ -265,18 +271,18 @@ def test_x_forwarded_for_chain():
     eid, r = send_store("/api/1/store/", "wow", "vod_be",
                         headers=[("X-Forwarded-For", "198.51.100.1, 10.0.0.1")])
     rec = expect_routed(eid, r, "/api/20/store/", KEY_VOD, SEC_VOD)
-    xff = H.rec_header(rec, "X-Forwarded-For")
-    H.check(xff == ["198.51.100.1, 10.0.0.1, 127.0.0.1"], "X-Forwarded-For %r" % xff)
+    xff = rec_header(rec, "X-Forwarded-For")
+    check(xff == ["198.51.100.1, 10.0.0.1, 127.0.0.1"], "X-Forwarded-For %r" % xff)
 
 
 # ------------------------------------------------------------ rule 4
 
 def start_with_default_route():
     if "sq2" not in S:
-        port = H.free_port()
-        cfg = H.make_config(port, S["redis"].port, upstreams(S["mock"]), prefix="sentryq-dr:",
-                            extra='default_route = { upstream = "other"; project = "keyonly"; };')
-        S["sq2"] = H.Sentryq().start(cfg, port)
+        port = free_port()
+        cfg = make_config(port, S["redis"].port, upstreams(S["mock"]), prefix="sentryq-dr:",
+                          extra='default_route = { upstream = "other"; project = "keyonly"; };')
+        S["sq2"] = Sentryq().start(cfg, port)
     return S["sq2"].port
 
 
@@ -297,4 +303,4 @@ def test_default_route_does_not_override_rules():
 
 
 if __name__ == "__main__":
-    H.main(globals())
+    main(globals())

@@ -12,9 +12,13 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as H  # noqa: E402
-import protolib as P  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.fixtures import decode_body, new_event_id, parse_envelope, split_envelope  # noqa: E402
+from sqtest.http import parse_sentry_auth  # noqa: E402
+from sqtest.mock import rec_body, rec_header  # noqa: E402
+from sqtest.proc import check, run_bounded, sdk_env, tmpdir, wait_for  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.sentryq import ID_VOD, KEY_VOD, SEC_VOD, start_stack, status_counters  # noqa: E402
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 S = {}
@@ -63,14 +67,14 @@ print(json.dumps(out))
 
 
 def setup_module():
-    rc, out, err = P.run_bounded([SYSTEM_PYTHON, "-c", "import sentry_sdk; print(sentry_sdk.VERSION)"], 60,
-                                 env=P.sdk_env())
-    H.check(rc == 0, "Debian's sentry_sdk is not importable by %s (install python3-sentry-sdk: "
-            "scripts/install-deps --test):\n%s" % (SYSTEM_PYTHON, err[-1500:]))
+    rc, out, err = run_bounded([SYSTEM_PYTHON, "-c", "import sentry_sdk; print(sentry_sdk.VERSION)"], 60,
+                               env=sdk_env())
+    check(rc == 0, "Debian's sentry_sdk is not importable by %s (install python3-sentry-sdk: "
+          "scripts/install-deps --test):\n%s" % (SYSTEM_PYTHON, err[-1500:]))
     S["sdk_version"] = out.strip()
     print("# sentry_sdk %s" % S["sdk_version"])
-    P.start_stack(S)
-    S["driver"] = os.path.join(H.tmpdir("sentryq-pysdk-"), "driver.py")
+    start_stack(S)
+    S["driver"] = os.path.join(tmpdir("sentryq-pysdk-"), "driver.py")
     with open(S["driver"], "w") as f:
         f.write(DRIVER)
 
@@ -81,23 +85,23 @@ def teardown_module():
 
 
 def run_sdk(dsn):
-    marker = "M" + H.new_event_id()[:12]
-    rc, out, err = P.run_bounded([SYSTEM_PYTHON, S["driver"], dsn, marker], 60, env=P.sdk_env())
-    H.check(rc == 0, "SDK driver exited %s:\n%s" % (rc, err[-3000:]))
+    marker = "M" + new_event_id()[:12]
+    rc, out, err = run_bounded([SYSTEM_PYTHON, S["driver"], dsn, marker], 60, env=sdk_env())
+    check(rc == 0, "SDK driver exited %s:\n%s" % (rc, err[-3000:]))
     for bad in ("Unexpected status code", "Internal error in sentry_sdk", "Traceback"):
-        H.check(bad not in err, "the SDK reported a problem (%r):\n%s" % (bad, err[-3000:]))
+        check(bad not in err, "the SDK reported a problem (%r):\n%s" % (bad, err[-3000:]))
     ids = json.loads(out.strip().splitlines()[-1])
     return marker, ids
 
 
 def payloads(rec):
     """[(kind, dict)] of a forwarded request: the store event, or each envelope JSON item."""
-    ce = (H.rec_header(rec, "Content-Encoding") or [None])[0]
-    body = H.decode_body(H.rec_body(rec), ce)
+    ce = (rec_header(rec, "Content-Encoding") or [None])[0]
+    body = decode_body(rec_body(rec), ce)
     if rec["path"].endswith("/store/"):
         return [("event", json.loads(body))]
     out = []
-    for item, payload in P.parse_envelope(body)[1]:
+    for item, payload in parse_envelope(body)[1]:
         try:
             out.append((item.get("type"), json.loads(payload)))
         except ValueError:
@@ -115,82 +119,82 @@ def collect(marker, want_kinds, timeout=20):
                     found.setdefault(kind if kind != "event" or "exception" not in doc else "exception", []
                                      ).append((rec, doc))
         return found if all(k in found for k in want_kinds) else None
-    return H.wait_for(ready, timeout, "SDK events %s with marker %s at the upstream" % (want_kinds, marker))
+    return wait_for(ready, timeout, "SDK events %s with marker %s at the upstream" % (want_kinds, marker))
 
 
 def check_request(rec, path_id):
-    H.check(rec["method"] == "POST", "method %r" % rec["method"])
-    H.check(rec["path"] in ("/api/%d/store/" % path_id, "/api/%d/envelope/" % path_id), "path %r" % rec["path"])
-    H.check(rec["query"] == "", "query carrier added: %r" % rec["query"])
-    xsa = H.rec_header(rec, "X-Sentry-Auth")
-    H.check(len(xsa) == 1, "X-Sentry-Auth upstream %r" % xsa)
-    d = dict(H.parse_sentry_auth(xsa[0]))
-    H.check(d.get("sentry_key") == P.KEY_VOD, "sentry_key %r, want the real key" % d.get("sentry_key"))
-    H.check(d.get("sentry_secret") == P.SEC_VOD, "sentry_secret %r, want the real secret" % d.get("sentry_secret"))
-    H.check(d.get("sentry_client") == "sentry.python/%s" % S["sdk_version"], "sentry_client %r" % d.get("sentry_client"))
-    H.check(not H.rec_header(rec, "Authorization"), "Authorization added")
-    H.check(H.rec_header(rec, "Content-Encoding") == ["gzip"], "Content-Encoding %r" % H.rec_header(rec, "Content-Encoding"))
+    check(rec["method"] == "POST", "method %r" % rec["method"])
+    check(rec["path"] in ("/api/%d/store/" % path_id, "/api/%d/envelope/" % path_id), "path %r" % rec["path"])
+    check(rec["query"] == "", "query carrier added: %r" % rec["query"])
+    xsa = rec_header(rec, "X-Sentry-Auth")
+    check(len(xsa) == 1, "X-Sentry-Auth upstream %r" % xsa)
+    d = dict(parse_sentry_auth(xsa[0]))
+    check(d.get("sentry_key") == KEY_VOD, "sentry_key %r, want the real key" % d.get("sentry_key"))
+    check(d.get("sentry_secret") == SEC_VOD, "sentry_secret %r, want the real secret" % d.get("sentry_secret"))
+    check(d.get("sentry_client") == "sentry.python/%s" % S["sdk_version"], "sentry_client %r" % d.get("sentry_client"))
+    check(not rec_header(rec, "Authorization"), "Authorization added")
+    check(rec_header(rec, "Content-Encoding") == ["gzip"], "Content-Encoding %r" % rec_header(rec, "Content-Encoding"))
 
 
 def check_events(marker, ids, found, path_id):
     (rec, ev), = found["exception"][:1]
     check_request(rec, path_id)
-    H.check(ev.get("event_id") == ids["exception"], "exception event_id %r, SDK said %r" % (ev.get("event_id"), ids["exception"]))
+    check(ev.get("event_id") == ids["exception"], "exception event_id %r, SDK said %r" % (ev.get("event_id"), ids["exception"]))
     types = [v.get("type") for v in ev["exception"]["values"]]
-    H.check("PaymentError" in types and "ZeroDivisionError" in types, "exception types %r" % types)
+    check("PaymentError" in types and "ZeroDivisionError" in types, "exception types %r" % types)
     vals = [v.get("value") for v in ev["exception"]["values"]]
-    H.check("card declined " + marker in vals, "exception values %r" % vals)
+    check("card declined " + marker in vals, "exception values %r" % vals)
     frames = ev["exception"]["values"][-1]["stacktrace"]["frames"]
-    H.check(any(f.get("function") == "pay" for f in frames), "stack frames lost: %r" % frames[-3:])
-    H.check(ev.get("tags", {}).get("marker") == marker and ev.get("user", {}).get("id") == "u-42", "scope lost")
+    check(any(f.get("function") == "pay" for f in frames), "stack frames lost: %r" % frames[-3:])
+    check(ev.get("tags", {}).get("marker") == marker and ev.get("user", {}).get("id") == "u-42", "scope lost")
 
     msgs = [(r, d) for r, d in found["event"] if d.get("event_id") == ids["message"]]
-    H.check(msgs, "message event %s not upstream" % ids["message"])
+    check(msgs, "message event %s not upstream" % ids["message"])
     rec, ev = msgs[0]
     check_request(rec, path_id)
     text = ev.get("message") or ev.get("logentry", {}).get("message")
     want = "\u4e2d\u6587 \u041f\u0440\u0438\u0432\u0435\u0442 \U0001F600 " + marker
-    H.check(text == want, "message %r, want %r" % (text, want))
-    H.check(ev.get("level") == "warning", "level %r" % ev.get("level"))
+    check(text == want, "message %r, want %r" % (text, want))
+    check(ev.get("level") == "warning", "level %r" % ev.get("level"))
 
     rec, ev = found["transaction"][0]
     check_request(rec, path_id)
-    H.check(rec["path"].endswith("/envelope/"), "transaction went to %r" % rec["path"])
-    H.check(ev.get("transaction") == "nightly-report-" + marker, "transaction name %r" % ev.get("transaction"))
-    H.check(ev["contexts"]["trace"]["trace_id"] == ids["trace_id"], "trace id changed")
-    H.check(sorted(s.get("description") for s in ev.get("spans", [])) == ["step 0", "step 1", "step 2"],
-            "spans %r" % ev.get("spans"))
-    hdr = json.loads(H.split_envelope(H.decode_body(H.rec_body(rec), "gzip"))[0])
-    H.check("dsn" not in hdr or P.KEY_VOD in hdr["dsn"], "envelope dsn not rewritten: %r" % hdr.get("dsn"))
+    check(rec["path"].endswith("/envelope/"), "transaction went to %r" % rec["path"])
+    check(ev.get("transaction") == "nightly-report-" + marker, "transaction name %r" % ev.get("transaction"))
+    check(ev["contexts"]["trace"]["trace_id"] == ids["trace_id"], "trace id changed")
+    check(sorted(s.get("description") for s in ev.get("spans", [])) == ["step 0", "step 1", "step 2"],
+          "spans %r" % ev.get("spans"))
+    hdr = json.loads(split_envelope(decode_body(rec_body(rec), "gzip"))[0])
+    check("dsn" not in hdr or KEY_VOD in hdr["dsn"], "envelope dsn not rewritten: %r" % hdr.get("dsn"))
 
 
 # ------------------------------------------------------------ tests
 
 def test_exception_message_transaction():
     S["mock"].reset()
-    c0 = H.status_counters(S["sq"])
+    c0 = status_counters(S["sq"])
     marker, ids = run_sdk("http://wow:vod_be@127.0.0.1:%d/1" % S["port"])
     found = collect(marker, ["exception", "event", "transaction"])
-    check_events(marker, ids, found, P.ID_VOD)
-    c1 = H.status_counters(S["sq"])
-    H.check(c1["rejected"] == c0["rejected"], "sentryq rejected %d SDK requests" % (c1["rejected"] - c0["rejected"]))
+    check_events(marker, ids, found, ID_VOD)
+    c1 = status_counters(S["sq"])
+    check(c1["rejected"] == c0["rejected"], "sentryq rejected %d SDK requests" % (c1["rejected"] - c0["rejected"]))
 
 
 def test_dsn_with_path_prefix():
     S["mock"].reset()
     marker, ids = run_sdk("http://wow:vod_be@127.0.0.1:%d/sentry/1" % S["port"])
     found = collect(marker, ["exception", "event", "transaction"])
-    check_events(marker, ids, found, P.ID_VOD)
+    check_events(marker, ids, found, ID_VOD)
 
 
 def test_every_request_rewritten():
     """Whatever else the SDK sent (sessions, ...) also went out with the real credentials."""
     recs = S["mock"].requests()
-    H.check(recs, "nothing upstream")
+    check(recs, "nothing upstream")
     for rec in recs:
-        check_request(rec, P.ID_VOD)
-        H.check(isinstance(rec["status"], int) and rec["status"] == 200, "mock answered %r" % rec["status"])
+        check_request(rec, ID_VOD)
+        check(isinstance(rec["status"], int) and rec["status"] == 200, "mock answered %r" % rec["status"])
 
 
 if __name__ == "__main__":
-    H.main(globals())
+    main(globals())

@@ -19,9 +19,15 @@ import ssl
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as H  # noqa: E402
-import protolib as P  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sqtest.fixtures import new_event_id  # noqa: E402
+from sqtest.http import parse_sentry_auth, request  # noqa: E402
+from sqtest.mock import Mock, rec_body, rec_header, wait_record  # noqa: E402
+from sqtest.proc import check, free_port, tmpdir, wait_for  # noqa: E402
+from sqtest.resp import Redis  # noqa: E402
+from sqtest.runner import main  # noqa: E402
+from sqtest.sentryq import Sentryq, make_config, project_conf  # noqa: E402
+from sqtest.tls import make_ca, make_server_cert  # noqa: E402
 
 S = {}
 IDS = {"ip": 11, "host": 12, "sys": 13, "insecure": 14, "wrongname": 15, "sni": 16, "restart": 17}
@@ -38,7 +44,7 @@ def tls_upstream(name, url, ca_file=None, verify=True):
     if not verify:
         opts += " verify = false;"
     return '  { name = "%s"; url = "%s";%s\n    projects = ( %s ); }' % (
-        name, url, opts, H.project_conf("p", key_of(name), IDS[name], "s%031x" % IDS[name]))
+        name, url, opts, project_conf("p", key_of(name), IDS[name], "s%031x" % IDS[name]))
 
 
 class SniServer(http.server.ThreadingHTTPServer):
@@ -84,15 +90,15 @@ class SniHandler(http.server.BaseHTTPRequestHandler):
 
 
 def setup_module():
-    d = H.tmpdir("sentryq-tls-")
-    ca, _ = P.make_ca(d)
-    good = P.make_server_cert(d, "good", "IP:127.0.0.1,DNS:localhost")
-    wrong = P.make_server_cert(d, "wrong", "DNS:other.example", cn="other.example")
+    d = tmpdir("sentryq-tls-")
+    ca, _ = make_ca(d)
+    good = make_server_cert(d, "good", "IP:127.0.0.1,DNS:localhost")
+    wrong = make_server_cert(d, "wrong", "DNS:other.example", cn="other.example")
     S["ca"] = ca
-    S["good"] = P.FixedMock(None, good[0], good[1], ca).start()
-    S["sys"] = P.FixedMock(None, good[0], good[1], ca).start()
-    S["restart"] = P.FixedMock(H.free_port(), good[0], good[1], ca).start()
-    S["wrong"] = P.FixedMock(None, wrong[0], wrong[1], ca).start()
+    S["good"] = Mock(tls_cert=good[0], tls_key=good[1], ca_file=ca).start()
+    S["sys"] = Mock(tls_cert=good[0], tls_key=good[1], ca_file=ca).start()
+    S["restart"] = Mock(free_port(), good[0], good[1], ca).start()  # restarted on that port
+    S["wrong"] = Mock(tls_cert=wrong[0], tls_key=wrong[1], ca_file=ca).start()
     S["good_pair"] = good
     sni = S["sni"] = SniServer(*good)
     S["sni_thread"] = threading.Thread(target=sni.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
@@ -107,10 +113,10 @@ def setup_module():
         tls_upstream("insecure", "https://localhost:%d/insecure" % g, verify=False),
         tls_upstream("restart", "https://127.0.0.1:%d" % S["restart"].port, ca),
     ]
-    S["redis"] = H.Redis().start()
-    S["port"] = H.free_port()
-    cfg = H.make_config(S["port"], S["redis"].port, ups, extra="shutdown_timeout = 2.0;")
-    S["sq"] = H.Sentryq().start(cfg, S["port"])
+    S["redis"] = Redis().start()
+    S["port"] = free_port()
+    cfg = make_config(S["port"], S["redis"].port, ups, extra="shutdown_timeout = 2.0;")
+    S["sq"] = Sentryq().start(cfg, S["port"])
 
 
 def teardown_module():
@@ -122,34 +128,34 @@ def teardown_module():
 
 
 def send(upstream):
-    eid = H.new_event_id()
+    eid = new_event_id()
     body = json.dumps({"event_id": eid, "message": "tls via %s" % upstream}).encode()
     auth = "Sentry sentry_key=%s, sentry_version=7, sentry_client=tls-test/1.0, sentry_secret=p" % upstream
-    r = H.request(S["port"], "POST", "/api/1/store/", [("Content-Type", "application/json"),
+    r = request(S["port"], "POST", "/api/1/store/", [("Content-Type", "application/json"),
                                                       ("X-Sentry-Auth", auth)], body)
-    H.check(r.status == 200 and r.json() == {"id": eid}, "%s: sentryq answered %r" % (upstream, r))
+    check(r.status == 200 and r.json() == {"id": eid}, "%s: sentryq answered %r" % (upstream, r))
     return eid, body
 
 
 def delivered(mock, eid, timeout=15):
-    return P.wait_record(mock, lambda rec: eid.encode() in H.rec_body(rec),
-                         "event %s at %s upstream" % (eid, mock.url), timeout)
+    return wait_record(mock, lambda rec: eid.encode() in rec_body(rec),
+                       "event %s at %s upstream" % (eid, mock.url), timeout)
 
 
 def expect_delivered(mock, upstream, prefix=""):
     eid, body = send(upstream)
     rec = delivered(mock, eid)
     want = "%s/api/%d/store/" % (prefix, IDS[upstream])
-    H.check(rec["path"] == want, "%s: path %r, want %r" % (upstream, rec["path"], want))
-    H.check(H.rec_body(rec) == body, "%s: body changed" % upstream)
-    xsa = dict(H.parse_sentry_auth(H.rec_header(rec, "X-Sentry-Auth")[0]))
-    H.check(xsa.get("sentry_key") == key_of(upstream), "%s: key not rewritten: %r" % (upstream, xsa))
+    check(rec["path"] == want, "%s: path %r, want %r" % (upstream, rec["path"], want))
+    check(rec_body(rec) == body, "%s: body changed" % upstream)
+    xsa = dict(parse_sentry_auth(rec_header(rec, "X-Sentry-Auth")[0]))
+    check(xsa.get("sentry_key") == key_of(upstream), "%s: key not rewritten: %r" % (upstream, xsa))
     return rec
 
 
 def upstream_status(name):
     st, doc = S["sq"].status()
-    H.check(st == 200, "/status %s" % st)
+    check(st == 200, "/status %s" % st)
     return doc["forward"]["upstreams"][name]
 
 
@@ -161,14 +167,14 @@ def stream_len(upstream):
 
 def test_ip_url_with_ca_file_and_path_prefix():
     rec = expect_delivered(S["good"], "ip", "/pfx")
-    H.check(H.rec_header(rec, "Host") in (["127.0.0.1:%d" % S["good"].port], ["127.0.0.1"]),
-            "Host %r" % H.rec_header(rec, "Host"))
-    H.wait_for(lambda: stream_len("ip") == 0, 10, "the ip stream to empty")
+    check(rec_header(rec, "Host") in (["127.0.0.1:%d" % S["good"].port], ["127.0.0.1"]),
+          "Host %r" % rec_header(rec, "Host"))
+    wait_for(lambda: stream_len("ip") == 0, 10, "the ip stream to empty")
 
 
 def test_hostname_url_with_ca_file():
     rec = expect_delivered(S["good"], "host")
-    H.check(H.rec_header(rec, "Host") == ["localhost:%d" % S["good"].port], "Host %r" % H.rec_header(rec, "Host"))
+    check(rec_header(rec, "Host") == ["localhost:%d" % S["good"].port], "Host %r" % rec_header(rec, "Host"))
 
 
 def test_sni_names_the_host():
@@ -178,40 +184,40 @@ def test_sni_names_the_host():
     def got():
         with sni.lock:
             return any(eid.encode() in b for _, b in sni.paths)
-    H.wait_for(got, 15, "event at the SNI-recording server")
+    wait_for(got, 15, "event at the SNI-recording server")
     with sni.lock:
         names, paths = list(sni.names), [p for p, _ in sni.paths]
-    H.check(names and all(n == "localhost" for n in names), "SNI names sent: %r" % names)
-    H.check(paths[-1] == "/api/%d/store/" % IDS["sni"], "path %r" % paths[-1])
+    check(names and all(n == "localhost" for n in names), "SNI names sent: %r" % names)
+    check(paths[-1] == "/api/%d/store/" % IDS["sni"], "path %r" % paths[-1])
 
 
 def test_system_store_refuses_private_ca_and_keeps_event():
     send("sys")
-    H.wait_for(lambda: upstream_status("sys")["failures"] >= 2, 20, "failures on upstream sys")
-    H.check(S["sys"].count() == 0, "the sys mock recorded %d requests: the private CA was trusted "
-            "without ca_file" % S["sys"].count())
-    H.check(stream_len("sys") == 1, "sys stream holds %r entries, want the event still pending" % stream_len("sys"))
+    wait_for(lambda: upstream_status("sys")["failures"] >= 2, 20, "failures on upstream sys")
+    check(S["sys"].count() == 0, "the sys mock recorded %d requests: the private CA was trusted "
+          "without ca_file" % S["sys"].count())
+    check(stream_len("sys") == 1, "sys stream holds %r entries, want the event still pending" % stream_len("sys"))
     st, doc = S["sq"].status()
-    H.check(doc["queue"]["pending"] >= 1, "queue.pending %r" % doc["queue"]["pending"])
+    check(doc["queue"]["pending"] >= 1, "queue.pending %r" % doc["queue"]["pending"])
 
 
 def test_wrong_hostname_refused():
     send("wrongname")
-    H.wait_for(lambda: upstream_status("wrongname")["failures"] >= 2, 20, "failures on upstream wrongname")
-    H.check(S["wrong"].count() == 0, "a certificate for other.example was accepted for localhost")
-    H.check(stream_len("wrongname") == 1, "wrongname stream %r, want 1 pending" % stream_len("wrongname"))
+    wait_for(lambda: upstream_status("wrongname")["failures"] >= 2, 20, "failures on upstream wrongname")
+    check(S["wrong"].count() == 0, "a certificate for other.example was accepted for localhost")
+    check(stream_len("wrongname") == 1, "wrongname stream %r, want 1 pending" % stream_len("wrongname"))
 
 
 def test_verify_false_delivers_and_warns():
     expect_delivered(S["good"], "insecure", "/insecure")
     log = S["sq"].log_text()
     lines = [ln for ln in log.splitlines() if re.search(r"\binsecure\b", ln) and re.search(r"verif", ln, re.I)]
-    H.check(lines, "no warning naming upstream 'insecure' and its disabled verification in stderr:\n%s" % log[-3000:])
-    H.check(all(re.search(r"\b(warn|error)\b", ln, re.I) for ln in lines),
-            "the verify=false notice is not at warn level: %r" % lines)
+    check(lines, "no warning naming upstream 'insecure' and its disabled verification in stderr:\n%s" % log[-3000:])
+    check(all(re.search(r"\b(warn|error)\b", ln, re.I) for ln in lines),
+          "the verify=false notice is not at warn level: %r" % lines)
     others = [ln for ln in log.splitlines() if re.search(r"verification is off", ln, re.I)
               and not re.search(r"\binsecure\b", ln)]
-    H.check(not others, "verify=false warning printed for verifying upstreams: %r" % others)
+    check(not others, "verify=false warning printed for verifying upstreams: %r" % others)
 
 
 def test_tls_mock_restart_reconnects():
@@ -222,18 +228,18 @@ def test_tls_mock_restart_reconnects():
     expect_delivered(m, "restart")
     m.stop()
     eid, _ = send("restart")   # queued while the upstream is gone
-    H.wait_for(lambda: upstream_status("restart")["failures"] >= 1, 15, "a failure while the mock is down")
+    wait_for(lambda: upstream_status("restart")["failures"] >= 1, 15, "a failure while the mock is down")
     m.start()
     delivered(m, eid, timeout=20)
     expect_delivered(m, "restart")
-    H.wait_for(lambda: stream_len("restart") == 0, 10, "the restart stream to empty")
+    wait_for(lambda: stream_len("restart") == 0, 10, "the restart stream to empty")
 
 
 def test_healthy_upstreams_unaffected_by_failing_ones():
     expect_delivered(S["good"], "ip", "/pfx")
     expect_delivered(S["good"], "host")
-    H.check(stream_len("sys") == 1 and stream_len("wrongname") == 1, "failing streams changed")
+    check(stream_len("sys") == 1 and stream_len("wrongname") == 1, "failing streams changed")
 
 
 if __name__ == "__main__":
-    H.main(globals())
+    main(globals())

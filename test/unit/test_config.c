@@ -320,7 +320,7 @@ static void test_numbers(void **state)
 	config_free(cfg);
 }
 
-/* The integration harness's template (test/integration/harness.py) must keep loading. */
+/* The integration tests' config (make_config in test/lib/sqtest/sentryq.py) must keep loading. */
 static void test_harness_template(void **state)
 {
 	struct config *cfg = load_ok(

@@ -1,0 +1,107 @@
+"""mock.py - the mock Sentry upstream (test/mock_upstream.py, a server program of its own) and its
+records."""
+
+import base64
+import http.client
+import json
+import os
+import ssl
+
+from sqtest.http import request
+from sqtest.proc import PYTHON, SOURCE_ROOT, check, start_ready, wait_for
+
+MOCK = os.path.join(SOURCE_ROOT, "test", "mock_upstream.py")
+
+
+class Mock:
+    """The mock upstream. port None: a free one at the first start, kept across restarts (so it
+    can come back where sentryq expects it); else that port. With tls_cert it serves https, and
+    its control API (/__mock/...) is spoken over https too, the chain verified against ca_file."""
+
+    def __init__(self, port=None, tls_cert=None, tls_key=None, ca_file=None, latency_ms=None):
+        self.fixed_port = port
+        self.tls = (tls_cert, tls_key)
+        self.ca_file = ca_file
+        self.latency_ms = latency_ms
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=10):
+        args = [PYTHON, MOCK, "--port", str(self.fixed_port or 0)]
+        if self.tls[0]:
+            args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1] or self.tls[0]]
+        if self.latency_ms:
+            args += ["--latency-ms", str(self.latency_ms)]
+        self.proc, self.port = start_ready(args, "mock upstream", self.fixed_port, timeout)
+        self.fixed_port = self.port
+        return self
+
+    @property
+    def url(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.tls[0] else "http", self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def _control(self, method, path, doc=None):
+        body = json.dumps(doc).encode() if doc is not None else b""
+        if not self.tls[0]:
+            r = request(self.port, method, path, [("Content-Type", "application/json")] if body else [], body)
+            return r.status, r.body
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        ctx.check_hostname = False  # test plumbing: the chain is still verified
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10, context=ctx)
+        try:
+            c.request(method, path, body=body or None, headers={"Content-Type": "application/json"} if body else {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def _post(self, path, doc):
+        st, body = self._control("POST", path, doc)
+        check(st == 200, "mock %s failed: %s %r" % (path, st, body[:200]))
+
+    def reset(self):
+        self._post("/__mock/reset", {})
+
+    def program(self, rules=None, default=None):
+        doc = {"rules": rules or []}
+        if default is not None:
+            doc["default"] = default
+        self._post("/__mock/program", doc)
+
+    def requests(self, since=0):
+        st, body = self._control("GET", "/__mock/requests" + ("?since=%d" % since if since else ""))
+        check(st == 200, "mock requests failed: %s %r" % (st, body[:200]))
+        return json.loads(body)
+
+    def count(self):
+        st, body = self._control("GET", "/__mock/count")
+        check(st == 200, "mock count failed: %s" % st)
+        return json.loads(body)["count"]
+
+    def wait_count(self, n, timeout=20):
+        wait_for(lambda: self.count() >= n, timeout, "mock to record %d requests" % n)
+        return self.requests()
+
+
+def rec_header(rec, name):
+    """All values of a header in a mock record (case-insensitive name)."""
+    return [v for k, v in rec["headers"] if k.lower() == name.lower()]
+
+
+def rec_body(rec):
+    return base64.b64decode(rec["body_b64"])
+
+
+def wait_record(mock, pred, what, timeout=15):
+    """The first mock record for which pred(rec) is true."""
+    def find():
+        for rec in mock.requests():
+            if pred(rec):
+                return rec
+        return None
+    return wait_for(find, timeout, what)

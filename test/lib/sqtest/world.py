@@ -1,0 +1,140 @@
+"""world.py - one fault case's processes (a World: a Redis, named mocks, one sentryq), the relay-side
+Project the case's SDK traffic names, and the fast delivery timings every fault config starts from."""
+
+from sqtest.ledger import Delivery
+from sqtest.mock import Mock
+from sqtest.proc import TestFailure, free_port, wait_for
+from sqtest.resp import Redis
+from sqtest.sentryq import Sentryq, make_config, project_conf, status_counters, upstream_conf
+
+# Every delivery knob, with timings fast enough for a case to run in seconds (make_config keywords).
+FAULT_SETTINGS = dict(max_body=None, prefix="sqf:", redis_timeout=1.0, reconnect_max=0.5, buffer_bytes=0,
+                      max_pending=1000000, max_bytes=1073741824, fwd_timeout=1.0, connect_timeout=1.0,
+                      retry_initial=0.2, retry_max=2.0, claim_idle=2.0, max_connections=16,
+                      max_attempts=0, passthrough=False, shutdown_timeout=3.0, log_level="info")
+
+
+class Project:
+    """One relay-side project: SDKs post with sentry_key=<upstream>, sentry_secret=<name>."""
+
+    def __init__(self, upstream, name, pid):
+        self.upstream, self.name, self.id = upstream, name, pid
+        self.key = ("%032x" % (0xfa000000 + pid))[-32:]
+
+    def conf(self):
+        return project_conf(self.name, self.key, self.id)
+
+    @property
+    def api(self):
+        return "/api/%d/" % self.id
+
+
+class World:
+    """One case's processes: a Redis, named mocks, one sentryq; close() kills them all."""
+
+    def __init__(self):
+        self.redis = Redis().start()
+        self.mocks = {}
+        self.sq = None
+        self.port = free_port()
+        self.cfg = None
+        self.bad_gauges = []
+        self.killed = False
+
+    def mock(self, name, port=None, start=True):
+        m = Mock(port)
+        if start:
+            m.start()
+        self.mocks[name] = m
+        return m
+
+    def config(self, port, ups, **over):
+        """Config text for a sentryq on port against this world's Redis. ups: [(name, url,
+        [Project])]; over: make_config keywords over FAULT_SETTINGS."""
+        text = [upstream_conf(n, url, [p.conf() for p in prjs]) for n, url, prjs in ups]
+        return make_config(port, self.redis.port, text, **dict(FAULT_SETTINGS, **over))
+
+    def start(self, ups, **over):
+        self.cfg = self.config(self.port, ups, **over)
+        self.sq = Sentryq().start(self.cfg, self.port)
+        return self.sq
+
+    def restart(self):
+        self.killed = False
+        self.sq = Sentryq().start(self.cfg, self.port)
+        return self.sq
+
+    def records(self, names=None):
+        out = []
+        for n, m in self.mocks.items():
+            if (names is None or n in names) and m.proc and m.proc.poll() is None:
+                out.extend(m.requests())
+        return out
+
+    def delivery(self, ledger, names=None):
+        return Delivery(ledger, self.records(names))
+
+    def wait_delivered(self, ledger, eids, timeout, names=None):
+        """Poll until every eid in eids has a 2xx at a mock; returns the Delivery."""
+        eids = list(eids)
+
+        def done():
+            d = self.delivery(ledger, names)
+            return d if all(e in d.ok for e in eids) else None
+        try:
+            return wait_for(done, timeout, "%d events delivered" % len(eids), interval=0.1)
+        except TestFailure:
+            d = self.delivery(ledger, names)
+            miss = [e for e in eids if e not in d.ok]
+            tried = sum(1 for e in miss if e in d.attempts)
+            alive = "" if self.sq.alive() else "; sentryq EXITED rc=%s" % self.sq.proc.returncode
+            raise TestFailure("%d of %d events not delivered within %ss (%d of them attempted, "
+                              "statuses of attempts: %s; e.g. %s%s)" % (
+                                  len(miss), len(eids), timeout, tried,
+                                  sorted({str(r["status"]) for e in miss for r in d.attempts.get(e, [])}),
+                                  miss[:2], alive))
+
+    def counters(self):
+        return status_counters(self.sq)
+
+    def status(self):
+        """/status body. Every queue gauge must be a non-negative integer whenever it is read; a bad
+        one is noted (not raised, so the scenario runs on) and failed by check_gauges() at the end."""
+        st = self.sq.status()[1]
+        bad = {k: v for k, v in st.get("queue", {}).items() if not isinstance(v, int) or v < 0}
+        if bad and len(self.bad_gauges) < 20:
+            self.bad_gauges.append(dict(st.get("queue", {})))
+        return st
+
+    def check_gauges(self):
+        if self.bad_gauges:
+            now = self.sq.status()[1].get("queue") if self.sq.alive() else None
+            raise TestFailure("/status queue gauges were negative %d time(s), first %r; now %r" % (
+                len(self.bad_gauges), self.bad_gauges[0], now))
+
+    def wait_pending_zero(self, timeout=15):
+        return wait_for(lambda: self.status()["queue"]["pending"] == 0, timeout, "queue.pending == 0",
+                        interval=0.1)
+
+    def kill9(self):
+        self.killed = True
+        self.sq.kill9()
+
+    def close(self):
+        """Graceful stop (the runner checks its exit code), bounded; then the rest is killed."""
+        if self.sq and not self.sq.alive() and not self.killed:
+            print("# NOTE: sentryq had already exited (rc %s) although this test never stopped it: "
+                  "a crash, or a signal from outside the test (see 'shutdown: signal' in its log)" %
+                  self.sq.proc.returncode, flush=True)
+        if self.sq and self.sq.alive():
+            try:
+                self.sq.stop(timeout=10)
+            except TestFailure as e:
+                print("# %s" % e, flush=True)
+        for m in self.mocks.values():
+            m.stop()
+        self.redis.kill()
+
+
+def upstream_state(world, name):
+    return world.status()["forward"]["upstreams"][name]
