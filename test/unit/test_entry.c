@@ -346,6 +346,40 @@ static void test_from_reply_dead_letter(void **state)
 	assert_false(entry_is_field("up", 2));
 }
 
+/* Unknown fields do not take the places of known ones, however many come first. */
+static void test_from_reply_many_unknown_fields(void **state)
+{
+	static char names[40][8];
+	struct entry e = sample(), back;
+	struct entry_fields f;
+	struct {
+		redisReply arr, el[2 * 60];
+		redisReply *p[2 * 60];
+	} kv;
+
+	(void)state;
+	memset(&kv, 0, sizeof(kv));
+	kv.arr.type = REDIS_REPLY_ARRAY;
+	kv.arr.element = kv.p;
+	for (size_t i = 0; i < 40; i++) {
+		snprintf(names[i], sizeof(names[i]), "x%zu", i);
+		kv.el[2 * i] = (redisReply){ .type = REDIS_REPLY_STRING, .str = names[i], .len = strlen(names[i]) };
+		kv.el[2 * i + 1] = (redisReply){ .type = REDIS_REPLY_STRING, .str = (char *)"v", .len = 1 };
+	}
+	kv.arr.elements = 80;
+	entry_fields(&e, NOW_MS, &f);
+	for (size_t i = 0; i < f.n; i++) {
+		kv.el[kv.arr.elements++] = (redisReply){ .type = REDIS_REPLY_STRING, .str = (char *)f.name[i],
+							  .len = strlen(f.name[i]) };
+		kv.el[kv.arr.elements++] = (redisReply){ .type = REDIS_REPLY_STRING, .str = (char *)f.val[i],
+							  .len = f.len[i] };
+	}
+	for (size_t i = 0; i < kv.arr.elements; i++)
+		kv.p[i] = &kv.el[i];
+	assert_int_equal(entry_from_reply(&back, &kv.arr), ENTRY_OK);
+	same_entry(&e, &back);
+}
+
 static void test_from_reply_odd_shapes(void **state)
 {
 	struct entry back;
@@ -520,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_from_fields_damaged),
 		cmocka_unit_test(test_from_reply),
 		cmocka_unit_test(test_from_reply_dead_letter),
+		cmocka_unit_test(test_from_reply_many_unknown_fields),
 		cmocka_unit_test(test_from_reply_odd_shapes),
 		cmocka_unit_test(test_reply_field),
 		cmocka_unit_test(test_is_field),
