@@ -89,7 +89,7 @@ static enum endpoint_result split_api_path(const char *path, long long *id, cons
 	while ((s = strstr(s, "/api/")) != NULL) {
 		if (isdigit((unsigned char)s[5]))
 			p = s;
-		s += 5;
+		s += 4;  /* not 5: the '/' ending "/api/" may begin the next one ("/api/api/3/store/") */
 	}
 	if (p == NULL)
 		return EP_NOT_FOUND;

@@ -57,6 +57,22 @@ bool entry_is_field(const char *name, size_t len)
 	return false;
 }
 
+/* The "cat" field back into a mask. category_parse leaves "other" out (Sentry never names it in a
+ * limit), but an entry classified CAT_OTHER (an envelope of unknown item types) must read back so:
+ * read back as 0 it was never held, not even by an all-categories limit. */
+static category_mask parse_cats(const char *val, size_t vlen)
+{
+	category_mask m = category_parse(val, vlen);
+
+	for (size_t i = 0, j; i < vlen; i = j + 1) {
+		for (j = i; j < vlen && val[j] != ','; j++)
+			;
+		if (is(val + i, j - i, "other"))
+			m |= CATEGORY_BIT(CAT_OTHER);
+	}
+	return m;
+}
+
 /* One field into the entry. Values other than the body are NUL-terminated by their source. */
 static void take(struct entry *e, const char *name, size_t nlen, const char *val, size_t vlen, bool *seen_cat)
 {
@@ -83,7 +99,7 @@ static void take(struct entry *e, const char *name, size_t nlen, const char *val
 	else if (is(name, nlen, "t0"))
 		e->first_ms = atoll(val);
 	else if (is(name, nlen, "cat"))
-		e->categories = category_parse(val, vlen), *seen_cat = true;
+		e->categories = parse_cats(val, vlen), *seen_cat = true;
 	else if (is(name, nlen, "b"))
 		e->body = val, e->body_len = vlen;
 }

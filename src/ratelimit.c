@@ -43,16 +43,16 @@ static size_t split(const char *s, const char *e, struct span *f, size_t n)
 
 static bool parse_seconds(struct span f, double *out)
 {
-	char buf[32], *end;
-	size_t n = (size_t)(f.e - f.s);
+	char *end;
 	double v;
 
-	if (n == 0 || n >= sizeof(buf))
+	/* Read in place, not through a fixed-size copy: a copy turned a long but valid number (which
+	 * must be capped at a day) into garbage. The field ends at ':', ',', a space or the NUL, none
+	 * of which can continue a number, so end == f.e exactly when the whole field is one. */
+	if (f.s == f.e)
 		return false;
-	memcpy(buf, f.s, n);
-	buf[n] = '\0';
-	v = strtod(buf, &end);
-	if (*end != '\0' || !isfinite(v) || v < 0)
+	v = strtod(f.s, &end);
+	if (end != f.e || !isfinite(v) || v < 0)
 		return false;
 	*out = v > RATELIMIT_MAX_SECONDS ? RATELIMIT_MAX_SECONDS : v;
 	return true;

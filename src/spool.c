@@ -89,7 +89,10 @@ enum spool_result spool_save(const char *path, spool_next_fn next, void *arg, lo
 
 	if (fits(snprintf(tmp, sizeof(tmp), "%s.tmp", path), sizeof(tmp)) != 0)
 		return SPOOL_IO_ERROR;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	/* A fresh file, never one left behind: O_TRUNC on a stale temp file kept its mode (a 0644
+	 * spool of auth headers), and followed a symlink there to overwrite whatever it named. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0 || (f = fdopen(fd, "wb")) == NULL) {
 		if (fd >= 0)
 			close(fd);

@@ -86,8 +86,11 @@ def test_max_attempts_counts_real_sends_only():
         mock = w.mock("up")
         flaky, good = Project("up", "flaky", 43), Project("up", "steady", 44)
         mock.program(rules=[{"path_contains": flaky.api, "responses": [{"status": 503}]}])
+        # This case is about max_attempts, not outage timing: retries come after 0.05 s (to save
+        # wall time; test_outage_* covers the shipped retry timings) and a grace period long
+        # enough that the one failing project never marks the whole upstream down.
         w.start([("up", mock.url, [flaky, good])], max_attempts=3, retry_initial=0.05, retry_max=0.2,
-                down_after=1000)
+                outage_grace=1000)
         led = Ledger()
         bad = [led.send(w.port, flaky, "flaky", i)[0] for i in range(4)]
         for i in range(10):
