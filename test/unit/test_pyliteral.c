@@ -28,9 +28,11 @@ static struct pyliteral *parse_ok(const char *text)
 
 static void assert_contains(const char *hay, const char *needle)
 {
-	if (strstr(hay, needle) == NULL)
-		print_message("'%s' does not contain '%s'\n", hay, needle);
-	assert_non_null(strstr(hay, needle));
+	const char *hit = needle != NULL ? strstr(hay, needle) : NULL;
+
+	if (hit == NULL)
+		print_message("'%s' does not contain '%s'\n", hay, needle != NULL ? needle : "(null)");
+	assert_non_null(hit);
 }
 
 /* Parsing text (a literal, or a module when find is set) fails with rc at line, saying `says`. */
