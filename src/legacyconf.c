@@ -296,40 +296,58 @@ static int read_default(struct lc_model *m, const struct pyliteral *name, const 
 	return map_fields(m, pval, "the project of the 'default' entry", &def->p, pname->line);
 }
 
-/* Point default_route at the project with def's url, key and num, or create what is missing. */
-static int resolve_default(struct lc_model *m, const struct lc_default *def)
+static void route_to(struct lc_model *m, const struct lc_upstream *up, const struct lc_project *p,
+		     const char *note)
 {
-	struct lc_upstream *first = NULL, *up;
+	m->route_up = up;
+	m->route_project = p;
+	m->route_note = note;
+}
 
-	m->route_line = def->line;
+/* The first upstream with def's url (NULL: none); *match its project with def's key and num. */
+static struct lc_upstream *find_default(struct lc_model *m, const struct lc_default *def,
+					 const struct lc_upstream **mup, const struct lc_project **match)
+{
+	struct lc_upstream *first = NULL;
+
+	*mup = NULL, *match = NULL;
 	for (size_t i = 0; i < m->n; i++) {
 		if (!url_same(m->ups[i].url, def->url))
 			continue;
 		first = first ? first : &m->ups[i];
-		for (size_t j = 0; j < m->ups[i].n; j++) {
-			const struct lc_project *p = &m->ups[i].projects[j];
-
-			if (strcmp(p->key, def->p.key) == 0 && p->id == def->p.id) {
-				m->route_up = &m->ups[i], m->route_project = p;
-				m->route_note = "the same url, key and num as this project";
-				return 0;
-			}
-		}
+		for (size_t j = 0; j < m->ups[i].n && *match == NULL; j++)
+			if (strcmp(m->ups[i].projects[j].key, def->p.key) == 0 &&
+			    m->ups[i].projects[j].id == def->p.id)
+				*mup = &m->ups[i], *match = &m->ups[i].projects[j];
+		if (*match != NULL)
+			break;
 	}
-	if (first != NULL) {
-		for (size_t j = 0; j < first->n; j++)
-			if (strcmp(first->projects[j].name, DEFAULT_NAME) == 0)
+	return first;
+}
+
+/* Point default_route at the project with def's url, key and num, or create what is missing. */
+static int resolve_default(struct lc_model *m, const struct lc_default *def)
+{
+	const struct lc_upstream *mup;
+	const struct lc_project *match;
+	struct lc_upstream *up = find_default(m, def, &mup, &match);
+
+	m->route_line = def->line;
+	if (match != NULL)
+		return route_to(m, mup, match, "the same url, key and num as this project"), 0;
+	if (up != NULL) {
+		for (size_t j = 0; j < up->n; j++)
+			if (strcmp(up->projects[j].name, DEFAULT_NAME) == 0)
 				return refuse(m, def->line, "the 'default' entry has the url of upstream '%s', "
 					      "whose project named '" DEFAULT_NAME "' (line %u) has another key "
 					      "or num: the default project cannot be added under that name",
-					      first->name, first->projects[j].line);
-		if (first->n == CONFIG_PROJECTS_MAX)
+					      up->name, up->projects[j].line);
+		if (up->n == CONFIG_PROJECTS_MAX)
 			return refuse(m, def->line, "upstream '%s': at most %d projects per upstream",
-				      first->name, CONFIG_PROJECTS_MAX);
-		first->projects[first->n] = def->p;
-		m->route_up = first, m->route_project = &first->projects[first->n++];
-		m->route_note = "its url matched this upstream; its project was added as 'default'";
-		return 0;
+				      up->name, CONFIG_PROJECTS_MAX);
+		up->projects[up->n] = def->p;
+		return route_to(m, up, &up->projects[up->n++],
+				"its url matched this upstream; its project was added as 'default'"), 0;
 	}
 	up = &m->ups[m->n];
 	if ((up->projects = calloc(1, sizeof(*up->projects))) == NULL)
@@ -338,9 +356,8 @@ static int resolve_default(struct lc_model *m, const struct lc_default *def)
 	up->name = DEFAULT_NAME, up->url = def->url, up->line = def->line;
 	up->projects[0] = def->p;
 	up->n = 1;
-	m->route_up = up, m->route_project = &up->projects[0];
-	m->route_note = "no upstream had its url: upstream and project 'default' were added";
-	return 0;
+	return route_to(m, up, &up->projects[0],
+			"no upstream had its url: upstream and project 'default' were added"), 0;
 }
 
 /* ---- the whole dict ---------------------------------------------------------------------- */
