@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#define CONFIG_UPSTREAMS_MAX 256   /* entries of the upstreams list */
+#define CONFIG_PROJECTS_MAX 4096   /* projects of one upstream */
+
 /* One Sentry project behind an upstream: the real credentials sentryq substitutes. */
 struct config_project {
 	char *name;    /* relay-side name, the DSN secret users already have ("vod_be") */
@@ -106,6 +109,21 @@ void config_free(struct config *cfg);
 /* Look-ups used by routing and forwarding; NULL when absent. */
 const struct config_upstream *config_upstream_by_name(const struct config *cfg, const char *name);
 const struct config_project *config_project_by_name(const struct config_upstream *up, const char *name);
+
+/* What config_check_string / config_check_integer found. */
+enum config_check {
+	CONFIG_VALUE_OK = 0,
+	CONFIG_VALUE_BAD,      /* the loader would refuse it; why says so (never quoting the value) */
+	CONFIG_KEY_UNKNOWN,    /* no such key in the table, or not of that type */
+};
+
+/*
+ * Check one value as config_load would check it at `key` (a name from config_key_names():
+ * "upstreams.[].url", "upstreams.[].projects.[].id", ...): length and value bounds, control
+ * characters, and the key's own check (names, credentials, urls). For tools that write a config.
+ */
+enum config_check config_check_string(const char *key, const char *val, char *why, size_t whylen);
+enum config_check config_check_integer(const char *key, long long val, char *why, size_t whylen);
 
 /* Name of every key the table knows, NULL-terminated ("listen.port", "upstreams.[].projects.[].id", ...),
  * so a test can check that etc/sentryq.conf documents each one. */

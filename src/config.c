@@ -13,8 +13,8 @@
 #include "log.h"
 
 #define CONFIG_FILE_MAX (16u << 20) /* a relay config is a few KiB; refuse anything absurd */
-#define UPSTREAMS_MAX 256
-#define PROJECTS_MAX 4096           /* per upstream */
+#define UPSTREAMS_MAX CONFIG_UPSTREAMS_MAX
+#define PROJECTS_MAX CONFIG_PROJECTS_MAX /* per upstream */
 #define NAME_MAX_LEN 64             /* upstream/project names become Redis key parts */
 #define CRED_MAX_LEN 127            /* fits auth.h's AUTH_FIELD_MAX with its NUL */
 #define KEY_DISP_MAX 192            /* "upstreams[255].projects[4095].connect_timeout" fits */
@@ -498,20 +498,37 @@ static int literal_wrapped(struct loader *ld, const config_setting_t *s)
 
 #define AT(obj, k, t) ((t *)(void *)((char *)(obj) + (k)->offset))
 
+/* Length and character bounds of a string key (shared with config_check_string). */
+static int string_bounds(const struct key_def *k, const char *v, char *why, size_t whylen)
+{
+	size_t len = strlen(v);
+
+	if (len < (size_t)k->min)
+		return snprintf(why, whylen, "must not be empty"), -1;
+	if (len > (size_t)k->max)
+		return snprintf(why, whylen, "must be at most %.0f characters", k->max), -1;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return snprintf(why, whylen, "must not contain control characters"), -1;
+	return 0;
+}
+
+static int integer_bounds(const struct key_def *k, long long v, char *why, size_t whylen)
+{
+	if ((double)v < k->min || (double)v > k->max)
+		return snprintf(why, whylen, "must be between %.0f and %.0f", k->min, k->max), -1;
+	return 0;
+}
+
 static int store_string(struct loader *ld, const config_setting_t *s, const struct key_def *k,
 			void *obj, const char *disp)
 {
 	const char *v = config_setting_get_string(s);
-	size_t len = strlen(v);
 	char **field = AT(obj, k, char *);
+	char why[128];
 
-	if (len < (size_t)k->min)
-		return fail(ld, s, disp, "must not be empty");
-	if (len > (size_t)k->max)
-		return fail(ld, s, disp, "must be at most %.0f characters", k->max);
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return fail(ld, s, disp, "must not contain control characters");
+	if (string_bounds(k, v, why, sizeof(why)) < 0)
+		return fail(ld, s, disp, "%s", why);
 	free(*field);
 	*field = strdup(v);
 	if (*field == NULL)
@@ -523,6 +540,7 @@ static int store_integer(struct loader *ld, const config_setting_t *s, const str
 			 void *obj, const char *disp)
 {
 	int t = config_setting_type(s);
+	char why[128];
 	long long v;
 
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
@@ -531,8 +549,8 @@ static int store_integer(struct loader *ld, const config_setting_t *s, const str
 		return fail(ld, s, disp, "integer does not fit in 32 bits; write it with the L suffix "
 			    "(e.g. 4294967296L)");
 	v = config_setting_get_int64(s);
-	if ((double)v < k->min || (double)v > k->max)
-		return fail(ld, s, disp, "must be between %.0f and %.0f", k->min, k->max);
+	if (integer_bounds(k, v, why, sizeof(why)) < 0)
+		return fail(ld, s, disp, "%s", why);
 	if (k->type == KT_INT)
 		*AT(obj, k, int) = (int)v;
 	else if (k->type == KT_LONG)
@@ -945,6 +963,54 @@ const struct config_project *config_project_by_name(const struct config_upstream
 		if (strcmp(up->projects[i].name, name) == 0)
 			return &up->projects[i];
 	return NULL;
+}
+
+/* The table entry behind a config_key_names() name, and its scope. */
+static const struct key_def *key_by_name(const char *key, const struct scope **sc)
+{
+	static const char up[] = "upstreams.[].", pr[] = "upstreams.[].projects.[].";
+	int i;
+
+	if (strncmp(key, pr, sizeof(pr) - 1) == 0)
+		*sc = &project_scope, key += sizeof(pr) - 1;
+	else if (strncmp(key, up, sizeof(up) - 1) == 0)
+		*sc = &upstream_scope, key += sizeof(up) - 1;
+	else
+		*sc = &top_scope;
+	i = find_key(*sc, key);
+	return i < 0 ? NULL : &(*sc)->keys[i];
+}
+
+enum config_check config_check_string(const char *key, const char *val, char *why, size_t whylen)
+{
+	const struct scope *sc;
+	const struct key_def *k = key_by_name(key, &sc);
+	union { struct config c; struct config_upstream u; struct config_project p; } obj;
+	int rc;
+
+	if (k == NULL || k->type != KT_STRING)
+		return snprintf(why, whylen, "unknown string key"), CONFIG_KEY_UNKNOWN;
+	if (string_bounds(k, val, why, whylen) < 0)
+		return CONFIG_VALUE_BAD;
+	if (k->check == NULL)
+		return CONFIG_VALUE_OK;
+	memset(&obj, 0, sizeof(obj));
+	rc = k->check(&obj, val, why, whylen);
+	if (sc == &upstream_scope) { /* check_url splits into host and path_prefix */
+		free(obj.u.host);
+		free(obj.u.path_prefix);
+	}
+	return rc < 0 ? CONFIG_VALUE_BAD : CONFIG_VALUE_OK;
+}
+
+enum config_check config_check_integer(const char *key, long long val, char *why, size_t whylen)
+{
+	const struct scope *sc;
+	const struct key_def *k = key_by_name(key, &sc);
+
+	if (k == NULL || (k->type != KT_INT && k->type != KT_LONG && k->type != KT_SIZE))
+		return snprintf(why, whylen, "unknown integer key"), CONFIG_KEY_UNKNOWN;
+	return integer_bounds(k, val, why, whylen) < 0 ? CONFIG_VALUE_BAD : CONFIG_VALUE_OK;
 }
 
 const char *const *config_key_names(void)

@@ -18,12 +18,13 @@
 #include "forward.h"
 #include "httpd.h"
 #include "ingest.h"
-#include "throttle.h"
+#include "legacyconf.h"
 #include "log.h"
 #include "queue.h"
 #include "relay.h"
 #include "route.h"
 #include "stats.h"
+#include "throttle.h"
 
 struct shutdown {
 	struct relay *r;
@@ -36,6 +37,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sentryq [-c FILE] [-t] [-V] [-h]\n"
 		"       sentryq [-c FILE] dead list [--json] | dead replay (--all | ID...) | dead purge (--all | ID...)\n"
+		"       sentryq import-legacy-config OLD.py > sentryq.conf\n"
 		"  -c FILE  configuration file (default: $SENTRYQ_CONFIG)\n"
 		"  -t       check the configuration and exit (0 valid, 1 invalid)\n"
 		"  -V       print the version and exit\n"
@@ -43,6 +45,7 @@ static void usage(FILE *out)
 		"  dead list [--json]          list the dead letters (one line each, or a JSON array)\n"
 		"  dead replay (--all | ID...) re-queue dead letters to their route's stream\n"
 		"  dead purge (--all | ID...)  delete dead letters\n"
+		"  import-legacy-config OLD.py convert the legacy Python forwarder's config (read, never run)\n"
 		"Runs in the foreground and logs to stderr. SIGTERM/SIGINT drain and exit; a second one exits at once.\n");
 }
 
@@ -248,6 +251,8 @@ int main(int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	memset(&s, 0, sizeof(s));
+	if (argc > 1 && strcmp(argv[1], "import-legacy-config") == 0) /* needs no configuration */
+		return (int)legacyconf_run(argc - 1, argv + 1, stdout, stderr);
 	if (parse_args(argc, argv, &file, &check, &sub) != 0)
 		return 2;
 	r.cfg = config_load(file, err, sizeof(err));

@@ -587,6 +587,49 @@ static void test_include(void **state)
 	rmdir(dir);
 }
 
+/* config_check_*: the loader's own checks, for tools that write a config (import-legacy-config). */
+static void test_check_values(void **state)
+{
+	char why[128] = "";
+	char long_name[70];
+
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	assert_int_equal(config_check_string("upstreams.[].name", "wow", why, sizeof(why)), CONFIG_VALUE_OK);
+	assert_int_equal(config_check_string("upstreams.[].projects.[].name", "vod_be.x-1", why,
+					     sizeof(why)), CONFIG_VALUE_OK);
+	assert_int_equal(config_check_string("upstreams.[].name", "a b", why, sizeof(why)), CONFIG_VALUE_BAD);
+	assert_contains(why, "letters, digits");
+	assert_int_equal(config_check_string("upstreams.[].name", long_name, why, sizeof(why)),
+			 CONFIG_VALUE_BAD);
+	assert_contains(why, "at most 64");
+	assert_int_equal(config_check_string("upstreams.[].name", "", why, sizeof(why)), CONFIG_VALUE_BAD);
+	assert_int_equal(config_check_string("upstreams.[].url", "https://h:8443/p", why, sizeof(why)),
+			 CONFIG_VALUE_OK);
+	assert_int_equal(config_check_string("upstreams.[].url", "ftp://h", why, sizeof(why)),
+			 CONFIG_VALUE_BAD);
+	assert_contains(why, "http://");
+	assert_int_equal(config_check_string("upstreams.[].projects.[].key", "a:b", why, sizeof(why)),
+			 CONFIG_VALUE_BAD);
+	assert_null(strstr(why, "a:b"));
+	assert_int_equal(config_check_string("upstreams.[].projects.[].secret", "x\ty", why, sizeof(why)),
+			 CONFIG_VALUE_BAD);
+	assert_contains(why, "control characters");
+	assert_int_equal(config_check_string("upstreams.[].nope", "x", why, sizeof(why)), CONFIG_KEY_UNKNOWN);
+	assert_int_equal(config_check_string("upstreams.[].projects.[].id", "x", why, sizeof(why)),
+			 CONFIG_KEY_UNKNOWN);
+	assert_int_equal(config_check_integer("upstreams.[].projects.[].id", 20, why, sizeof(why)),
+			 CONFIG_VALUE_OK);
+	assert_int_equal(config_check_integer("upstreams.[].projects.[].id", 9007199254740991LL, why,
+					      sizeof(why)), CONFIG_VALUE_OK);
+	assert_int_equal(config_check_integer("upstreams.[].projects.[].id", 9007199254740992LL, why,
+					      sizeof(why)), CONFIG_VALUE_BAD);
+	assert_int_equal(config_check_integer("upstreams.[].projects.[].id", 0, why, sizeof(why)),
+			 CONFIG_VALUE_BAD);
+	assert_int_equal(config_check_integer("listen.port", 9000, why, sizeof(why)), CONFIG_VALUE_OK);
+	assert_int_equal(config_check_integer("upstreams.[].url", 1, why, sizeof(why)), CONFIG_KEY_UNKNOWN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_error_default_route),
 		cmocka_unit_test(test_error_parse_and_io),
 		cmocka_unit_test(test_include),
+		cmocka_unit_test(test_check_values),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
