@@ -410,12 +410,13 @@ static void under_output_drained(struct evbuffer *buf, const struct evbuffer_cb_
 	struct hconn *c = arg;
 
 	if (info->n_deleted > 0 && c->closing && evbuffer_get_length(buf) == 0)
-		event_active(c->kick_ev, EV_WRITE, 0);
+		kick(c);
 }
 
 static void kick(struct hconn *c)
 {
-	event_active(c->kick_ev, EV_WRITE, 0);
+	if (c->kick_ev != NULL)
+		event_active(c->kick_ev, EV_WRITE, 0);
 }
 
 static void output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -435,11 +436,18 @@ static void resume_accepting(struct httpd *h)
 	}
 }
 
+/* libevent frees a filter bufferevent late (its finalizer may run in event_base_free, after
+ * httpd_free): a connection left then was detached from the httpd, and only frees itself. */
 static void conn_free(void *arg)
 {
 	struct hconn *c = arg;
 	struct httpd *h = c->h;
 
+	if (h == NULL) {
+		evbuffer_free(c->pending_head);
+		free(c);
+		return;
+	}
 	for (int i = 0; i < c->nreserved; i++)
 		release(h, c->reserved[i]);
 	release(h, c->current);
@@ -684,6 +692,11 @@ void httpd_free(struct httpd *h)
 		evhttp_free(h->http);  /* frees the listener and every connection (conn_free runs) */
 	else if (h->listener != NULL)
 		evconnlistener_free(h->listener);
+	for (struct hconn *c = h->conns; c != NULL; c = c->next) {
+		c->h = NULL;  /* freed later by libevent: detached (see conn_free) */
+		event_free(c->kick_ev);
+		c->kick_ev = NULL;
+	}
 	if (h->sweep_ev != NULL)
 		event_free(h->sweep_ev);
 	if (h->resume_ev != NULL)
