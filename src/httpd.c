@@ -404,6 +404,8 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 		bufferevent_flush(c->filter, EV_READ, BEV_NORMAL);
 }
 
+static void kick(struct hconn *c);
+
 /* The socket took more of an answer: a connection waiting to close may close now. */
 static void under_output_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
