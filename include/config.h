@@ -8,12 +8,43 @@
 #define CONFIG_UPSTREAMS_MAX 256   /* entries of the upstreams list */
 #define CONFIG_PROJECTS_MAX 4096   /* projects of one upstream */
 
+/* A list of strings from the file ( "a", "b" ). */
+struct config_strlist {
+	char **v;
+	size_t n;
+};
+
+struct config_upstream;
+struct config_project;
+
+/* A further destination of a project's requests: another configured project (mirror routes). */
+struct config_mirror {
+	char *upstream;
+	char *project;
+	const struct config_upstream *up;   /* resolved when the file is loaded */
+	const struct config_project *pr;
+};
+
 /* One Sentry project behind an upstream: the real credentials sentryq substitutes. */
 struct config_project {
 	char *name;    /* relay-side name, the DSN secret users already have ("vod_be") */
 	char *key;     /* real public key (32 chars) */
 	char *secret;  /* real secret, NULL when the project has none */
 	long id;       /* real project id */
+	struct config_mirror *mirrors;
+	size_t nmirrors;
+};
+
+/* An ingest endpoint added by the file (the built-in table stays; these come after it). */
+struct config_endpoint {
+	char *name;                      /* label for logs and metrics */
+	char *path;                      /* pattern after /api/<id>/: literal, "*", "{key}", trailing "/?" */
+	struct config_strlist methods;   /* "POST", "GET", ... */
+	int status;                      /* success status, 200 */
+	char *reply;                     /* "id" | "uuid" | "empty" */
+	size_t limit;                    /* decoded body limit, bytes */
+	bool body_required;
+	struct config_strlist categories;  /* data categories; empty: the request counts as "default" */
 };
 
 /* One Sentry server. `url` is split once at load time so forwarding never re-parses it. */
@@ -92,6 +123,10 @@ struct config {
 
 	struct config_upstream *upstreams;
 	size_t nupstreams;
+
+	struct config_strlist forward_headers;   /* request headers kept besides the built-in list */
+	struct config_endpoint *endpoints;      /* endpoints added to the built-in table */
+	size_t nendpoints;
 
 	/* default_route: both NULL when absent; validated to name an existing upstream/project */
 	char *default_upstream;

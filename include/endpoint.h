@@ -39,6 +39,7 @@ enum endpoint_mime {
 	EP_MIME_ANY = 0,
 	EP_MIME_SECURITY,  /* JSON, application/csp-report, application/expect-*; else 415 */
 	EP_MIME_NEL,       /* application/json, application/reports+json; else 415 */
+	EP_MIME_OTLP,      /* application/json, application/x-protobuf; else 415 */
 };
 
 /* Which limits.* size applies after Content-Encoding is removed. */
@@ -47,6 +48,7 @@ enum endpoint_limit {
 	EP_LIMIT_ENVELOPE,     /* limits.max_envelope_size */
 	EP_LIMIT_ATTACHMENT,   /* limits.max_attachment_size */
 	EP_LIMIT_ATTACHMENTS,  /* limits.max_attachments_size */
+	EP_LIMIT_OWN,          /* the endpoint's own `limit` (endpoints added by the config) */
 };
 
 /* What the body is, for the event id and the categories read from it. */
@@ -68,6 +70,9 @@ struct endpoint {
 	enum endpoint_limit limit;
 	enum endpoint_kind kind;
 	category_mask categories;  /* for EP_KIND_OPAQUE (store and envelope read theirs from the body) */
+	bool no_429;           /* never refused for a rate limit: Sentry answers success (minidump,
+				* unreal, cron, OTLP logs) */
+	size_t limit_bytes;    /* with EP_LIMIT_OWN */
 };
 
 struct endpoint_table {
@@ -89,8 +94,15 @@ enum endpoint_result {
 	EP_BAD_PROJECT_ID,     /* an id outside 1..2^63-1: 400 */
 };
 
+/* NULL when pattern is a valid endpoint pattern, else why not (a static message). */
+const char *endpoint_pattern_check(const char *pattern);
+
 /* Sentry's built-in endpoints (relay-server/src/endpoints/mod.rs). */
 const struct endpoint_table *endpoint_builtin(void);
+/* The built-in table followed by `extra` (copied; its strings must outlive the table). NULL on
+ * allocation failure. */
+struct endpoint_table *endpoint_table_new(const struct endpoint *extra, size_t n);
+void endpoint_table_free(struct endpoint_table *t);
 /* The JavaScript tunnel: an envelope posted to listen.tunnel_path. */
 const struct endpoint *endpoint_tunnel(void);
 

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "category.h"
+#include "endpoint.h"
 #include "log.h"
 
 #define CONFIG_FILE_MAX (16u << 20) /* a relay config is a few KiB; refuse anything absurd */
@@ -20,7 +22,7 @@
 #define KEY_DISP_MAX 192            /* "upstreams[255].projects[4095].connect_timeout" fits */
 #define ID_MAX 9007199254740991.0   /* 2^53-1: exact as a double bound, above any Sentry id */
 
-enum key_type { KT_STRING, KT_INT, KT_LONG, KT_SIZE, KT_DOUBLE, KT_BOOL };
+enum key_type { KT_STRING, KT_INT, KT_LONG, KT_SIZE, KT_DOUBLE, KT_BOOL, KT_STRLIST };
 
 #define KEY_REQUIRED 0x1 /* must be present when its enclosing group / list entry is */
 #define KEY_INHERIT 0x2  /* default is copied from the struct config field at .inherit */
@@ -49,6 +51,8 @@ struct key_def {
 #define K_SIZE(n, st, f) .name = (n), .type = KT_SIZE, .offset = FIELD(st, f, size_t)
 #define K_DBL(n, st, f) .name = (n), .type = KT_DOUBLE, .offset = FIELD(st, f, double)
 #define K_BOOL(n, st, f) .name = (n), .type = KT_BOOL, .offset = FIELD(st, f, bool)
+/* A list of strings: min/max bound the count, `check` runs on each element. */
+#define K_LIST(n, st, f) .name = (n), .type = KT_STRLIST, .offset = FIELD(st, f, struct config_strlist)
 #define CFG struct config
 #define UPS struct config_upstream
 #define PRJ struct config_project
@@ -59,6 +63,11 @@ static int check_url(void *obj, const char *val, char *why, size_t whylen);
 static int check_path(void *obj, const char *val, char *why, size_t whylen);
 static int check_level(void *obj, const char *val, char *why, size_t whylen);
 static int check_token(void *obj, const char *val, char *why, size_t whylen);
+static int check_header_name(void *obj, const char *val, char *why, size_t whylen);
+static int check_method(void *obj, const char *val, char *why, size_t whylen);
+static int check_reply(void *obj, const char *val, char *why, size_t whylen);
+static int check_category(void *obj, const char *val, char *why, size_t whylen);
+static int check_pattern(void *obj, const char *val, char *why, size_t whylen);
 
 static const struct key_def top_keys[] = {
 	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
@@ -102,6 +111,7 @@ static const struct key_def top_keys[] = {
 	{ K_DBL("forward.claim_idle", CFG, forward_claim_idle), .def = 60, .min = 0.001, .max = 86400 },
 	{ K_STR("forward.consumer", CFG, forward_consumer), .min = 1, .max = 128, .check = check_token },
 	{ K_INT("forward.ingest_first", CFG, forward_ingest_first), .def = 8, .min = 0, .max = 1000000 },
+	{ K_LIST("forward.headers", CFG, forward_headers), .min = 0, .max = 64, .check = check_header_name },
 	{ K_SIZE("limits.max_event_size", CFG, limit_event), .def = 1048576, .min = 1, .max = 1099511627776.0 },
 	{ K_SIZE("limits.max_envelope_size", CFG, limit_envelope), .def = 209715200, .min = 1,
 	  .max = 1099511627776.0 },
@@ -142,18 +152,44 @@ static const struct key_def project_keys[] = {
 	{ K_LONG("id", PRJ, id), .min = 1, .max = ID_MAX, .flags = KEY_REQUIRED },
 };
 
+#define MIR struct config_mirror
+#define EPT struct config_endpoint
+
+static const struct key_def mirror_keys[] = {
+	{ K_STR("upstream", MIR, upstream), .min = 1, .max = NAME_MAX_LEN, .check = check_name, .flags = KEY_REQUIRED },
+	{ K_STR("project", MIR, project), .min = 1, .max = NAME_MAX_LEN, .check = check_name, .flags = KEY_REQUIRED },
+};
+
+static const struct key_def endpoint_keys[] = {
+	{ K_STR("name", EPT, name), .min = 1, .max = 32, .check = check_name, .flags = KEY_REQUIRED },
+	{ K_STR("path", EPT, path), .min = 1, .max = 256, .check = check_pattern, .flags = KEY_REQUIRED },
+	{ K_LIST("methods", EPT, methods), .min = 1, .max = 8, .check = check_method, .flags = KEY_REQUIRED },
+	{ K_INT("status", EPT, status), .def = 200, .min = 200, .max = 299 },
+	{ K_STR("reply", EPT, reply), .def_str = "empty", .min = 1, .max = 8, .check = check_reply },
+	{ K_SIZE("limit", EPT, limit), .def = 1048576, .min = 1, .max = 1099511627776.0 },
+	{ K_BOOL("body_required", EPT, body_required), .def = 1 },
+	{ K_LIST("categories", EPT, categories), .min = 0, .max = 32, .check = check_category },
+};
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* A table scope: its keys plus the one list member the caller loads after the scalars. */
+/* A table scope: its keys plus the list members (NULL-terminated names) the caller loads after
+ * the scalars, each with its own table. */
 struct scope {
 	const struct key_def *keys;
 	size_t nkeys;
-	const char *list_key;
+	const char *const *lists;
 };
 
-static const struct scope top_scope = { top_keys, NELEM(top_keys), "upstreams" };
-static const struct scope upstream_scope = { upstream_keys, NELEM(upstream_keys), "projects" };
-static const struct scope project_scope = { project_keys, NELEM(project_keys), NULL };
+#define SCOPE_LISTS_MAX 4
+static const char *const top_lists[] = { "upstreams", "endpoints", NULL };
+static const char *const upstream_lists[] = { "projects", NULL };
+static const char *const project_lists[] = { "mirror", NULL };
+static const struct scope top_scope = { top_keys, NELEM(top_keys), top_lists };
+static const struct scope upstream_scope = { upstream_keys, NELEM(upstream_keys), upstream_lists };
+static const struct scope project_scope = { project_keys, NELEM(project_keys), project_lists };
+static const struct scope mirror_scope = { mirror_keys, NELEM(mirror_keys), NULL };
+static const struct scope endpoint_scope = { endpoint_keys, NELEM(endpoint_keys), NULL };
 
 /* Which keys of a scope a group named: a small bitset, one bit per key of the table. */
 #define SEEN_MAX 256
@@ -290,6 +326,55 @@ static int check_token(void *obj, const char *val, char *why, size_t whylen)
 		return 0;
 	snprintf(why, whylen, "must not contain spaces");
 	return -1;
+}
+
+/* An HTTP header name (RFC 9110 token); hop-by-hop and framing headers are sentryq's own. */
+static int check_header_name(void *obj, const char *val, char *why, size_t whylen)
+{
+	static const char *const own[] = { "Host", "Content-Length", "Transfer-Encoding", "Connection",
+					   "Upgrade", "TE", "Trailer", "Keep-Alive", "X-Forwarded-For",
+					   "X-Sentry-Auth", "Authorization", "Proxy-Authorization" };
+
+	if (*val == '\0' || val[strspn(val, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+					"ABCDEFGHIJKLMNOPQRSTUVWXYZ")] != '\0')
+		return snprintf(why, whylen, "must be a header name"), -1;
+	for (size_t i = 0; i < NELEM(own); i++)
+		if (strcasecmp(val, own[i]) == 0)
+			return snprintf(why, whylen, "names a header sentryq sets itself"), -1;
+	return 0;
+}
+
+static int check_method(void *obj, const char *val, char *why, size_t whylen)
+{
+	static const char *const ok[] = { "GET", "POST", "PUT", "PATCH" };
+
+	for (size_t i = 0; i < NELEM(ok); i++)
+		if (strcmp(val, ok[i]) == 0)
+			return 0;
+	return snprintf(why, whylen, "must be GET, POST, PUT or PATCH"), -1;
+}
+
+static int check_reply(void *obj, const char *val, char *why, size_t whylen)
+{
+	if (strcmp(val, "id") == 0 || strcmp(val, "uuid") == 0 || strcmp(val, "empty") == 0)
+		return 0;
+	return snprintf(why, whylen, "must be \"id\", \"uuid\" or \"empty\""), -1;
+}
+
+static int check_category(void *obj, const char *val, char *why, size_t whylen)
+{
+	if (category_from_name(val, strlen(val)) != 0)
+		return 0;
+	return snprintf(why, whylen, "is not a data category sentryq knows"), -1;
+}
+
+static int check_pattern(void *obj, const char *val, char *why, size_t whylen)
+{
+	const char *bad = endpoint_pattern_check(val);
+
+	if (bad == NULL)
+		return 0;
+	return snprintf(why, whylen, "%s", bad), -1;
 }
 
 /* ---- url ---------------------------------------------------------------------------------- */
@@ -560,6 +645,34 @@ static int store_integer(struct loader *ld, const config_setting_t *s, const str
 	return 0;
 }
 
+/* ( "a", "b" ) or [ "a", "b" ]: each a string the key's check accepts. */
+static int store_list(struct loader *ld, const config_setting_t *s, const struct key_def *k, void *obj,
+		      const char *disp)
+{
+	struct config_strlist *l = AT(obj, k, struct config_strlist);
+	int n = config_setting_length(s);
+	char why[256];
+
+	if (!config_setting_is_list(s) && !config_setting_is_array(s))
+		return fail(ld, s, disp, "expected a list of strings ( \"a\", \"b\" ), got %s", type_got(s));
+	if (n < k->min || n > k->max)
+		return fail(ld, s, disp, "must list between %.0f and %.0f strings", k->min, k->max);
+	if ((l->v = calloc((size_t)n + 1, sizeof(char *))) == NULL)
+		return fail(ld, s, disp, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v == NULL)
+			return fail(ld, e, disp, "expected a string, got %s", type_got(e));
+		if (k->check != NULL && k->check(obj, v, why, sizeof(why)) < 0)
+			return fail(ld, e, disp, "\"%s\" %s", v, why);
+		if ((l->v[l->n++] = strdup(v)) == NULL)
+			return fail(ld, e, disp, "out of memory");
+	}
+	return 0;
+}
+
 static int store_value(struct loader *ld, const config_setting_t *s, const struct key_def *k,
 		       void *obj, const char *disp)
 {
@@ -567,6 +680,8 @@ static int store_value(struct loader *ld, const config_setting_t *s, const struc
 	char why[256];
 	double d;
 
+	if (k->type == KT_STRLIST)
+		return store_list(ld, s, k, obj, disp);
 	if (k->type == KT_STRING) {
 		if (t != CONFIG_TYPE_STRING)
 			return fail(ld, s, disp, "expected a string, got %s", type_got(s));
@@ -605,6 +720,7 @@ static size_t key_size(enum key_type t)
 	case KT_SIZE: return sizeof(size_t);
 	case KT_DOUBLE: return sizeof(double);
 	case KT_BOOL: return sizeof(bool);
+	case KT_STRLIST: return sizeof(struct config_strlist);
 	default: return sizeof(char *);
 	}
 }
@@ -636,9 +752,17 @@ static int apply_defaults(struct loader *ld, const struct scope *sc, void *obj)
 
 static void free_strings(const struct scope *sc, void *obj)
 {
-	for (size_t i = 0; i < sc->nkeys; i++)
-		if (sc->keys[i].type == KT_STRING)
+	for (size_t i = 0; i < sc->nkeys; i++) {
+		if (sc->keys[i].type == KT_STRING) {
 			free(*AT(obj, &sc->keys[i], char *));
+		} else if (sc->keys[i].type == KT_STRLIST) {
+			struct config_strlist *l = AT(obj, &sc->keys[i], struct config_strlist);
+
+			for (size_t j = 0; j < l->n; j++)
+				free(l->v[j]);
+			free(l->v);
+		}
+	}
 }
 
 /* ---- walking the tree ------------------------------------------------------------------------ */
@@ -717,9 +841,19 @@ static int walk_group(struct loader *ld, const config_setting_t *g, const struct
 	return check_required(ld, g, sc, gname, prefix, seen);
 }
 
-/* Walk one group's members once; the scope's list member is handed back, not loaded. */
+/* Index of a scope's list member named `name`, -1 when it is none. */
+static int list_index(const struct scope *sc, const char *name)
+{
+	for (int i = 0; sc->lists != NULL && sc->lists[i] != NULL; i++)
+		if (strcmp(sc->lists[i], name) == 0)
+			return i;
+	return -1;
+}
+
+/* Walk one group's members once; the scope's list members are handed back (lists[i] for
+ * sc->lists[i], NULL when absent), not loaded. */
 static int walk_scope(struct loader *ld, const config_setting_t *group, const struct scope *sc,
-		      void *obj, const char *prefix, config_setting_t **list)
+		      void *obj, const char *prefix, config_setting_t **lists)
 {
 	struct seen seen = { { 0 } };
 	char disp[KEY_DISP_MAX];
@@ -729,8 +863,10 @@ static int walk_scope(struct loader *ld, const config_setting_t *group, const st
 		config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
 		const char *name = config_setting_name(s);
 
-		if (sc->list_key && strcmp(name, sc->list_key) == 0) {
-			*list = s;
+		int li = list_index(sc, name);
+
+		if (li >= 0) {
+			lists[li] = s;
 			continue;
 		}
 		if (!is_group_name(sc, name)) {
@@ -754,6 +890,7 @@ struct list_spec {
 	int max;
 	size_t size;        /* element size */
 	int (*load)(struct loader *ld, config_setting_t *elem, const char *prefix, void *base, size_t i);
+	bool optional;      /* may be absent or empty */
 };
 
 static int load_list(struct loader *ld, const config_setting_t *list, const config_setting_t *owner,
@@ -762,11 +899,15 @@ static int load_list(struct loader *ld, const config_setting_t *list, const conf
 	char prefix[KEY_DISP_MAX];
 	int len;
 
+	if (list == NULL && ls->optional)
+		return 0;
 	if (list == NULL)
 		return fail(ld, owner, disp, "missing: at least one %s is required", ls->what);
 	if (!config_setting_is_list(list))
 		return fail(ld, list, disp, "expected a list ( { ... }, ... ), got %s", type_got(list));
 	len = config_setting_length(list);
+	if (len == 0 && ls->optional)
+		return 0;
 	if (len == 0)
 		return fail(ld, list, disp, "must list at least one %s", ls->what);
 	if (len > ls->max)
@@ -811,49 +952,110 @@ static int check_unique(struct loader *ld, const config_setting_t *elem, const c
 	return 0;
 }
 
+static int load_mirror(struct loader *ld, config_setting_t *elem, const char *prefix, void *base, size_t i)
+{
+	struct config_mirror *m = (struct config_mirror *)base + i;
+	config_setting_t *none[SCOPE_LISTS_MAX] = { NULL };
+
+	return apply_defaults(ld, &mirror_scope, m) < 0 ? -1 : walk_scope(ld, elem, &mirror_scope, m, prefix, none);
+}
+
+static const struct list_spec mirror_list = { "mirror", 8, sizeof(struct config_mirror), load_mirror, true };
+
 static int load_project(struct loader *ld, config_setting_t *elem, const char *prefix, void *base,
 			size_t i)
 {
 	struct config_project *p = (struct config_project *)base + i;
+	config_setting_t *lists[SCOPE_LISTS_MAX] = { NULL };
+	char disp[KEY_DISP_MAX];
 
 	_Static_assert(offsetof(struct config_project, name) == 0, "check_unique reads name first");
 	if (apply_defaults(ld, &project_scope, p) < 0 ||
-	    walk_scope(ld, elem, &project_scope, p, prefix, NULL) < 0)
+	    walk_scope(ld, elem, &project_scope, p, prefix, lists) < 0)
+		return -1;
+	key_display(disp, sizeof(disp), prefix, "mirror");
+	if (lists[0] != NULL &&
+	    load_list(ld, lists[0], elem, disp, &mirror_list, (void **)&p->mirrors, &p->nmirrors) < 0)
 		return -1;
 	return check_unique(ld, elem, prefix, base, sizeof(*p), i, "project", false);
 }
 
 static const struct list_spec project_list = { "project", PROJECTS_MAX,
-	sizeof(struct config_project), load_project };
+	sizeof(struct config_project), load_project, false };
 
 static int load_upstream(struct loader *ld, config_setting_t *elem, const char *prefix, void *base,
 			 size_t i)
 {
 	struct config_upstream *up = (struct config_upstream *)base + i;
-	config_setting_t *projects = NULL;
+	config_setting_t *lists[SCOPE_LISTS_MAX] = { NULL };
 	char disp[KEY_DISP_MAX];
 
 	_Static_assert(offsetof(struct config_upstream, name) == 0, "check_unique reads name first");
 	if (apply_defaults(ld, &upstream_scope, up) < 0 ||
-	    walk_scope(ld, elem, &upstream_scope, up, prefix, &projects) < 0)
+	    walk_scope(ld, elem, &upstream_scope, up, prefix, lists) < 0)
 		return -1;
 	key_display(disp, sizeof(disp), prefix, "projects");
-	if (load_list(ld, projects, elem, disp, &project_list, (void **)&up->projects,
+	if (load_list(ld, lists[0], elem, disp, &project_list, (void **)&up->projects,
 		      &up->nprojects) < 0)
 		return -1;
 	return check_unique(ld, elem, prefix, base, sizeof(*up), i, "upstream", true);
 }
 
 static const struct list_spec upstream_list = { "upstream", UPSTREAMS_MAX,
-	sizeof(struct config_upstream), load_upstream };
+	sizeof(struct config_upstream), load_upstream, false };
+
+static int load_endpoint(struct loader *ld, config_setting_t *elem, const char *prefix, void *base, size_t i)
+{
+	struct config_endpoint *e = (struct config_endpoint *)base + i;
+	config_setting_t *none[SCOPE_LISTS_MAX] = { NULL };
+
+	return apply_defaults(ld, &endpoint_scope, e) < 0 ? -1 : walk_scope(ld, elem, &endpoint_scope, e, prefix, none);
+}
+
+static const struct list_spec endpoint_list = { "endpoint", 64, sizeof(struct config_endpoint), load_endpoint,
+						true };
 
 /* ---- checks across keys ---------------------------------------------------------------------- */
+
+/* Each mirror names another configured project, once. */
+static int check_mirrors(struct loader *ld, size_t ui, size_t pi)
+{
+	struct config_project *pr = &ld->cfg->upstreams[ui].projects[pi];
+	char path[KEY_DISP_MAX], disp[KEY_DISP_MAX];
+
+	for (size_t m = 0; m < pr->nmirrors; m++) {
+		struct config_mirror *mi = &pr->mirrors[m];
+		const char *why = NULL;
+
+		snprintf(path, sizeof(path), "upstreams.[%zu].projects.[%zu].mirror.[%zu]", ui, pi, m);
+		snprintf(disp, sizeof(disp), "upstreams[%zu].projects[%zu].mirror[%zu]", ui, pi, m);
+		mi->up = config_upstream_by_name(ld->cfg, mi->upstream);
+		mi->pr = config_project_by_name(mi->up, mi->project);
+		if (mi->up == NULL)
+			why = "names no configured upstream";
+		else if (mi->pr == NULL)
+			why = "names no project of that upstream";
+		else if (mi->pr == pr)
+			why = "names the project itself";
+		for (size_t o = 0; why == NULL && o < m; o++)
+			if (pr->mirrors[o].pr == mi->pr)
+				why = "names the same project as an earlier mirror";
+		/* the project name is a DSN secret: the upstream is named, the project is not */
+		if (why != NULL)
+			return fail(ld, config_lookup(&ld->lc, path), disp, "mirror to upstream '%s' %s", mi->upstream, why);
+	}
+	return 0;
+}
 
 static int check_cross(struct loader *ld)
 {
 	const struct config *cfg = ld->cfg;
 	const struct config_upstream *up;
 
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
+			if (check_mirrors(ld, i, j) < 0)
+				return -1;
 	if (cfg->forward_retry_initial > cfg->forward_retry_max)
 		return fail(ld, config_lookup(&ld->lc, "forward.retry_initial"), "forward.retry_initial",
 			    "must not exceed forward.retry_max (%g)", cfg->forward_retry_max);
@@ -896,7 +1098,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 {
 	char dummy[1];
 	struct loader ld = { .path = path, .err = err ? err : dummy, .errlen = err ? errlen : 1 };
-	config_setting_t *upstreams = NULL;
+	config_setting_t *lists[SCOPE_LISTS_MAX] = { NULL };
 	int rc = -1;
 
 	if (ld.errlen > 0)
@@ -911,9 +1113,11 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	}
 	/* upstreams come back unloaded from the walk: their defaults need forward.* settled */
 	if (apply_defaults(&ld, &top_scope, ld.cfg) < 0 ||
-	    walk_scope(&ld, config_root_setting(&ld.lc), &top_scope, ld.cfg, "", &upstreams) < 0 ||
-	    load_list(&ld, upstreams, config_root_setting(&ld.lc), "upstreams", &upstream_list,
+	    walk_scope(&ld, config_root_setting(&ld.lc), &top_scope, ld.cfg, "", lists) < 0 ||
+	    load_list(&ld, lists[0], config_root_setting(&ld.lc), "upstreams", &upstream_list,
 		      (void **)&ld.cfg->upstreams, &ld.cfg->nupstreams) < 0 ||
+	    load_list(&ld, lists[1], config_root_setting(&ld.lc), "endpoints", &endpoint_list,
+		      (void **)&ld.cfg->endpoints, &ld.cfg->nendpoints) < 0 ||
 	    check_cross(&ld) < 0)
 		goto out;
 	rc = 0;
@@ -935,14 +1139,23 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->nupstreams; i++) {
 		struct config_upstream *up = &cfg->upstreams[i];
 
-		for (size_t j = 0; j < up->nprojects; j++)
-			free_strings(&project_scope, &up->projects[j]);
+		for (size_t j = 0; j < up->nprojects; j++) {
+			struct config_project *pr = &up->projects[j];
+
+			for (size_t m = 0; m < pr->nmirrors; m++)
+				free_strings(&mirror_scope, &pr->mirrors[m]);
+			free(pr->mirrors);
+			free_strings(&project_scope, pr);
+		}
 		free(up->projects);
 		free(up->host);
 		free(up->path_prefix);
 		free_strings(&upstream_scope, up);
 	}
 	free(cfg->upstreams);
+	for (size_t i = 0; i < cfg->nendpoints; i++)
+		free_strings(&endpoint_scope, &cfg->endpoints[i]);
+	free(cfg->endpoints);
 	free_strings(&top_scope, cfg);
 	free(cfg->file);
 	free(cfg);
@@ -1013,10 +1226,21 @@ enum config_check config_check_integer(const char *key, long long val, char *why
 	return integer_bounds(k, val, why, whylen) < 0 ? CONFIG_VALUE_BAD : CONFIG_VALUE_OK;
 }
 
+/* The names of a list scope's keys under a prefix ("upstreams.[]."), into names from *n. */
+static void list_names(const struct scope *sc, const char *prefix, const char **names, size_t *n,
+		       char (*buf)[80], size_t *b)
+{
+	for (size_t i = 0; i < sc->nkeys; i++, (*b)++) {
+		snprintf(buf[*b], sizeof(buf[*b]), "%s%s", prefix, sc->keys[i].name);
+		names[(*n)++] = buf[*b];
+	}
+}
+
 const char *const *config_key_names(void)
 {
-	static const char *names[NELEM(top_keys) + NELEM(upstream_keys) + NELEM(project_keys) + 3];
-	static char buf[NELEM(upstream_keys) + NELEM(project_keys)][64];
+#define SCOPED (NELEM(upstream_keys) + NELEM(project_keys) + NELEM(mirror_keys) + NELEM(endpoint_keys))
+	static const char *names[NELEM(top_keys) + SCOPED + 8];
+	static char buf[SCOPED][80];
 	size_t n = 0, b = 0;
 
 	if (names[0] != NULL)
@@ -1024,15 +1248,14 @@ const char *const *config_key_names(void)
 	for (size_t i = 0; i < NELEM(top_keys); i++)
 		names[n++] = top_keys[i].name;
 	names[n++] = "upstreams";
-	for (size_t i = 0; i < NELEM(upstream_keys); i++, b++) {
-		snprintf(buf[b], sizeof(buf[b]), "upstreams.[].%s", upstream_keys[i].name);
-		names[n++] = buf[b];
-	}
+	list_names(&upstream_scope, "upstreams.[].", names, &n, buf, &b);
 	names[n++] = "upstreams.[].projects";
-	for (size_t i = 0; i < NELEM(project_keys); i++, b++) {
-		snprintf(buf[b], sizeof(buf[b]), "upstreams.[].projects.[].%s", project_keys[i].name);
-		names[n++] = buf[b];
-	}
+	list_names(&project_scope, "upstreams.[].projects.[].", names, &n, buf, &b);
+	names[n++] = "upstreams.[].projects.[].mirror";
+	list_names(&mirror_scope, "upstreams.[].projects.[].mirror.[].", names, &n, buf, &b);
+	names[n++] = "endpoints";
+	list_names(&endpoint_scope, "endpoints.[].", names, &n, buf, &b);
 	names[n] = NULL;
 	return names;
+#undef SCOPED
 }

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define C(x) CATEGORY_BIT(CAT_##x)
@@ -10,37 +11,90 @@
 
 static const struct endpoint builtin[] = {
 	{ "store", "store/", EP_POST | EP_GET, 200, EP_REPLY_ID, EP_BODY_OPTIONAL, EP_MIME_ANY, EP_LIMIT_EVENT,
-	  EP_KIND_STORE, 0 },
+	  EP_KIND_STORE, 0, false, 0 },
 	{ "envelope", "envelope/", EP_POST, 200, EP_REPLY_ID, EP_BODY_REQUIRED, EP_MIME_ANY, EP_LIMIT_ENVELOPE,
-	  EP_KIND_ENVELOPE, 0 },
+	  EP_KIND_ENVELOPE, 0, false, 0 },
 	{ "minidump", "minidump/?", EP_POST, 200, EP_REPLY_UUID, EP_BODY_REQUIRED, EP_MIME_ANY, EP_LIMIT_ATTACHMENT,
-	  EP_KIND_OPAQUE, ATTACH | C(ERROR) },
+	  EP_KIND_OPAQUE, ATTACH | C(ERROR), true, 0 },
 	{ "unreal", "unreal/{key}/", EP_POST, 200, EP_REPLY_UUID, EP_BODY_REQUIRED, EP_MIME_ANY,
-	  EP_LIMIT_ATTACHMENTS, EP_KIND_OPAQUE, ATTACH | C(ERROR) },
+	  EP_LIMIT_ATTACHMENTS, EP_KIND_OPAQUE, ATTACH | C(ERROR), true, 0 },
 	{ "security", "security/", EP_POST, 200, EP_REPLY_EMPTY, EP_BODY_REQUIRED, EP_MIME_SECURITY, EP_LIMIT_EVENT,
-	  EP_KIND_OPAQUE, C(SECURITY) },
+	  EP_KIND_OPAQUE, C(SECURITY), false, 0 },
 	{ "csp_report", "csp-report/", EP_POST, 200, EP_REPLY_EMPTY, EP_BODY_REQUIRED, EP_MIME_SECURITY,
-	  EP_LIMIT_EVENT, EP_KIND_OPAQUE, C(SECURITY) },
+	  EP_LIMIT_EVENT, EP_KIND_OPAQUE, C(SECURITY), false, 0 },
 	{ "nel", "nel/", EP_POST, 200, EP_REPLY_EMPTY, EP_BODY_REQUIRED, EP_MIME_NEL, EP_LIMIT_EVENT, EP_KIND_OPAQUE,
-	  C(SECURITY) },
+	  C(SECURITY), false, 0 },
 	{ "attachments", "events/*/attachments/", EP_POST, 201, EP_REPLY_EMPTY, EP_BODY_REQUIRED, EP_MIME_ANY,
-	  EP_LIMIT_ATTACHMENTS, EP_KIND_OPAQUE, ATTACH },
+	  EP_LIMIT_ATTACHMENTS, EP_KIND_OPAQUE, ATTACH, false, 0 },
 	{ "cron", "cron/*/{key}/?", EP_POST | EP_GET, 202, EP_REPLY_EMPTY, EP_BODY_OPTIONAL, EP_MIME_ANY,
-	  EP_LIMIT_EVENT, EP_KIND_OPAQUE, C(MONITOR) },
+	  EP_LIMIT_EVENT, EP_KIND_OPAQUE, C(MONITOR), true, 0 },
 	{ "cron", "cron/*/?", EP_POST | EP_GET, 202, EP_REPLY_EMPTY, EP_BODY_OPTIONAL, EP_MIME_ANY, EP_LIMIT_EVENT,
-	  EP_KIND_OPAQUE, C(MONITOR) },
+	  EP_KIND_OPAQUE, C(MONITOR), true, 0 },
+	/* OpenTelemetry (relay-server endpoints/integrations/otlp.rs): 202, empty; traces may be
+	 * refused for a span limit, logs never are. */
+	{ "otlp_traces", "integration/otlp/v1/traces/?", EP_POST, 202, EP_REPLY_EMPTY, EP_BODY_REQUIRED, EP_MIME_OTLP,
+	  EP_LIMIT_ENVELOPE, EP_KIND_OPAQUE, C(SPAN), false, 0 },
+	{ "otlp_logs", "integration/otlp/v1/logs/?", EP_POST, 202, EP_REPLY_EMPTY, EP_BODY_REQUIRED, EP_MIME_OTLP,
+	  EP_LIMIT_ENVELOPE, EP_KIND_OPAQUE, C(LOG_ITEM) | C(LOG_BYTE), true, 0 },
 };
 
 static const struct endpoint_table builtin_table = { builtin, sizeof(builtin) / sizeof(builtin[0]) };
 
 static const struct endpoint tunnel = {
 	"tunnel", "envelope/", EP_POST, 200, EP_REPLY_ID, EP_BODY_REQUIRED, EP_MIME_ANY, EP_LIMIT_ENVELOPE,
-	EP_KIND_ENVELOPE, 0,
+	EP_KIND_ENVELOPE, 0, false, 0,
 };
+
+const char *endpoint_pattern_check(const char *p)
+{
+	const char *q;
+
+	if (*p == '/' || *p == '\0')
+		return "must be a path after /api/<id>/, not starting with '/'";
+	for (q = p; *q != '\0'; q++) {
+		if (*q == '{' && strncmp(q, "{key}", 5) != 0)
+			return "a '{' must start \"{key}\"";
+		if (*q == '?' && strcmp(q - 1, "/?") != 0)
+			return "'?' may only end the pattern, as \"/?\"";
+		if (*q == '*' && (q[1] != '/' && q[1] != '\0'))
+			return "'*' must be a whole segment";
+		if ((unsigned char)*q <= ' ' || *q == '#' || *q == '%')
+			return "must not contain spaces, '#' or '%'";
+	}
+	if (strstr(p, "//") != NULL)
+		return "must not contain \"//\"";
+	return NULL;
+}
 
 const struct endpoint_table *endpoint_builtin(void)
 {
 	return &builtin_table;
+}
+
+struct endpoint_table *endpoint_table_new(const struct endpoint *extra, size_t n)
+{
+	struct endpoint_table *t = calloc(1, sizeof(*t));
+	struct endpoint *v = calloc(builtin_table.n + n, sizeof(*v));
+
+	if (t == NULL || v == NULL) {
+		free(t);
+		free(v);
+		return NULL;
+	}
+	memcpy(v, builtin_table.v, builtin_table.n * sizeof(*v));
+	if (n > 0)
+		memcpy(v + builtin_table.n, extra, n * sizeof(*v));
+	t->v = v;
+	t->n = builtin_table.n + n;
+	return t;
+}
+
+void endpoint_table_free(struct endpoint_table *t)
+{
+	if (t == NULL)
+		return;
+	free((void *)t->v);
+	free(t);
 }
 
 const struct endpoint *endpoint_tunnel(void)

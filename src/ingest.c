@@ -36,6 +36,8 @@
 
 struct ingest {
 	struct relay *r;
+	struct endpoint_table *table;     /* built-in endpoints, then the config's */
+	struct endpoint *extra;           /* the config's, converted */
 };
 
 /* One request waiting for Redis. req becomes NULL if the SDK connection dies meanwhile. */
@@ -85,6 +87,8 @@ enum pending_result {
 
 static void add_cors(struct evkeyvalq *h)
 {
+	/* As Relay's CORS layer (tower-http): caches must key browser answers on these. */
+	evhttp_add_header(h, "Vary", "origin, access-control-request-method, access-control-request-headers");
 	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
 	evhttp_add_header(h, "Access-Control-Expose-Headers", "x-sentry-error, x-sentry-rate-limits, retry-after");
 	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "cross-origin");
@@ -236,7 +240,7 @@ static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN +
 
 /* ---- headers kept for the upstream ---- */
 
-static bool header_kept(const char *name, enum auth_carrier carrier)
+static bool header_kept(const struct config *cfg, const char *name, enum auth_carrier carrier)
 {
 	static const char *const kept[] = {
 		"Content-Type", "Content-Encoding", "User-Agent", "Origin", "Referer", "sentry-trace", "baggage",
@@ -253,12 +257,15 @@ static bool header_kept(const char *name, enum auth_carrier carrier)
 	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
 		if (tolower((unsigned char)kept[i][0]) == c && strcasecmp(name, kept[i]) == 0)
 			return true;
+	for (size_t i = 0; i < cfg->forward_headers.n; i++)
+		if (strcasecmp(name, cfg->forward_headers.v[i]) == 0)
+			return true;
 	return false;
 }
 
 /* Kept headers as "Name: value\n" lines into buf; -1 when they do not fit. */
-static int collect_headers(struct evhttp_request *req, enum auth_carrier carrier, char *buf, size_t len,
-			   size_t *used)
+static int collect_headers(const struct config *cfg, struct evhttp_request *req, enum auth_carrier carrier,
+			   char *buf, size_t len, size_t *used)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	size_t n = 0;
@@ -266,7 +273,7 @@ static int collect_headers(struct evhttp_request *req, enum auth_carrier carrier
 	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
 		size_t kl, vl;
 
-		if (!header_kept(kv->key, carrier))
+		if (!header_kept(cfg, kv->key, carrier))
 			continue;
 		kl = strlen(kv->key);
 		vl = strlen(kv->value);
@@ -402,7 +409,7 @@ static enum pending_result make_pending(struct ingest *in, struct ingest_req *ir
 	size_t hlen, qlen = strlen(query);
 	struct pending *p;
 
-	if (collect_headers(ir->req, ir->auth.carrier, headers, sizeof(headers), &hlen) != 0)
+	if (collect_headers(in->r->cfg, ir->req, ir->auth.carrier, headers, sizeof(headers), &hlen) != 0)
 		return PENDING_HEADERS_TOO_LARGE;
 	if ((p = malloc(sizeof(*p) + hlen + qlen + 2)) == NULL)
 		return PENDING_NOMEM;
@@ -474,7 +481,7 @@ static int admit(struct ingest *in, struct ingest_req *ir, const struct route_ta
 		reply_error(in, ir->req, 429, "queue full: queue.max_pending or queue.max_bytes reached", 2);
 		return -1;
 	}
-	if (cfg->rate_limits_passthrough && throttle_all_limited(in->r->throttle, t->upstream->name, t->project->name,
+	if (cfg->rate_limits_passthrough && !ir->m.ep->no_429 && throttle_all_limited(in->r->throttle, t->upstream->name, t->project->name,
 							       ir->categories, clock_mono(), &left)) {
 		snprintf(ra, sizeof(ra), "%.0f", ceil(left));
 		add_limits(in, h, t);
@@ -550,19 +557,38 @@ static bool mime_ok(const struct ingest_req *ir)
 		return false;
 	if (ir->m.ep->mime == EP_MIME_NEL)
 		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/reports+json", 24) == 0;
+	if (ir->m.ep->mime == EP_MIME_OTLP)
+		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/x-protobuf", 22) == 0;
 	return strcasestr(ct, "json") != NULL || strncasecmp(ct, "application/csp-report", 22) == 0 ||
 	       strncasecmp(ct, "application/expect-", 19) == 0;
 }
 
-static size_t endpoint_limit(const struct config *cfg, enum endpoint_limit l)
+static size_t endpoint_limit(const struct config *cfg, const struct endpoint *ep)
 {
-	switch (l) {
+	switch (ep->limit) {
+	case EP_LIMIT_OWN: return ep->limit_bytes;
 	case EP_LIMIT_EVENT: return cfg->limit_event;
 	case EP_LIMIT_ENVELOPE: return cfg->limit_envelope;
 	case EP_LIMIT_ATTACHMENT: return cfg->limit_attachment;
 	case EP_LIMIT_ATTACHMENTS: return cfg->limit_attachments;
 	}
 	return cfg->limit_event;
+}
+
+/* A store request without its event: POST with no body, GET with no sentry_data. Sentry answers
+ * 400 "empty request body"; queued, it would only become a dead letter. */
+static bool store_without_event(const struct ingest_req *ir)
+{
+	const char *q = ir->query, *d;
+
+	if (ir->m.ep->kind != EP_KIND_STORE)
+		return false;
+	if (ir->method != EVHTTP_REQ_GET)
+		return true;
+	for (d = q; (d = strstr(d, "sentry_data=")) != NULL; d += 12)
+		if ((d == q || d[-1] == '&' || d[-1] == '?') && d[12] != '\0' && d[12] != '&')
+			return false;
+	return true;
 }
 
 /* Size, encoding and type checks; the decoded size is measured, never trusted (zip bombs get 413). */
@@ -575,7 +601,7 @@ static int check_body(struct ingest *in, struct ingest_req *ir)
 		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
 		return -1;
 	}
-	if (ir->body_len == 0 && ir->m.ep->body == EP_BODY_REQUIRED) {
+	if (ir->body_len == 0 && (ir->m.ep->body == EP_BODY_REQUIRED || store_without_event(ir))) {
 		reply_error(in, ir->req, 400, "empty request body", 0);
 		return -1;
 	}
@@ -588,7 +614,7 @@ static int check_body(struct ingest *in, struct ingest_req *ir)
 		reply_error(in, ir->req, 415, "unsupported Content-Type for this endpoint", 0);
 		return -1;
 	}
-	rc = read_body(ir, endpoint_limit(in->r->cfg, ir->m.ep->limit));
+	rc = read_body(ir, endpoint_limit(in->r->cfg, ir->m.ep));
 	if (rc == CODEC_OK)
 		return 0;
 	if (rc == CODEC_TOO_LARGE)
@@ -648,7 +674,7 @@ static int find_endpoint(struct ingest *in, struct ingest_req *ir, const char *p
 		snprintf(ir->m.stored, sizeof(ir->m.stored), "envelope/");
 		return 0;
 	}
-	switch (endpoint_match(endpoint_builtin(), path, &ir->m)) {
+	switch (endpoint_match(in->table, path, &ir->m)) {
 	case EP_MATCHED:
 		ir->path_id = (long)ir->m.project_id;
 		return 0;
@@ -688,16 +714,62 @@ bool ingest_handle(void *arg, struct evhttp_request *req, const char *path)
 	return true;
 }
 
+static unsigned methods_of(const struct config_strlist *l)
+{
+	static const struct { const char *name; unsigned bit; } m[] = {
+		{ "GET", EP_GET }, { "POST", EP_POST }, { "PUT", EP_PUT }, { "PATCH", EP_PATCH },
+	};
+	unsigned bits = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		for (size_t j = 0; j < sizeof(m) / sizeof(m[0]); j++)
+			if (strcmp(l->v[i], m[j].name) == 0)
+				bits |= m[j].bit;
+	return bits;
+}
+
+/* An endpoint of the config as a table entry (config.c validated every field). */
+static void convert(const struct config_endpoint *c, struct endpoint *e)
+{
+	category_mask cats = 0;
+
+	for (size_t i = 0; i < c->categories.n; i++)
+		cats |= category_from_name(c->categories.v[i], strlen(c->categories.v[i]));
+	*e = (struct endpoint){
+		.name = c->name, .pattern = c->path, .methods = methods_of(&c->methods), .status = c->status,
+		.reply = strcmp(c->reply, "id") == 0 ? EP_REPLY_ID : strcmp(c->reply, "uuid") == 0 ? EP_REPLY_UUID
+												: EP_REPLY_EMPTY,
+		.body = c->body_required ? EP_BODY_REQUIRED : EP_BODY_OPTIONAL, .mime = EP_MIME_ANY,
+		.limit = EP_LIMIT_OWN, .kind = EP_KIND_OPAQUE,
+		.categories = cats != 0 ? cats : CATEGORY_BIT(CAT_DEFAULT), .limit_bytes = c->limit,
+	};
+}
+
 struct ingest *ingest_new(struct relay *r)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
+	const struct config *cfg = r->cfg;
 
-	if (in != NULL)
-		in->r = r;
+	if (in == NULL)
+		return NULL;
+	in->r = r;
+	if (cfg->nendpoints > 0 && (in->extra = calloc(cfg->nendpoints, sizeof(*in->extra))) == NULL)
+		goto fail;
+	for (size_t i = 0; i < cfg->nendpoints; i++)
+		convert(&cfg->endpoints[i], &in->extra[i]);
+	if ((in->table = endpoint_table_new(in->extra, cfg->nendpoints)) == NULL)
+		goto fail;
 	return in;
+fail:
+	ingest_free(in);
+	return NULL;
 }
 
 void ingest_free(struct ingest *in)
 {
+	if (in == NULL)
+		return;
+	endpoint_table_free(in->table);
+	free(in->extra);
 	free(in);
 }

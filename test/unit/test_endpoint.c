@@ -300,11 +300,11 @@ static void test_other_tables(void **state)
 {
 	static const struct endpoint eps[] = {
 		{ "first", "x/*/", EP_POST, 200, EP_REPLY_EMPTY, EP_BODY_OPTIONAL, EP_MIME_ANY, EP_LIMIT_EVENT,
-		  EP_KIND_OPAQUE, 0 },
+		  EP_KIND_OPAQUE, 0, false, 0 },
 		{ "second", "x/y/", EP_POST, 200, EP_REPLY_EMPTY, EP_BODY_OPTIONAL, EP_MIME_ANY, EP_LIMIT_EVENT,
-		  EP_KIND_OPAQUE, 0 },
+		  EP_KIND_OPAQUE, 0, false, 0 },
 		{ "keyed", "k/{key}/*/?", EP_POST, 200, EP_REPLY_EMPTY, EP_BODY_OPTIONAL, EP_MIME_ANY, EP_LIMIT_EVENT,
-		  EP_KIND_OPAQUE, 0 },
+		  EP_KIND_OPAQUE, 0, false, 0 },
 	};
 	const struct endpoint_table t = { eps, 3 }, empty = { eps, 0 };
 	struct endpoint_match m;

@@ -16,7 +16,7 @@
 #define REAL_KEY "a6f431e198734105aef464f6e702351f"
 #define REAL_SECRET "563b78f7bc1941828df0e5ebd79cc17a"
 
-static struct config_project project = { "vod_be", REAL_KEY, REAL_SECRET, 20 };
+static struct config_project project = { .name = "vod_be", .key = REAL_KEY, .secret = REAL_SECRET, .id = 20 };
 static struct config_upstream upstream = {
 	.name = "wow", .url = "http://127.0.0.1:9001/pfx", .tls = false, .host = "127.0.0.1", .port = 9001,
 	.path_prefix = "/pfx",
