@@ -2,6 +2,7 @@
 #ifndef SENTRYQ_CODEC_H
 #define SENTRYQ_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum codec_kind {
@@ -48,5 +49,14 @@ enum codec_result codec_stream_next(struct codec_stream *s, char *dst, size_t ca
 /* Bytes produced so far. */
 size_t codec_stream_produced(const struct codec_stream *s);
 void codec_stream_free(struct codec_stream *s);
+
+/* An encoder fed a piece at a time; the output collects in one buffer of at most max_out bytes
+ * (CODEC_TOO_LARGE past it). `last` finishes the stream. */
+struct codec_encoder;
+struct codec_encoder *codec_encoder_new(enum codec_kind kind, size_t max_out);
+enum codec_result codec_encoder_feed(struct codec_encoder *e, const char *in, size_t n, bool last);
+/* The output so far (malloc'd, the caller's); the encoder keeps nothing. */
+char *codec_encoder_take(struct codec_encoder *e, size_t *len);
+void codec_encoder_free(struct codec_encoder *e);
 
 #endif

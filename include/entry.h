@@ -31,6 +31,8 @@ struct entry {
 	size_t body_len;
 	long long received_ms;    /* ms since the epoch; 0 = now (filled in by entry_fields) */
 	long long first_ms;       /* a replayed dead letter's first received time; 0 = none */
+	const char *rewritten_key;/* the real key ingest already wrote into the body's envelope header
+				   * (a compressed envelope, rewritten once); NULL or "": not rewritten */
 };
 
 /* The field list of one entry (names, values, lengths), pointing into the entry and into the

@@ -47,8 +47,9 @@ static void put_str(char *base, size_t *off, const char **slot, const char *s)
 enum buffer_result buffer_push(struct buffer *b, const char *stream, const struct entry *e, bool force,
 			       long long now_ms)
 {
+	const char *rk = e->rewritten_key != NULL ? e->rewritten_key : "";
 	const char *src[] = { stream, e->method, e->endpoint, e->query, e->headers, e->client_ip, e->sdk_key,
-			      e->event_id };
+			      e->event_id, rk };
 	size_t size = sizeof(struct buffer_item) + e->body_len, off = sizeof(struct buffer_item);
 	struct buffer_item *it;
 
@@ -71,6 +72,7 @@ enum buffer_result buffer_push(struct buffer *b, const char *stream, const struc
 	put_str((char *)it, &off, &it->e.client_ip, e->client_ip);
 	put_str((char *)it, &off, &it->e.sdk_key, e->sdk_key);
 	put_str((char *)it, &off, &it->e.event_id, e->event_id);
+	put_str((char *)it, &off, &it->e.rewritten_key, rk);
 	memcpy((char *)it + off, e->body, e->body_len);
 	it->e.body = (char *)it + off;
 	it->prev = b->tail;

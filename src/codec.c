@@ -464,3 +464,174 @@ enum codec_result codec_encode(enum codec_kind kind, const char *in, size_t inle
 		return CODEC_CORRUPT;
 	}
 }
+
+/* ---- stepwise encoding: the output grows in one buffer, bounded ---- */
+
+struct codec_encoder {
+	enum codec_kind kind;
+	z_stream z;
+	BrotliEncoderState *br;
+	ZSTD_CCtx *zs;
+	char *out;
+	size_t len, cap, max_out;
+};
+
+struct codec_encoder *codec_encoder_new(enum codec_kind kind, size_t max_out)
+{
+	struct codec_encoder *e = calloc(1, sizeof(*e));
+	bool ok = false;
+
+	if (e == NULL)
+		return NULL;
+	e->kind = kind;
+	e->max_out = max_out;
+	if (kind == CODEC_GZIP || kind == CODEC_DEFLATE)
+		ok = deflateInit2(&e->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, kind == CODEC_GZIP ? 16 + MAX_WBITS : MAX_WBITS,
+				  8, Z_DEFAULT_STRATEGY) == Z_OK;
+	else if (kind == CODEC_BR)
+		ok = (e->br = BrotliEncoderCreateInstance(NULL, NULL, NULL)) != NULL &&
+		     BrotliEncoderSetParameter(e->br, BROTLI_PARAM_QUALITY, BR_QUALITY);
+	else if (kind == CODEC_ZSTD)
+		ok = (e->zs = ZSTD_createCCtx()) != NULL &&
+		     !ZSTD_isError(ZSTD_CCtx_setParameter(e->zs, ZSTD_c_compressionLevel, ZSTD_LEVEL));
+	else
+		ok = kind == CODEC_IDENTITY;
+	if (!ok) {
+		codec_encoder_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* Room for at least `want` more output bytes. */
+static enum codec_result enc_room(struct codec_encoder *e, size_t want)
+{
+	size_t cap = e->cap ? e->cap : 64 * 1024;
+	char *p;
+
+	if (e->len + want <= e->cap)
+		return CODEC_OK;
+	while (cap < e->len + want)
+		cap *= 2;
+	if (cap > e->max_out + 64 * 1024)
+		cap = e->max_out + 64 * 1024;
+	if (cap < e->len + want)
+		return CODEC_TOO_LARGE;
+	if ((p = realloc(e->out, cap)) == NULL)
+		return CODEC_NOMEM;
+	e->out = p;
+	e->cap = cap;
+	return CODEC_OK;
+}
+
+static enum codec_result enc_zlib(struct codec_encoder *e, const char *in, size_t n, bool last)
+{
+	z_stream *z = &e->z;
+	int r;
+
+	z->next_in = (const Bytef *)in;
+	z->avail_in = (uInt)n;
+	do {
+		enum codec_result room = enc_room(e, 64 * 1024);
+
+		if (room != CODEC_OK)
+			return room;
+		z->next_out = (Bytef *)e->out + e->len;
+		z->avail_out = (uInt)(e->cap - e->len);
+		r = deflate(z, last ? Z_FINISH : Z_NO_FLUSH);
+		e->len = e->cap - z->avail_out;
+		if (r == Z_STREAM_ERROR)
+			return CODEC_CORRUPT;
+	} while (z->avail_in > 0 || (last && r != Z_STREAM_END) || z->avail_out == 0);
+	return CODEC_OK;
+}
+
+static enum codec_result enc_br(struct codec_encoder *e, const char *in, size_t n, bool last)
+{
+	const uint8_t *next_in = (const uint8_t *)in;
+	size_t avail_in = n;
+
+	do {
+		enum codec_result room = enc_room(e, 64 * 1024);
+		uint8_t *next_out;
+		size_t avail_out;
+
+		if (room != CODEC_OK)
+			return room;
+		next_out = (uint8_t *)e->out + e->len;
+		avail_out = e->cap - e->len;
+		if (!BrotliEncoderCompressStream(e->br, last ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_PROCESS,
+						 &avail_in, &next_in, &avail_out, &next_out, NULL))
+			return CODEC_CORRUPT;
+		e->len = e->cap - avail_out;
+	} while (avail_in > 0 || BrotliEncoderHasMoreOutput(e->br) || (last && !BrotliEncoderIsFinished(e->br)));
+	return CODEC_OK;
+}
+
+static enum codec_result enc_zstd(struct codec_encoder *e, const char *in, size_t n, bool last)
+{
+	ZSTD_inBuffer ib = { in, n, 0 };
+	size_t left;
+
+	do {
+		enum codec_result room = enc_room(e, 64 * 1024);
+		ZSTD_outBuffer ob;
+
+		if (room != CODEC_OK)
+			return room;
+		ob = (ZSTD_outBuffer){ e->out, e->cap, e->len };
+		left = ZSTD_compressStream2(e->zs, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
+		e->len = ob.pos;
+		if (ZSTD_isError(left))
+			return CODEC_CORRUPT;
+	} while (ib.pos < ib.size || (last && left != 0));
+	return CODEC_OK;
+}
+
+enum codec_result codec_encoder_feed(struct codec_encoder *e, const char *in, size_t n, bool last)
+{
+	enum codec_result r;
+
+	switch (e->kind) {
+	case CODEC_GZIP:
+	case CODEC_DEFLATE:
+		r = enc_zlib(e, in, n, last);
+		break;
+	case CODEC_BR:
+		r = enc_br(e, in, n, last);
+		break;
+	case CODEC_ZSTD:
+		r = enc_zstd(e, in, n, last);
+		break;
+	default:
+		if ((r = enc_room(e, n)) == CODEC_OK && n > 0) {
+			memcpy(e->out + e->len, in, n);
+			e->len += n;
+		}
+		break;
+	}
+	return r == CODEC_OK && e->len > e->max_out ? CODEC_TOO_LARGE : r;
+}
+
+char *codec_encoder_take(struct codec_encoder *e, size_t *len)
+{
+	char *out = e->out;
+
+	*len = e->len;
+	e->out = NULL;
+	e->len = e->cap = 0;
+	return out;
+}
+
+void codec_encoder_free(struct codec_encoder *e)
+{
+	if (e == NULL)
+		return;
+	if (e->kind == CODEC_GZIP || e->kind == CODEC_DEFLATE)
+		deflateEnd(&e->z);
+	if (e->br != NULL)
+		BrotliEncoderDestroyInstance(e->br);
+	ZSTD_freeCCtx(e->zs);
+	free(e->out);
+	free(e);
+}

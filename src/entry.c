@@ -39,6 +39,8 @@ void entry_fields(const struct entry *e, long long now_ms, struct entry_fields *
 		snprintf(f->first, sizeof(f->first), "%lld", e->first_ms);
 		add(f, "t0", f->first, strlen(f->first));
 	}
+	if (e->rewritten_key != NULL && e->rewritten_key[0] != '\0')
+		add(f, "rk", e->rewritten_key, strlen(e->rewritten_key));
 	add(f, "b", e->body, e->body_len);
 }
 
@@ -49,7 +51,8 @@ static bool is(const char *name, size_t len, const char *lit)
 
 bool entry_is_field(const char *name, size_t len)
 {
-	static const char *const known[] = { "v", "m", "e", "q", "h", "ip", "k", "id", "c", "s", "t", "cat", "t0", "b" };
+	static const char *const known[] = { "v", "m", "e", "q", "h", "ip", "k", "id", "c", "s", "t", "cat", "t0", "rk",
+					     "b" };
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (is(name, len, known[i]))
@@ -98,6 +101,8 @@ static void take(struct entry *e, const char *name, size_t nlen, const char *val
 		e->received_ms = atoll(val);
 	else if (is(name, nlen, "t0"))
 		e->first_ms = atoll(val);
+	else if (is(name, nlen, "rk"))
+		e->rewritten_key = val;
 	else if (is(name, nlen, "cat"))
 		e->categories = parse_cats(val, vlen), *seen_cat = true;
 	else if (is(name, nlen, "b"))
@@ -111,6 +116,7 @@ enum entry_result entry_from_fields(struct entry *e, const char *const *names, c
 
 	memset(e, 0, sizeof(*e));
 	e->method = e->endpoint = e->query = e->headers = e->client_ip = e->sdk_key = e->event_id = "";
+	e->rewritten_key = "";
 	for (size_t i = 0; i < n; i++)
 		take(e, names[i], nlens[i], vals[i], vlens[i], &seen_cat);
 	/* Written before categories were stored: any limit on the project holds it, as before. */

@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "auth.h"
+#include "bodyjob.h"
 #include "category.h"
 #include "clock.h"
 #include "codec.h"
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "queue.h"
 #include "relay.h"
+#include "request.h"
 #include "route.h"
 #include "stats.h"
 #include "text.h"
@@ -57,6 +59,7 @@ struct pending {
 	char xff[1024];
 	char stream[ENTRY_KEY_MAX];
 	char event_id[ENVELOPE_ID_LEN + 1];
+	char *owned_body;       /* a body rewritten at ingest, freed with the pending */
 };
 
 /* What ingest learned about one request before queueing it. */
@@ -70,10 +73,26 @@ struct ingest_req {
 	enum codec_kind encoding;
 	const char *body;
 	size_t body_len;
-	size_t decoded_len;        /* after Content-Encoding, measured against the endpoint's limit */
-	char *decoded;             /* a store body that had to be decoded (its event id is read) */
+	struct bodyjob *job;       /* reads the body in bounded steps (bodyjob.h) */
+	char *decoded;             /* a raven store body, decoded (its event id is read) */
+	size_t decoded_len;
+	char *rewritten;           /* a compressed envelope with its header rewritten, once, here */
+	size_t rewritten_len;
+	const char *rewrite_key;   /* the real key that rewrite put in it */
 	category_mask categories;  /* classified once, here */
 	struct auth_info auth;
+	struct route_target target;
+};
+
+/* A request whose body takes more than one step: it goes on from a deferred event, between other
+ * requests, and stops if the client goes away meanwhile. */
+struct body_wait {
+	struct ingest *in;
+	struct ingest_req ir;
+	struct event *ev;
+	struct evhttp_connection *evcon;
+	bool rewriting;            /* phase two (the header rewrite) */
+	bool gone;
 };
 
 /* make_pending's answer: 431 and 503 are different failures. */
@@ -120,22 +139,6 @@ static void reply_preflight(struct evhttp_request *req)
 
 /* ---- the body: size, encoding, event id and categories ---- */
 
-/* The decoded start of the body: the body itself when it is not encoded. */
-static enum codec_result body_head(const struct ingest_req *ir, char **tmp, const char **head, size_t *len)
-{
-	enum codec_result r;
-
-	*tmp = NULL;
-	if (ir->encoding == CODEC_IDENTITY) {
-		*head = ir->body;
-		*len = ir->body_len;
-		return CODEC_OK;
-	}
-	r = codec_decode(ir->encoding, ir->body, ir->body_len, ENVELOPE_HEADER_PEEK, CODEC_FIRST_LINE, tmp, len);
-	*head = *tmp;
-	return r;
-}
-
 /* raven-python and old raven-js post base64(zlib(json)) as application/octet-stream: Sentry
  * decodes it, so sentryq reads the event inside it too (its id answers the SDK). */
 static bool raven_body(const struct ingest_req *ir)
@@ -146,6 +149,7 @@ static bool raven_body(const struct ingest_req *ir)
 
 static enum codec_result decode_raven(struct ingest_req *ir, size_t limit)
 {
+	/* bounded by limits.max_event_size (1 MiB): one step of work */
 	size_t cap = ir->body_len / 4 * 3 + 3, n;
 	unsigned char *z = malloc(cap);
 	enum codec_result r = CODEC_CORRUPT;
@@ -159,82 +163,16 @@ static enum codec_result decode_raven(struct ingest_req *ir, size_t limit)
 	return r == CODEC_CORRUPT ? CODEC_OK : r;
 }
 
-/* A compressed envelope: decoded once through a scratch window, measured and scanned for its
- * item types on the way. */
-static enum codec_result scan_encoded_envelope(struct ingest_req *ir, size_t limit)
-{
-	struct codec_stream *s = codec_stream_new(ir->encoding, ir->body, ir->body_len, limit);
-	struct envelope_scan *scan = malloc(sizeof(*scan));
-	char scratch[64 * 1024];
-	enum codec_result r = CODEC_NOMEM;
-	size_t got;
-
-	if (s != NULL && scan != NULL) {
-		envelope_scan_init(scan);
-		while ((r = codec_stream_next(s, scratch, sizeof(scratch), &got)) == CODEC_MORE || (r == CODEC_OK && got))
-			envelope_scan_feed(scan, scratch, got);
-		ir->decoded_len = codec_stream_produced(s);
-		ir->categories = envelope_scan_end(scan);
-	}
-	codec_stream_free(s);
-	free(scan);
-	return r;
-}
-
-/* Decode or measure as the endpoint needs, and classify the request's data categories. */
-static enum codec_result read_body(struct ingest_req *ir, size_t limit)
-{
-	const struct endpoint *ep = ir->m.ep;
-	char type[EVENT_TYPE_MAX];
-	enum codec_result r;
-
-	if (ep->kind == EP_KIND_ENVELOPE) {
-		if (ir->encoding != CODEC_IDENTITY)
-			return scan_encoded_envelope(ir, limit);
-		ir->categories = envelope_categories(ir->body, ir->body_len);
-		return codec_measure(CODEC_IDENTITY, ir->body, ir->body_len, limit, &ir->decoded_len);
-	}
-	if (ep->kind != EP_KIND_STORE) {
-		ir->categories = ep->categories;
-		return codec_measure(ir->encoding, ir->body, ir->body_len, limit, &ir->decoded_len);
-	}
-	/* A store body's event id and type are read: a compressed one is decoded once, here. */
-	if (raven_body(ir))
-		r = decode_raven(ir, limit);
-	else if (ir->encoding != CODEC_IDENTITY)
-		r = codec_decode(ir->encoding, ir->body, ir->body_len, limit, CODEC_WHOLE, &ir->decoded, &ir->decoded_len);
-	else
-		r = codec_measure(CODEC_IDENTITY, ir->body, ir->body_len, limit, &ir->decoded_len);
-	if (r == CODEC_OK) {
-		const char *b = ir->decoded != NULL ? ir->decoded : ir->body;
-		size_t n = ir->decoded != NULL ? ir->decoded_len : ir->body_len;
-
-		ir->categories = category_of_event(envelope_store_type(b, n, type, sizeof(type)) == ENVELOPE_OK ? type
-														: NULL);
-	}
-	return r;
-}
-
-/* Cheap event id: the store body's or envelope header's own, else a fresh uuid4. */
+/* Cheap event id: the body's own (store body, envelope header, raven), else a fresh uuid4. */
 static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN + 1])
 {
-	enum envelope_result rc = ENVELOPE_NONE;
-	const char *head;
-	char *tmp = NULL;
-	size_t len;
+	int rc = -1;
 
-	if (ir->m.ep->reply != EP_REPLY_ID) {
-		rc = ENVELOPE_NONE;
-	} else if (ir->m.ep->kind == EP_KIND_STORE) {
-		if (ir->decoded != NULL)
-			rc = envelope_store_event_id(ir->decoded, ir->decoded_len, id);
-		else if (ir->encoding == CODEC_IDENTITY)
-			rc = envelope_store_event_id(ir->body, ir->body_len, id);
-	} else if (body_head(ir, &tmp, &head, &len) == CODEC_OK) {
-		rc = envelope_event_id(head, len, id);
-	}
-	free(tmp);
-	if (rc != ENVELOPE_OK)
+	if (ir->m.ep->reply == EP_REPLY_ID && ir->decoded != NULL)
+		rc = envelope_store_event_id(ir->decoded, ir->decoded_len, id) == ENVELOPE_OK ? 0 : -1;
+	else if (ir->m.ep->reply == EP_REPLY_ID)
+		rc = bodyjob_event_id(ir->job, id);
+	if (rc != 0)
 		envelope_new_id(id);
 }
 
@@ -352,6 +290,12 @@ static void accepted(struct ingest *in, struct evhttp_request *req, const struct
 
 /* ---- queueing ---- */
 
+static void free_pending(struct pending *p)
+{
+	free(p->owned_body);
+	free(p);  /* headers and query live in the same allocation */
+}
+
 static void put_done(void *arg, enum queue_done r)
 {
 	struct pending *p = arg;
@@ -372,7 +316,7 @@ static void put_done(void *arg, enum queue_done r)
 		reply_error(in, p->req, 503, "queue unavailable: Redis did not accept the event", 1);
 	else if (!ok)
 		stats_add(in->r->stats, STATS_REJECTED, 1);
-	free(p);  /* headers and query live in the same allocation */
+	free_pending(p);
 }
 
 static void client_gone(struct evhttp_connection *evcon, void *arg)
@@ -383,7 +327,7 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 	p->req = NULL;  /* the answer has nowhere to go; the write itself still completes */
 }
 
-static void fill_entry(struct pending *p, const struct ingest_req *ir)
+static void fill_entry(struct pending *p, struct ingest_req *ir)
 {
 	p->it.method = p->get ? "GET" : "POST";
 	p->it.endpoint = p->endpoint;
@@ -395,8 +339,13 @@ static void fill_entry(struct pending *p, const struct ingest_req *ir)
 	p->it.carrier = ir->auth.carrier;
 	p->it.has_secret = ir->auth.has_secret;
 	p->it.categories = ir->categories;
-	p->it.body = ir->body;  /* the request's input buffer, alive until the request is answered */
-	p->it.body_len = ir->body_len;
+	/* The request's input buffer (or the rewritten copy, which the pending takes over), alive
+	 * until the request is answered. */
+	p->it.body = ir->rewritten != NULL ? ir->rewritten : ir->body;
+	p->it.body_len = ir->rewritten != NULL ? ir->rewritten_len : ir->body_len;
+	p->it.rewritten_key = ir->rewrite_key;
+	p->owned_body = ir->rewritten;
+	ir->rewritten = NULL;
 }
 
 /* Copy what the entry needs out of the request, which may be gone when Redis answers:
@@ -463,7 +412,7 @@ static void enqueue(struct ingest *in, struct ingest_req *ir, const struct route
 		reply_error(in, ir->req, 503, "queue unavailable: Redis is away and the memory buffer is full", 1);
 		break;
 	}
-	free(p);
+	free_pending(p);
 }
 
 /* Refuse what the queue cannot take (429, SDKs back off) and, if asked, what Sentry would refuse:
@@ -498,17 +447,10 @@ static int admit(struct ingest *in, struct ingest_req *ir, const struct route_ta
 static int envelope_auth(struct ingest *in, struct ingest_req *ir, long *route_id)
 {
 	enum envelope_result rc;
-	const char *head;
-	char *tmp;
 	size_t len;
+	const char *head = bodyjob_header(ir->job, &len);
 
-	if (body_head(ir, &tmp, &head, &len) != CODEC_OK) {
-		free(tmp);
-		reply_error(in, ir->req, 400, "invalid body: cannot decode Content-Encoding", 0);
-		return -1;
-	}
 	rc = envelope_dsn(head, len, ir->auth.key, sizeof(ir->auth.key), route_id);
-	free(tmp);
 	if (rc != ENVELOPE_OK) {
 		reply_error(in, ir->req, 401, rc == ENVELOPE_NONE ? "missing authorization information"
 						     : "bad envelope authentication header", 0);
@@ -591,11 +533,10 @@ static bool store_without_event(const struct ingest_req *ir)
 	return true;
 }
 
-/* Size, encoding and type checks; the decoded size is measured, never trusted (zip bombs get 413). */
-static int check_body(struct ingest *in, struct ingest_req *ir)
+/* Size, encoding and type checks before any body work. -1 when answered. */
+static int check_framing(struct ingest *in, struct ingest_req *ir)
 {
 	const char *ce = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Encoding");
-	enum codec_result rc;
 
 	if (ir->body_len > in->r->cfg->max_body_size) {
 		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
@@ -614,38 +555,180 @@ static int check_body(struct ingest *in, struct ingest_req *ir)
 		reply_error(in, ir->req, 415, "unsupported Content-Type for this endpoint", 0);
 		return -1;
 	}
-	rc = read_body(ir, endpoint_limit(in->r->cfg, ir->m.ep));
-	if (rc == CODEC_OK)
-		return 0;
-	if (rc == CODEC_TOO_LARGE)
+	return 0;
+}
+
+/* The one way a body failure becomes an answer. */
+static void body_failed(struct ingest *in, struct ingest_req *ir, enum bodyjob_result r)
+{
+	if (r == BODYJOB_TOO_LARGE)
 		reply_error(in, ir->req, 413, "request body exceeds the endpoint's size limit (limits.*)", 0);
-	else if (rc == CODEC_NOMEM)
+	else if (r == BODYJOB_NOMEM)
 		reply_error(in, ir->req, 503, "out of memory", 1);
+	else if (ir->m.ep->kind == EP_KIND_ENVELOPE && r == BODYJOB_CORRUPT && ir->encoding == CODEC_IDENTITY)
+		reply_error(in, ir->req, 400, "invalid envelope: header line too long", 0);
 	else
 		reply_error(in, ir->req, 400, "invalid body: cannot decode Content-Encoding", 0);
-	return -1;
+}
+
+static void release_req(struct ingest_req *ir)
+{
+	bodyjob_free(ir->job);
+	free(ir->decoded);
+	free(ir->rewritten);
+	ir->job = NULL, ir->decoded = NULL, ir->rewritten = NULL;
+}
+
+/* What comes after phase one. */
+enum next_step {
+	NEXT_ANSWERED = 0,   /* refused (the answer is sent) */
+	NEXT_QUEUE,          /* admitted: queue it */
+	NEXT_REWRITE,        /* admitted, but its header must be rewritten first (phase two) */
+};
+
+/* Phase one done: what the body is; then who sent it, where it goes, whether it is admitted. */
+static enum next_step after_scan(struct ingest *in, struct ingest_req *ir)
+{
+	char dsn[512], detail[256];
+	long route_id;
+	enum bodyjob_result r;
+
+	ir->categories = ir->m.ep->kind == EP_KIND_OPAQUE ? ir->m.ep->categories : bodyjob_categories(ir->job);
+	if (authenticate(in, ir, &route_id) != 0)
+		return NEXT_ANSWERED;
+	if (route_lookup(in->r->routes, ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id,
+			 &ir->target, detail, sizeof(detail)) != 0) {
+		reply_error(in, ir->req, 403, detail, 0);
+		return NEXT_ANSWERED;
+	}
+	if (admit(in, ir, &ir->target) != 0)
+		return NEXT_ANSWERED;
+	if (ir->m.ep->kind != EP_KIND_ENVELOPE || ir->encoding == CODEC_IDENTITY)
+		return NEXT_QUEUE;  /* a plain envelope's header is rewritten when forwarded: cheap */
+	request_dsn(ir->target.upstream, ir->target.project->key, ir->target.project->id, dsn, sizeof(dsn));
+	r = bodyjob_rewrite_start(ir->job, dsn, ir->auth.key, ir->target.project->key, in->r->cfg->max_body_size);
+	if (r == BODYJOB_MORE)
+		return NEXT_REWRITE;
+	if (r == BODYJOB_NONE)
+		return NEXT_QUEUE;
+	body_failed(in, ir, r);
+	return NEXT_ANSWERED;
+}
+
+/* Phase two done: the rewritten body replaces the request's. */
+static void after_rewrite(struct ingest_req *ir)
+{
+	ir->rewritten = bodyjob_rewritten(ir->job, &ir->rewritten_len);
+	ir->rewrite_key = ir->target.project->key;
+}
+
+static void body_wait_free(struct body_wait *w)
+{
+	if (!w->gone)
+		evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+	event_free(w->ev);
+	release_req(&w->ir);
+	free(w);
+}
+
+static void body_client_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct body_wait *w = arg;
+
+	(void)evcon;
+	w->gone = true;  /* the request and its body are freed with the connection */
+}
+
+/* One step of a waiting body, then back to the loop (or on to the queue when done). */
+static void body_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct body_wait *w = arg;
+	struct ingest_req *ir = &w->ir;
+	enum bodyjob_result r;
+
+	(void)fd;
+	(void)what;
+	if (w->gone) {
+		body_wait_free(w);
+		return;
+	}
+	r = w->rewriting ? bodyjob_rewrite_step(ir->job) : bodyjob_step(ir->job);
+	if (r == BODYJOB_MORE) {
+		event_active(w->ev, EV_TIMEOUT, 0);
+		return;
+	}
+	if (r != BODYJOB_DONE) {
+		body_failed(w->in, ir, r);
+	} else if (w->rewriting) {
+		after_rewrite(ir);
+		enqueue(w->in, ir, &ir->target);
+	} else {
+		switch (after_scan(w->in, ir)) {
+		case NEXT_REWRITE:
+			w->rewriting = true;
+			event_active(w->ev, EV_TIMEOUT, 0);
+			return;
+		case NEXT_QUEUE:
+			enqueue(w->in, ir, &ir->target);
+			break;
+		case NEXT_ANSWERED:
+			break;
+		}
+	}
+	body_wait_free(w);
+}
+
+/* The rest of the body's work goes on from the loop, a step at a time. */
+static void wait_for_body(struct ingest *in, struct ingest_req *ir, bool rewriting)
+{
+	struct body_wait *w = calloc(1, sizeof(*w));
+
+	if (w == NULL || (w->ev = event_new(in->r->base, -1, 0, body_wait_cb, w)) == NULL) {
+		free(w);
+		reply_error(in, ir->req, 503, "out of memory", 1);
+		release_req(ir);
+		return;
+	}
+	w->in = in;
+	w->ir = *ir;  /* the job and buffers move into the wait */
+	w->rewriting = rewriting;
+	w->evcon = evhttp_request_get_connection(ir->req);
+	evhttp_connection_set_closecb(w->evcon, body_client_gone, w);
+	event_active(w->ev, EV_TIMEOUT, 0);
 }
 
 static void handle_ingest(struct ingest *in, struct ingest_req *ir)
 {
 	struct evbuffer *body = evhttp_request_get_input_buffer(ir->req);
-	struct route_target t;
-	char detail[256];
-	long route_id;
+	enum bodyjob_result r;
 
 	ir->body_len = evbuffer_get_length(body);
 	ir->body = ir->body_len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
-	if (check_body(in, ir) != 0 || authenticate(in, ir, &route_id) != 0)
-		goto out;
-	if (route_lookup(in->r->routes, ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id, &t,
-			 detail, sizeof(detail)) != 0) {
-		reply_error(in, ir->req, 403, detail, 0);
-		goto out;
+	if (check_framing(in, ir) != 0)
+		return;
+	if (raven_body(ir) && decode_raven(ir, endpoint_limit(in->r->cfg, ir->m.ep)) == CODEC_TOO_LARGE) {
+		body_failed(in, ir, BODYJOB_TOO_LARGE);
+		return;
 	}
-	if (admit(in, ir, &t) == 0)
-		enqueue(in, ir, &t);
-out:
-	free(ir->decoded);
+	ir->job = bodyjob_new(ir->m.ep->kind, ir->encoding, ir->body, ir->body_len, endpoint_limit(in->r->cfg, ir->m.ep));
+	/* Most bodies take one step: they are read right here. */
+	r = ir->job != NULL ? bodyjob_step(ir->job) : BODYJOB_NOMEM;
+	if (r == BODYJOB_MORE)
+		return wait_for_body(in, ir, false);
+	if (r != BODYJOB_DONE) {
+		body_failed(in, ir, r);
+	} else {
+		switch (after_scan(in, ir)) {
+		case NEXT_REWRITE:
+			return wait_for_body(in, ir, true);
+		case NEXT_QUEUE:
+			enqueue(in, ir, &ir->target);
+			break;
+		case NEXT_ANSWERED:
+			break;
+		}
+	}
+	release_req(ir);
 }
 
 static unsigned ep_method(enum evhttp_cmd_type m)

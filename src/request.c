@@ -158,6 +158,10 @@ static void build_body(struct request *rq, const struct config_upstream *uc, con
 		return;
 	request_dsn(uc, pr->key, pr->id, dsn, sizeof(dsn));
 	if (kind != CODEC_IDENTITY) {
+		/* Ingest rewrote it once, with this key: as stored. (Another key means the project's
+		 * credentials changed since, a rare case worth the full decode.) */
+		if (it->rewritten_key != NULL && strcmp(it->rewritten_key, pr->key) == 0)
+			return;
 		rewrite_encoded(rq, kind, it, dsn, pr->key);
 		return;
 	}
