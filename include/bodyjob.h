@@ -17,7 +17,7 @@
 #include "endpoint.h"
 #include "envelope.h"
 
-#define BODYJOB_STEP (1024 * 1024)   /* decoded or scanned bytes per step: about a millisecond or two */
+#define BODYJOB_STEP (512 * 1024)    /* decoded or scanned bytes per step: about a millisecond */
 
 enum bodyjob_result {
 	BODYJOB_MORE = 0,    /* call the step again (from the next loop iteration) */

@@ -639,6 +639,16 @@ static void body_client_gone(struct evhttp_connection *evcon, void *arg)
 	w->gone = true;  /* the request and its body are freed with the connection */
 }
 
+/* A zero timer, not event_active: libevent runs events activated while it processes the active
+ * queue in the same pass, before any socket is read, so only a timer lets other requests in
+ * between two steps. */
+static void next_step(struct body_wait *w)
+{
+	struct timeval now = { 0, 0 };
+
+	evtimer_add(w->ev, &now);
+}
+
 /* One step of a waiting body, then back to the loop (or on to the queue when done). */
 static void body_wait_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -654,7 +664,7 @@ static void body_wait_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	r = w->rewriting ? bodyjob_rewrite_step(ir->job) : bodyjob_step(ir->job);
 	if (r == BODYJOB_MORE) {
-		event_active(w->ev, EV_TIMEOUT, 0);
+		next_step(w);
 		return;
 	}
 	if (r != BODYJOB_DONE) {
@@ -666,7 +676,7 @@ static void body_wait_cb(evutil_socket_t fd, short what, void *arg)
 		switch (after_scan(w->in, ir)) {
 		case NEXT_REWRITE:
 			w->rewriting = true;
-			event_active(w->ev, EV_TIMEOUT, 0);
+			next_step(w);
 			return;
 		case NEXT_QUEUE:
 			enqueue(w->in, ir, &ir->target);
@@ -683,7 +693,7 @@ static void wait_for_body(struct ingest *in, struct ingest_req *ir, bool rewriti
 {
 	struct body_wait *w = calloc(1, sizeof(*w));
 
-	if (w == NULL || (w->ev = event_new(in->r->base, -1, 0, body_wait_cb, w)) == NULL) {
+	if (w == NULL || (w->ev = evtimer_new(in->r->base, body_wait_cb, w)) == NULL) {
 		free(w);
 		reply_error(in, ir->req, 503, "out of memory", 1);
 		release_req(ir);
@@ -694,7 +704,7 @@ static void wait_for_body(struct ingest *in, struct ingest_req *ir, bool rewriti
 	w->rewriting = rewriting;
 	w->evcon = evhttp_request_get_connection(ir->req);
 	evhttp_connection_set_closecb(w->evcon, body_client_gone, w);
-	event_active(w->ev, EV_TIMEOUT, 0);
+	next_step(w);
 }
 
 static void handle_ingest(struct ingest *in, struct ingest_req *ir)
