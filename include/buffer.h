@@ -10,6 +10,8 @@
 struct buffer;
 struct buffer_item;
 
+#define BUFFER_STREAMS_MAX 16   /* copies of one entry pushed at once */
+
 enum buffer_result {
 	BUFFER_OK = 0,
 	BUFFER_FULL,      /* over max_bytes: the caller answers 503 */
@@ -23,6 +25,10 @@ void buffer_free(struct buffer *b);
  * does not apply. A zero received_ms becomes now_ms, so the copy keeps the time it was accepted. */
 enum buffer_result buffer_push(struct buffer *b, const char *stream, const struct entry *e, bool force,
 			       long long now_ms);
+/* One copy per stream (a request and its mirrors), all or none: BUFFER_FULL when the copies
+ * together do not fit. 1..BUFFER_STREAMS_MAX streams. */
+enum buffer_result buffer_push_each(struct buffer *b, const char *const *streams, size_t n, const struct entry *e,
+				    bool force, long long now_ms);
 
 /* Draining in order: the cursor walks items not yet handed out; items leave only by
  * buffer_remove (Redis confirmed the write), so a lost connection sends them again. */

@@ -14,6 +14,7 @@ struct config;
 struct queue;
 
 #define QUEUE_ACK_MAX 1000     /* ids per ack: bounded by Lua's unpack() stack */
+#define QUEUE_STREAMS_MAX 9    /* copies of one request: the project and up to 8 mirrors */
 
 /* How a command ended. */
 enum queue_done {
@@ -30,7 +31,7 @@ enum queue_send {
 
 /* What queue_put did with an entry. */
 enum queue_put {
-	QUEUE_PUT_SENT = 0,    /* XADD sent: the done callback follows */
+	QUEUE_PUT_SENT = 0,    /* XADD (or the put script) sent: the done callback follows */
 	QUEUE_PUT_BUFFERED,    /* Redis is away: copied into the memory buffer; no callback */
 	QUEUE_PUT_REFUSED,     /* neither Redis nor the buffer can take it; no callback */
 };
@@ -71,8 +72,11 @@ const char *queue_consumer(const struct queue *q);
 /* The stream of a route (entry_stream_key with the configured prefix). 0, or -1 when too long. */
 int queue_stream(const struct queue *q, const char *upstream, const char *project, char *buf, size_t len);
 
-/* Append an entry to a stream; see enum queue_put. */
-enum queue_put queue_put(struct queue *q, const char *stream, const struct entry *e, queue_done_cb cb, void *arg);
+/* Append an entry to 1..QUEUE_STREAMS_MAX streams (a request and its mirrors), all copies in one
+ * atomic step (one XADD, or one script): the done callback's OK means every copy is in Redis.
+ * Buffered, the copies go in together or not at all. See enum queue_put. */
+enum queue_put queue_put(struct queue *q, const char *const *streams, size_t n, const struct entry *e,
+			 queue_done_cb cb, void *arg);
 /* XADDs of queue_put waiting for Redis's answer (a saturated loop shows here first). */
 int queue_writes_in_flight(const struct queue *q);
 /* Entries (and bytes) waiting in the in-memory buffer. */

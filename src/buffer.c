@@ -44,21 +44,26 @@ static void put_str(char *base, size_t *off, const char **slot, const char *s)
 	*off += l;
 }
 
-enum buffer_result buffer_push(struct buffer *b, const char *stream, const struct entry *e, bool force,
-			       long long now_ms)
+static size_t item_size(const char *stream, const struct entry *e, const char *rk)
 {
-	const char *rk = e->rewritten_key != NULL ? e->rewritten_key : "";
 	const char *src[] = { stream, e->method, e->endpoint, e->query, e->headers, e->client_ip, e->sdk_key,
 			      e->event_id, rk };
-	size_t size = sizeof(struct buffer_item) + e->body_len, off = sizeof(struct buffer_item);
-	struct buffer_item *it;
+	size_t size = sizeof(struct buffer_item) + e->body_len;
 
 	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
 		size += strlen(src[i]) + 1;
-	if (!force && b->bytes + size > b->max_bytes)
-		return BUFFER_FULL;
-	if ((it = malloc(size)) == NULL)
-		return BUFFER_NOMEM;
+	return size;
+}
+
+/* One allocation: the item, its strings, then the body. */
+static struct buffer_item *make_item(const char *stream, const struct entry *e, const char *rk, size_t size,
+				     long long now_ms)
+{
+	size_t off = sizeof(struct buffer_item);
+	struct buffer_item *it = malloc(size);
+
+	if (it == NULL)
+		return NULL;
 	memset(it, 0, sizeof(*it));
 	it->e = *e;
 	it->size = size;
@@ -75,6 +80,11 @@ enum buffer_result buffer_push(struct buffer *b, const char *stream, const struc
 	put_str((char *)it, &off, &it->e.rewritten_key, rk);
 	memcpy((char *)it + off, e->body, e->body_len);
 	it->e.body = (char *)it + off;
+	return it;
+}
+
+static void link_tail(struct buffer *b, struct buffer_item *it)
+{
 	it->prev = b->tail;
 	if (b->tail != NULL)
 		b->tail->next = it;
@@ -83,8 +93,38 @@ enum buffer_result buffer_push(struct buffer *b, const char *stream, const struc
 	b->tail = it;
 	if (b->cursor == NULL)
 		b->cursor = it;
-	b->bytes += size;
+	b->bytes += it->size;
 	b->count++;
+}
+
+enum buffer_result buffer_push(struct buffer *b, const char *stream, const struct entry *e, bool force,
+			       long long now_ms)
+{
+	return buffer_push_each(b, &stream, 1, e, force, now_ms);
+}
+
+enum buffer_result buffer_push_each(struct buffer *b, const char *const *streams, size_t n, const struct entry *e,
+				    bool force, long long now_ms)
+{
+	const char *rk = e->rewritten_key != NULL ? e->rewritten_key : "";
+	struct buffer_item *items[BUFFER_STREAMS_MAX];
+	size_t total = 0;
+
+	if (n == 0 || n > BUFFER_STREAMS_MAX)
+		return BUFFER_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		total += item_size(streams[i], e, rk);
+	if (!force && b->bytes + total > b->max_bytes)
+		return BUFFER_FULL;
+	for (size_t i = 0; i < n; i++) {
+		if ((items[i] = make_item(streams[i], e, rk, item_size(streams[i], e, rk), now_ms)) == NULL) {
+			while (i > 0)
+				free(items[--i]);
+			return BUFFER_NOMEM;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		link_tail(b, items[i]);
 	return BUFFER_OK;
 }
 

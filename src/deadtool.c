@@ -29,6 +29,7 @@ struct dt {
 	char bytes_key[DT_KEY_MAX];
 	char grouped[DT_KEY_MAX];  /* last source stream whose consumer group is known to exist */
 	bool json;
+	const char *route;         /* --route UPSTREAM/PROJECT: only that destination's dead letters */
 	long long now_ms;
 	long count;                /* listed / replayed / purged */
 	bool failed;               /* an entry could not be handled: exit 1 once the rest is done */
@@ -53,8 +54,9 @@ static void dt_err(const char *fmt, ...)
 
 static void dt_usage(void)
 {
-	dt_err("usage: sentryq -c FILE dead list [--json] | dead replay (--all | ID...) | "
-	       "dead purge (--all | ID...)");
+	dt_err("usage: sentryq -c FILE dead list [--json] [--route UPSTREAM/PROJECT] | "
+	       "dead replay (--all [--route UPSTREAM/PROJECT] | ID...) | "
+	       "dead purge (--all [--route UPSTREAM/PROJECT] | ID...)");
 }
 
 /* NULL (reported) when the connection failed; an error reply is returned to the caller. */
@@ -221,6 +223,25 @@ static int dt_ids(struct dt *d, int argc, char **argv, dt_entry_fn fn)
 	return 0;
 }
 
+/* ---- the --route filter ---- */
+
+static bool field_is(const redisReply *f, const char *s, size_t len)
+{
+	return f != NULL && f->type == REDIS_REPLY_STRING && f->len == len && memcmp(f->str, s, len) == 0;
+}
+
+/* Whether a dead letter belongs to the --route destination (every one without --route). */
+static bool dt_wanted(const struct dt *d, const redisReply *el)
+{
+	const char *slash;
+
+	if (d->route == NULL)
+		return true;
+	slash = strchr(d->route, '/');
+	return field_is(dt_field(el, "up"), d->route, (size_t)(slash - d->route)) &&
+	       field_is(dt_field(el, "pr"), slash + 1, strlen(slash + 1));
+}
+
 /* ---- list ---- */
 
 static int list_json(struct dt *d, const redisReply *el, long long age, size_t size)
@@ -257,6 +278,8 @@ static int list_one(struct dt *d, const redisReply *el)
 	long long age = (d->now_ms - dt_num(el, "dead_at")) / 1000;
 	size_t size = b != NULL ? b->len : 0;
 
+	if (!dt_wanted(d, el))
+		return 0;
 	if (age < 0)
 		age = 0;  /* clocks of relay and operator host disagree */
 	if (d->json) {
@@ -402,6 +425,8 @@ static int replay_one(struct dt *d, const redisReply *el)
 	char src[DT_KEY_MAX];
 	int rc;
 
+	if (!dt_wanted(d, el))
+		return 0;
 	if (replay_route(d, el, src, sizeof(src)) != 0)
 		rc = 1;
 	else if ((rc = replay_group(d, src)) == 0)
@@ -429,7 +454,7 @@ static int purge_page(struct dt *d, const redisReply *page)
 	argv[0] = "XDEL";
 	argv[1] = d->key;
 	for (size_t i = 0; i < page->elements && argc < 2 + DT_PAGE; i++)
-		if (dt_valid(page->element[i]))
+		if (dt_valid(page->element[i]) && dt_wanted(d, page->element[i]))
 			argv[argc++] = page->element[i]->element[0]->str;
 	if (argc == 2)
 		return 0;
@@ -501,6 +526,24 @@ static int dt_verb(struct dt *d, int argc, char **argv)
 	return rc;
 }
 
+/* Takes "--route UPSTREAM/PROJECT" out of argv (list, and replay or purge with --all only). */
+static int take_route(struct dt *d, int *argc, char **argv)
+{
+	for (int i = 2; i < *argc; i++) {
+		if (strcmp(argv[i], "--route") != 0)
+			continue;
+		if (i + 1 >= *argc || strchr(argv[i + 1], '/') == NULL || d->route != NULL)
+			return -1;
+		d->route = argv[i + 1];
+		memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(*argv));
+		*argc -= 2;
+		i--;
+	}
+	if (d->route != NULL && strcmp(argv[1], "list") != 0 && !(*argc == 3 && strcmp(argv[2], "--all") == 0))
+		return -1;  /* ids name their entries already */
+	return 0;
+}
+
 int deadtool_run(const struct config *cfg, int argc, char **argv)
 {
 	struct dt d;
@@ -509,7 +552,7 @@ int deadtool_run(const struct config *cfg, int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
 	d.now_ms = clock_epoch_ms();
-	if (!dt_args_ok(argc, argv)) {
+	if (argc < 2 || take_route(&d, &argc, argv) != 0 || !dt_args_ok(argc, argv)) {
 		dt_usage();
 		return 2;
 	}

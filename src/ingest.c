@@ -57,7 +57,9 @@ struct pending {
 	char endpoint[ENDPOINT_STORED_MAX];
 	char sdk_key[AUTH_FIELD_MAX];
 	char xff[1024];
-	char stream[ENTRY_KEY_MAX];
+	char stream[QUEUE_STREAMS_MAX][ENTRY_KEY_MAX];   /* the project's, then each mirror's */
+	const char *streams[QUEUE_STREAMS_MAX];
+	size_t nstreams;
 	char event_id[ENVELOPE_ID_LEN + 1];
 	char *owned_body;       /* a body rewritten at ingest, freed with the pending */
 };
@@ -250,7 +252,8 @@ static void add_limits(struct ingest *in, struct evkeyvalq *h, const struct rout
 {
 	char buf[THROTTLE_HEADER_MAX];
 
-	if (in->r->cfg->rate_limits_passthrough &&
+	/* A mirrored project's SDKs must keep sending what another destination still takes. */
+	if (in->r->cfg->rate_limits_passthrough && t->project->nmirrors == 0 &&
 	    throttle_header(in->r->throttle, t->upstream->name, t->project->name, clock_mono(), buf, sizeof(buf)) > 0)
 		evhttp_add_header(h, "X-Sentry-Rate-Limits", buf);
 }
@@ -306,7 +309,7 @@ static void put_done(void *arg, enum queue_done r)
 		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
 	/* Connection lost mid-write: the outcome is unknown, so keep a copy in memory (at-least-once). */
 	if (r == QUEUE_DONE_LOST && p->req != NULL &&
-	    queue_put(in->r->queue, p->stream, &p->it, NULL, NULL) == QUEUE_PUT_BUFFERED) {
+	    queue_put(in->r->queue, p->streams, p->nstreams, &p->it, NULL, NULL) == QUEUE_PUT_BUFFERED) {
 		stats_add(in->r->stats, STATS_BUFFERED, 1);
 		ok = true;
 	}
@@ -348,6 +351,25 @@ static void fill_entry(struct pending *p, struct ingest_req *ir)
 	ir->rewritten = NULL;
 }
 
+/* The project's stream, then one per mirror: each copy is its own route. */
+static int set_streams(struct ingest *in, struct pending *p, const struct route_target *t)
+{
+	const struct config_project *pr = t->project;
+
+	if (queue_stream(in->r->queue, t->upstream->name, pr->name, p->stream[0], ENTRY_KEY_MAX) != 0)
+		return -1;
+	p->streams[0] = p->stream[0];
+	p->nstreams = 1;
+	for (size_t i = 0; i < pr->nmirrors && p->nstreams < QUEUE_STREAMS_MAX; i++, p->nstreams++) {
+		char *buf = p->stream[p->nstreams];
+
+		if (queue_stream(in->r->queue, pr->mirrors[i].up->name, pr->mirrors[i].pr->name, buf, ENTRY_KEY_MAX) != 0)
+			return -1;
+		p->streams[p->nstreams] = buf;
+	}
+	return 0;
+}
+
 /* Copy what the entry needs out of the request, which may be gone when Redis answers:
  * one allocation, with the kept headers and the query behind the struct. */
 static enum pending_result make_pending(struct ingest *in, struct ingest_req *ir, const struct route_target *t,
@@ -377,7 +399,7 @@ static enum pending_result make_pending(struct ingest *in, struct ingest_req *ir
 	snprintf(p->endpoint, sizeof(p->endpoint), "%s", ir->tunnel ? "envelope/" : ir->m.stored);
 	snprintf(p->sdk_key, sizeof(p->sdk_key), "%s", ir->auth.key);
 	pick_event_id(ir, p->event_id);
-	if (queue_stream(in->r->queue, t->upstream->name, t->project->name, p->stream, sizeof(p->stream)) != 0) {
+	if (set_streams(in, p, t) != 0) {
 		free(p);
 		return PENDING_NOMEM;
 	}
@@ -400,7 +422,7 @@ static void enqueue(struct ingest *in, struct ingest_req *ir, const struct route
 		reply_error(in, ir->req, 503, "out of memory", 1);
 		return;
 	}
-	switch (queue_put(in->r->queue, p->stream, &p->it, put_done, p)) {
+	switch (queue_put(in->r->queue, p->streams, p->nstreams, &p->it, put_done, p)) {
 	case QUEUE_PUT_SENT:
 		evhttp_connection_set_closecb(p->evcon, client_gone, p);
 		return;
@@ -413,6 +435,24 @@ static void enqueue(struct ingest *in, struct ingest_req *ir, const struct route
 		break;
 	}
 	free_pending(p);
+}
+
+/* Every destination (the project and its mirrors) limits all these categories; left: the
+ * soonest of them ends. */
+static bool all_limited(struct ingest *in, const struct route_target *t, category_mask cats, double *left)
+{
+	const struct config_project *pr = t->project;
+	double now = clock_mono(), l;
+
+	if (!throttle_all_limited(in->r->throttle, t->upstream->name, pr->name, cats, now, left))
+		return false;
+	for (size_t i = 0; i < pr->nmirrors; i++) {
+		if (!throttle_all_limited(in->r->throttle, pr->mirrors[i].up->name, pr->mirrors[i].pr->name, cats, now, &l))
+			return false;
+		if (l < *left)
+			*left = l;
+	}
+	return true;
 }
 
 /* Refuse what the queue cannot take (429, SDKs back off) and, if asked, what Sentry would refuse:
@@ -430,8 +470,7 @@ static int admit(struct ingest *in, struct ingest_req *ir, const struct route_ta
 		reply_error(in, ir->req, 429, "queue full: queue.max_pending or queue.max_bytes reached", 2);
 		return -1;
 	}
-	if (cfg->rate_limits_passthrough && !ir->m.ep->no_429 && throttle_all_limited(in->r->throttle, t->upstream->name, t->project->name,
-							       ir->categories, clock_mono(), &left)) {
+	if (cfg->rate_limits_passthrough && !ir->m.ep->no_429 && all_limited(in, t, ir->categories, &left)) {
 		snprintf(ra, sizeof(ra), "%.0f", ceil(left));
 		add_limits(in, h, t);
 		evhttp_add_header(h, "Retry-After", ra);
@@ -603,8 +642,10 @@ static enum next_step after_scan(struct ingest *in, struct ingest_req *ir)
 	}
 	if (admit(in, ir, &ir->target) != 0)
 		return NEXT_ANSWERED;
-	if (ir->m.ep->kind != EP_KIND_ENVELOPE || ir->encoding == CODEC_IDENTITY)
-		return NEXT_QUEUE;  /* a plain envelope's header is rewritten when forwarded: cheap */
+	/* A plain envelope's header is rewritten when forwarded: cheap. A mirrored one keeps the SDK's
+	 * header, since each copy gets its own destination's key when forwarded. */
+	if (ir->m.ep->kind != EP_KIND_ENVELOPE || ir->encoding == CODEC_IDENTITY || ir->target.project->nmirrors > 0)
+		return NEXT_QUEUE;
 	request_dsn(ir->target.upstream, ir->target.project->key, ir->target.project->id, dsn, sizeof(dsn));
 	r = bodyjob_rewrite_start(ir->job, dsn, ir->auth.key, ir->target.project->key, in->r->cfg->max_body_size);
 	if (r == BODYJOB_MORE)

@@ -180,7 +180,8 @@ struct put_ctx {
 	queue_done_cb cb;
 	void *arg;
 	struct buffer_item *from_buffer;   /* set when this XADD drains a buffered entry */
-	char stream[ENTRY_KEY_MAX];
+	size_t n;
+	char stream[][ENTRY_KEY_MAX];      /* the streams written: one, or a request and its mirrors */
 };
 
 static void arrived(struct queue *q, const char *stream)
@@ -208,7 +209,7 @@ static void put_reply(void *arg, redisReply *rep)
 	enum queue_done r = done_of(rep, REDIS_REPLY_STRING);
 
 	if (r == QUEUE_DONE_ERROR)
-		log_error("redis: XADD failed: %s", rep->str);
+		log_error("redis: XADD failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 	if (p->from_buffer != NULL) {
 		if (q->buf_sending > 0)
 			q->buf_sending--;
@@ -224,45 +225,67 @@ static void put_reply(void *arg, redisReply *rep)
 		if (p->cb != NULL)
 			p->cb(p->arg, r);
 	}
-	if (r == QUEUE_DONE_OK)
-		arrived(q, p->stream);
+	for (size_t i = 0; r == QUEUE_DONE_OK && i < p->n; i++)
+		arrived(q, p->stream[i]);
 	free(p);
 }
 
-static enum queue_send send_xadd(struct queue *q, const char *stream, const struct entry *e, struct put_ctx *p)
+/* Every copy of a mirrored request in one script: all are queued, or none. */
+static const char put_script[] =
+	"local id\n"
+	"for i = 2, #KEYS do id = redis.call('XADD', KEYS[i], '*', unpack(ARGV, 2)) end\n"
+	"redis.call('INCRBY', KEYS[1], ARGV[1] * (#KEYS - 1))\n"
+	"return id\n";
+
+/* One stream: XADD with INCRBY pipelined behind it (the byte count queue.max_bytes is checked
+ * against). Several: put_script, which takes the fields once and writes them to each. */
+static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct put_ctx *p)
 {
-	const char *argv[3 + 2 * ENTRY_FIELDS_MAX];
-	size_t lens[3 + 2 * ENTRY_FIELDS_MAX];
+	const char *argv[5 + QUEUE_STREAMS_MAX + 2 * ENTRY_FIELDS_MAX];
+	size_t lens[5 + QUEUE_STREAMS_MAX + 2 * ENTRY_FIELDS_MAX];
 	struct entry_fields f;
-	char len[24];
+	char len[24], nkeys[8];
 	int n = 0;
 
 	entry_fields(e, clock_epoch_ms(), &f);
-	argv[n] = "XADD", lens[n++] = 4;
-	argv[n] = stream, lens[n++] = strlen(stream);
-	argv[n] = "*", lens[n++] = 1;
+	snprintf(len, sizeof(len), "%zu", e->body_len);
+	snprintf(nkeys, sizeof(nkeys), "%zu", p->n + 1);
+	if (p->n == 1) {
+		argv[n] = "XADD", lens[n++] = 4;
+		argv[n] = p->stream[0], lens[n++] = strlen(p->stream[0]);
+		argv[n] = "*", lens[n++] = 1;
+	} else {
+		argv[n] = "EVAL", lens[n++] = 4;
+		argv[n] = put_script, lens[n++] = sizeof(put_script) - 1;
+		argv[n] = nkeys, lens[n++] = strlen(nkeys);
+		argv[n] = q->bytes_key, lens[n++] = strlen(q->bytes_key);
+		for (size_t i = 0; i < p->n; i++)
+			argv[n] = p->stream[i], lens[n++] = strlen(p->stream[i]);
+		argv[n] = len, lens[n++] = strlen(len);
+	}
 	for (size_t i = 0; i < f.n; i++) {
 		argv[n] = f.name[i], lens[n++] = strlen(f.name[i]);
 		argv[n] = f.val[i], lens[n++] = f.len[i];
 	}
 	if (sendv(q, put_reply, p, n, argv, lens) != QUEUE_SENT)
 		return QUEUE_UNAVAILABLE;
-	/* Pipelined right behind the XADD: the byte count queue.max_bytes is checked against. */
-	snprintf(len, sizeof(len), "%zu", e->body_len);
-	sendf(q, NULL, NULL, 3, "INCRBY", q->bytes_key, len);
-	q->pending++;
-	q->bytes += (long long)e->body_len;
+	if (p->n == 1)
+		sendf(q, NULL, NULL, 3, "INCRBY", q->bytes_key, len);
+	q->pending += (long long)p->n;
+	q->bytes += (long long)(e->body_len * p->n);
 	return QUEUE_SENT;
 }
 
-static struct put_ctx *new_put(struct queue *q, const char *stream)
+static struct put_ctx *new_put(struct queue *q, const char *const *streams, size_t n)
 {
-	struct put_ctx *p = calloc(1, sizeof(*p));
+	struct put_ctx *p = calloc(1, sizeof(*p) + n * ENTRY_KEY_MAX);
 
-	if (p != NULL) {
-		p->q = q;
-		snprintf(p->stream, sizeof(p->stream), "%s", stream);
-	}
+	if (p == NULL)
+		return NULL;
+	p->q = q;
+	p->n = n;
+	for (size_t i = 0; i < n; i++)
+		snprintf(p->stream[i], ENTRY_KEY_MAX, "%s", streams[i]);
 	return p;
 }
 
@@ -272,11 +295,12 @@ static void drain_buffer(struct queue *q)
 	struct buffer_item *it;
 
 	while (redisconn_ready(q->rc) && q->buf_sending < DRAIN_IN_FLIGHT && (it = buffer_take(q->buf)) != NULL) {
-		struct put_ctx *p = new_put(q, buffer_item_stream(it));
+		const char *stream = buffer_item_stream(it);
+		struct put_ctx *p = new_put(q, &stream, 1);
 
 		if (p != NULL)
 			p->from_buffer = it;
-		if (p == NULL || send_xadd(q, buffer_item_stream(it), buffer_item_entry(it), p) != QUEUE_SENT) {
+		if (p == NULL || send_xadd(q, buffer_item_entry(it), p) != QUEUE_SENT) {
 			free(p);
 			buffer_rewind(q->buf);  /* the tick tries again */
 			return;
@@ -285,28 +309,31 @@ static void drain_buffer(struct queue *q)
 	}
 }
 
-static enum queue_put buffer_it(struct queue *q, const char *stream, const struct entry *e)
+static enum queue_put buffer_it(struct queue *q, const char *const *streams, size_t n, const struct entry *e)
 {
-	if (buffer_push(q->buf, stream, e, false, clock_epoch_ms()) != BUFFER_OK)
+	if (buffer_push_each(q->buf, streams, n, e, false, clock_epoch_ms()) != BUFFER_OK)
 		return QUEUE_PUT_REFUSED;
 	drain_buffer(q);
 	return QUEUE_PUT_BUFFERED;
 }
 
-enum queue_put queue_put(struct queue *q, const char *stream, const struct entry *e, queue_done_cb cb, void *arg)
+enum queue_put queue_put(struct queue *q, const char *const *streams, size_t n, const struct entry *e,
+			 queue_done_cb cb, void *arg)
 {
 	struct put_ctx *p;
 
+	if (n == 0 || n > QUEUE_STREAMS_MAX)
+		return QUEUE_PUT_REFUSED;
 	/* Buffered entries go first: while any wait, new ones queue behind them. */
 	if (!redisconn_ready(q->rc) || buffer_count(q->buf) > 0)
-		return buffer_it(q, stream, e);
-	if ((p = new_put(q, stream)) == NULL)
+		return buffer_it(q, streams, n, e);
+	if ((p = new_put(q, streams, n)) == NULL)
 		return QUEUE_PUT_REFUSED;
 	p->cb = cb;
 	p->arg = arg;
-	if (send_xadd(q, stream, e, p) != QUEUE_SENT) {
+	if (send_xadd(q, e, p) != QUEUE_SENT) {
 		free(p);
-		return buffer_it(q, stream, e);
+		return buffer_it(q, streams, n, e);
 	}
 	q->writes++;
 	return QUEUE_PUT_SENT;
