@@ -14,6 +14,7 @@
 #define ENTRY_ID_MAX 48              /* a stream id "1700000000000-12345" fits */
 #define ENTRY_KEY_MAX 512            /* prefix (128) + "q:" + upstream (64) + ":" + project (64) fits */
 #define ENTRY_FIELDS_MAX 16
+#define ENTRY_FIELD_BODY_KEY "bk"   /* a large body's key: written by the put script, per copy */
 
 /* Everything needed to forward one request later: one XADD, binary-safe. */
 struct entry {
@@ -33,6 +34,8 @@ struct entry {
 	long long first_ms;       /* a replayed dead letter's first received time; 0 = none */
 	const char *rewritten_key;/* the real key ingest already wrote into the body's envelope header
 				   * (a compressed envelope, rewritten once); NULL or "": not rewritten */
+	const char *body_key;     /* read back: the key holding a large body (body is then NULL and
+				   * body_len its length); NULL: the body is in the entry */
 };
 
 /* The field list of one entry (names, values, lengths), pointing into the entry and into the
@@ -42,7 +45,7 @@ struct entry_fields {
 	const char *val[ENTRY_FIELDS_MAX];
 	size_t len[ENTRY_FIELDS_MAX];
 	size_t n;
-	char carrier[12], received[24], first[24], cats[CATEGORY_LIST_MAX];
+	char carrier[12], received[24], first[24], cats[CATEGORY_LIST_MAX], body_len[24];
 };
 
 /* Why and how an entry was given up, written with the dead letter. */
@@ -71,8 +74,10 @@ enum entry_result {
 	ENTRY_DAMAGED,            /* not what sentryq writes: no method, endpoint or body field */
 };
 
-/* The entry as fields, in the order they are written. now_ms fills a zero received_ms. */
-void entry_fields(const struct entry *e, long long now_ms, struct entry_fields *f);
+/* The entry as fields, in the order they are written. now_ms fills a zero received_ms.
+ * out_of_line: the body is stored under its own key: "bl" (its length) replaces "b", and the
+ * writer adds ENTRY_FIELD_BODY_KEY. */
+void entry_fields(const struct entry *e, long long now_ms, bool out_of_line, struct entry_fields *f);
 /* Back from a field list; strings point into the list (binary-safe body, NUL-terminated others). */
 enum entry_result entry_from_fields(struct entry *e, const char *const *names, const size_t *nlens,
 				    const char *const *vals, const size_t *vlens, size_t n);
@@ -85,9 +90,16 @@ bool entry_is_field(const char *name, size_t len);
 
 void entry_dead_fields(const struct entry_dead *d, struct entry_dead_fields *f);
 
+/* A copy of the entry's strings in one allocation (free() it), without the body: body is NULL,
+ * body_len and body_key kept. NULL when out of memory. */
+struct entry *entry_dup(const struct entry *e);
+
 /* Key names. Each returns 0, or -1 when the name does not fit in len. */
 int entry_stream_key(const char *prefix, const char *upstream, const char *project, char *buf, size_t len);
 int entry_bytes_key(const char *prefix, char *buf, size_t len);   /* body bytes queued, a counter */
 int entry_dead_key(const char *prefix, char *buf, size_t len);    /* the dead-letter stream */
+/* A large body's key: unique per writer (its consumer name) and write (ms and a sequence). */
+int entry_body_key(const char *prefix, const char *writer, long long ms, unsigned long long seq, char *buf,
+		   size_t len);
 
 #endif

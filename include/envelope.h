@@ -48,6 +48,10 @@ enum envelope_result envelope_dsn(const char *body, size_t len, char *key, size_
  */
 enum envelope_result envelope_rewrite(const char *body, size_t len, const char *new_dsn, const char *old_key,
 				      const char *new_key, char **out, size_t *outlen);
+/* The same, without copying the body: OK gives the new header line (*header, malloc'd, no
+ * newline) that replaces the body's first *replaced bytes; the rest of the body follows as is. */
+enum envelope_result envelope_rewrite_header(const char *body, size_t len, const char *new_dsn, const char *old_key,
+					     const char *new_key, char **header, size_t *header_len, size_t *replaced);
 
 /* Fresh uuid4 as 32 lowercase hex + NUL (reads /dev/urandom once, then a local PRNG). */
 void envelope_new_id(char id[ENVELOPE_ID_LEN + 1]);

@@ -14,6 +14,7 @@
 struct event_base;
 struct evhttp_request;
 struct httpd;
+struct budget;
 
 struct httpd_params {
 	const char *address;
@@ -24,8 +25,7 @@ struct httpd_params {
 	double head_timeout;       /* seconds a request head may take from its first byte; 408 after */
 	double min_body_rate;      /* bytes/s a body must average once it has had head_timeout; closed below */
 	int max_connections;       /* open client connections; past it new ones get 503 and are closed */
-	size_t body_memory;        /* body bytes held across all connections; past it new requests get 503 */
-	size_t small_body;         /* bodies up to this size may use the last body_memory / 16 */
+	struct budget *budget;     /* body bytes held (budget.h); past it new requests get 503. NULL: unbound */
 	const char *name;          /* for log lines: "ingest" */
 };
 

@@ -15,6 +15,9 @@ struct queue;
 
 #define QUEUE_ACK_MAX 1000     /* ids per ack: bounded by Lua's unpack() stack */
 #define QUEUE_STREAMS_MAX 9    /* copies of one request: the project and up to 8 mirrors */
+/* Bodies above this are stored under their own key, written and read in chunks (the entry holds
+ * the key): no Redis command, reply or client buffer ever holds a whole large body. */
+#define QUEUE_INLINE_MAX (1024 * 1024)
 
 /* How a command ended. */
 enum queue_done {
@@ -94,6 +97,7 @@ enum queue_send queue_read(struct queue *q, const char *stream, const char *from
 struct queue_ack_item {
 	char id[ENTRY_ID_MAX];
 	size_t body_len;
+	bool body_key;     /* its body is under its own key, deleted with it */
 };
 
 /* XACK + XDEL of 1..QUEUE_ACK_MAX entries, atomically. */
@@ -107,6 +111,16 @@ enum queue_send queue_claim_orphans(struct queue *q, const char *stream, queue_c
 /* Set a pending entry's delivery count (XCLAIM ... RETRYCOUNT, JUSTID), e.g. back to its real
  * sends when it was read but held back unsent. Fire and forget: a failure only overcounts. */
 void queue_set_deliveries(struct queue *q, const char *stream, const char *id, long long count);
+
+/* A large body (an entry's body_key) read back in chunks into one allocation of len bytes. On
+ * QUEUE_DONE_OK the body is the callback's to free; ERROR: the key is missing or shorter than len
+ * (the body is lost); LOST: Redis went away, try again later. */
+struct queue_fetch;
+typedef void (*queue_fetch_cb)(void *arg, enum queue_done r, char *body, size_t len);
+/* NULL (no callback) when Redis is not ready or memory is short. */
+struct queue_fetch *queue_fetch_body(struct queue *q, const char *key, size_t len, queue_fetch_cb cb, void *arg);
+/* The callback will not be called; what was read is freed. */
+void queue_fetch_cancel(struct queue_fetch *f);
 
 /* Entries in every configured stream not yet forwarded, and their body bytes
  * (refreshed from Redis once a second, moved by local puts and acks in between). */

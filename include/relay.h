@@ -16,6 +16,7 @@ struct forward;
 struct ingest;
 struct httpd;
 struct admin;
+struct budget;
 
 #define RELAY_PRIORITIES 3
 #define RELAY_PRIORITY_FORWARD 2   /* lowest: upstream connections and forward bookkeeping */
@@ -27,6 +28,7 @@ struct relay {
 	struct route *routes;
 	struct stats *stats;
 	struct throttle *throttle;     /* rate limits in force: written by forward, read by ingest */
+	struct budget *budget;         /* body memory: the listener's bodies and the forwarder's fetches */
 	struct queue *queue;
 	struct forward *forward;
 	struct ingest *ingest;

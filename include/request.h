@@ -21,8 +21,11 @@ struct request {
 	char *uri;                         /* path prefix + /api/<real id>/<endpoint>[?query] (owned) */
 	struct request_header h[REQUEST_MAX_HEADERS];
 	size_t nh;
-	const char *body;
+	const char *head;                  /* sent before the body: a rewritten envelope header, or NULL */
+	size_t head_len;
+	const char *body;                  /* then this */
 	size_t body_len;
+	bool body_in_entry;                /* body points into the entry's body (else the request owns it) */
 	char *owned[REQUEST_MAX_HEADERS * 2 + 2];
 	size_t nowned;
 };

@@ -29,11 +29,20 @@ void upstream_reserve(struct upstream *u, int n);
 void upstream_release(struct upstream *u, int n);
 int upstream_in_flight(const struct upstream *u);
 
+/* A large body handed to upstream_send instead of copied: release(data, len, arg) runs exactly
+ * once, when libevent has sent it or dropped the request (or at once, if the send fails early). */
+struct upstream_body {
+	void (*release)(const void *data, size_t len, void *arg);
+	void *arg;
+};
+
 /*
- * Send the request (its body is copied) on a free keep-alive connection. Consumes one
+ * Send the request (its head and body are copied, unless `hand` is given: then rq->body is sent
+ * from where it is and released through it) on a free keep-alive connection. Consumes one
  * reserved slot. cb runs exactly once, also when the send fails (status 0).
  */
-void upstream_send(struct upstream *u, const struct request *rq, upstream_done_cb cb, void *arg);
+void upstream_send(struct upstream *u, const struct request *rq, const struct upstream_body *hand,
+		   upstream_done_cb cb, void *arg);
 
 /* Not waiting out an interruption or a probe interval. Every answer moves the
  * upstream's outage state by itself (outage.h): callers only read it. */

@@ -276,7 +276,7 @@ static int list_one(struct dt *d, const redisReply *el)
 	const redisReply *b = dt_field(el, "b");
 	char up[DT_SHOW_MAX], pr[DT_SHOW_MAX], reason[DT_SHOW_MAX];
 	long long age = (d->now_ms - dt_num(el, "dead_at")) / 1000;
-	size_t size = b != NULL ? b->len : 0;
+	size_t size = b != NULL ? b->len : (size_t)dt_num(el, "bl");
 
 	if (!dt_wanted(d, el))
 		return 0;
@@ -386,8 +386,8 @@ static const char replay_script[] =
  */
 static int replay_exec(struct dt *d, const redisReply *el, const char *src)
 {
-	const char *argv[8 + 2 * ENTRY_FIELDS_MAX];
-	size_t lens[8 + 2 * ENTRY_FIELDS_MAX];
+	const char *argv[10 + 2 * ENTRY_FIELDS_MAX];
+	size_t lens[10 + 2 * ENTRY_FIELDS_MAX];
 	struct entry_fields f;
 	struct entry e;
 	char len[24];
@@ -400,7 +400,7 @@ static int replay_exec(struct dt *d, const redisReply *el, const char *src)
 	}
 	e.first_ms = e.first_ms > 0 ? e.first_ms : e.received_ms;
 	e.received_ms = d->now_ms;
-	entry_fields(&e, d->now_ms, &f);
+	entry_fields(&e, d->now_ms, e.body_key != NULL, &f);
 	snprintf(len, sizeof(len), "%zu", e.body_len);
 #define ARG(s, l) (argv[argc] = (s), lens[argc++] = (l))
 	ARG("EVAL", 4), ARG(replay_script, strlen(replay_script)), ARG("3", 1);
@@ -408,6 +408,8 @@ static int replay_exec(struct dt *d, const redisReply *el, const char *src)
 	ARG(el->element[0]->str, el->element[0]->len), ARG(len, strlen(len));
 	for (size_t i = 0; i < f.n; i++)
 		ARG(f.name[i], strlen(f.name[i])), ARG(f.val[i], f.len[i]);
+	if (e.body_key != NULL)  /* a large body stays under its key: the entry takes it back */
+		ARG(ENTRY_FIELD_BODY_KEY, strlen(ENTRY_FIELD_BODY_KEY)), ARG(e.body_key, strlen(e.body_key));
 #undef ARG
 	if ((rep = dt_cmdv(d, argc, argv, lens)) == NULL)
 		return -1;
@@ -445,45 +447,73 @@ static int replay_page(struct dt *d, const redisReply *page)
 
 /* ---- purge ---- */
 
-static int purge_page(struct dt *d, const redisReply *page)
+/* Delete dead letters and the keys of their large bodies, together: no body outlives its entry. */
+static const char purge_script[] =
+	"local n = 0\n"
+	"for i = 1, #ARGV do\n"
+	"  local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])\n"
+	"  if #e == 1 then\n"
+	"    local f = e[1][2]\n"
+	"    for j = 1, #f, 2 do if f[j] == '" ENTRY_FIELD_BODY_KEY "' then redis.call('DEL', f[j + 1]) end end\n"
+	"    n = n + redis.call('XDEL', KEYS[1], ARGV[i])\n"
+	"  end\n"
+	"end\n"
+	"return n\n";
+
+/* Purge ids (at most DT_PAGE); the number deleted, or -1 (reported). */
+static long long purge_ids(struct dt *d, const char **ids, int n)
 {
-	const char *argv[2 + DT_PAGE];
-	int argc = 2, rc = 0;
+	const char *argv[4 + DT_PAGE];
+	long long deleted = -1;
+	int argc = 0;
 	redisReply *rep;
 
-	argv[0] = "XDEL";
-	argv[1] = d->key;
-	for (size_t i = 0; i < page->elements && argc < 2 + DT_PAGE; i++)
-		if (dt_valid(page->element[i]) && dt_wanted(d, page->element[i]))
-			argv[argc++] = page->element[i]->element[0]->str;
-	if (argc == 2)
-		return 0;
+	argv[argc++] = "EVAL";
+	argv[argc++] = purge_script;
+	argv[argc++] = "1";
+	argv[argc++] = d->key;
+	for (int i = 0; i < n && i < DT_PAGE; i++)
+		argv[argc++] = ids[i];
 	if ((rep = dt_cmdv(d, argc, argv, NULL)) == NULL)
 		return -1;
-	if (rep->type == REDIS_REPLY_INTEGER) {
-		d->count += (long)rep->integer;
-	} else {
-		dt_err("redis XDEL %s failed: %s", d->key, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-		rc = -1;
-	}
+	if (rep->type == REDIS_REPLY_INTEGER)
+		deleted = rep->integer;
+	else
+		dt_err("purge of %s failed: %s", d->key, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 	freeReplyObject(rep);
-	return rc;
+	return deleted;
+}
+
+static int purge_page(struct dt *d, const redisReply *page)
+{
+	const char *ids[DT_PAGE];
+	int n = 0;
+	long long deleted;
+
+	for (size_t i = 0; i < page->elements && n < DT_PAGE; i++)
+		if (dt_valid(page->element[i]) && dt_wanted(d, page->element[i]))
+			ids[n++] = page->element[i]->element[0]->str;
+	if (n == 0)
+		return 0;
+	if ((deleted = purge_ids(d, ids, n)) < 0)
+		return -1;
+	d->count += (long)deleted;
+	return 0;
 }
 
 static int purge_one(struct dt *d, const redisReply *el)
 {
-	redisReply *rep = dt_cmd(d, 3, "XDEL", d->key, el->element[0]->str);
+	const char *id = el->element[0]->str;
+	long long deleted = purge_ids(d, &id, 1);
 
-	if (rep == NULL)
+	if (deleted < 0)
 		return -1;
-	if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) {
+	if (deleted == 1) {
 		d->count++;
 	} else {
-		dt_err("%s: not deleted: %s", el->element[0]->str,
-		       rep->type == REDIS_REPLY_ERROR ? rep->str : "already gone");
+		dt_err("%s: not deleted: already gone", id);
 		d->failed = true;
 	}
-	freeReplyObject(rep);
 	return 0;
 }
 

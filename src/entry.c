@@ -14,7 +14,7 @@ static void add(struct entry_fields *f, const char *name, const char *val, size_
 	f->len[f->n++] = len;
 }
 
-void entry_fields(const struct entry *e, long long now_ms, struct entry_fields *f)
+void entry_fields(const struct entry *e, long long now_ms, bool out_of_line, struct entry_fields *f)
 {
 	f->n = 0;
 	snprintf(f->carrier, sizeof(f->carrier), "%d", e->carrier);
@@ -41,7 +41,12 @@ void entry_fields(const struct entry *e, long long now_ms, struct entry_fields *
 	}
 	if (e->rewritten_key != NULL && e->rewritten_key[0] != '\0')
 		add(f, "rk", e->rewritten_key, strlen(e->rewritten_key));
-	add(f, "b", e->body, e->body_len);
+	if (out_of_line) {
+		snprintf(f->body_len, sizeof(f->body_len), "%zu", e->body_len);
+		add(f, "bl", f->body_len, strlen(f->body_len));
+	} else {
+		add(f, "b", e->body, e->body_len);
+	}
 }
 
 static bool is(const char *name, size_t len, const char *lit)
@@ -52,7 +57,7 @@ static bool is(const char *name, size_t len, const char *lit)
 bool entry_is_field(const char *name, size_t len)
 {
 	static const char *const known[] = { "v", "m", "e", "q", "h", "ip", "k", "id", "c", "s", "t", "cat", "t0", "rk",
-					     "b" };
+					     "b", "bl", ENTRY_FIELD_BODY_KEY };
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (is(name, len, known[i]))
@@ -77,7 +82,8 @@ static category_mask parse_cats(const char *val, size_t vlen)
 }
 
 /* One field into the entry. Values other than the body are NUL-terminated by their source. */
-static void take(struct entry *e, const char *name, size_t nlen, const char *val, size_t vlen, bool *seen_cat)
+static void take(struct entry *e, const char *name, size_t nlen, const char *val, size_t vlen, bool *seen_cat,
+		 long long *out_len)
 {
 	if (is(name, nlen, "m"))
 		e->method = val;
@@ -107,22 +113,32 @@ static void take(struct entry *e, const char *name, size_t nlen, const char *val
 		e->categories = parse_cats(val, vlen), *seen_cat = true;
 	else if (is(name, nlen, "b"))
 		e->body = val, e->body_len = vlen;
+	else if (is(name, nlen, "bl"))
+		*out_len = atoll(val);
+	else if (is(name, nlen, ENTRY_FIELD_BODY_KEY))
+		e->body_key = vlen > 0 ? val : NULL;
 }
 
 enum entry_result entry_from_fields(struct entry *e, const char *const *names, const size_t *nlens,
 				    const char *const *vals, const size_t *vlens, size_t n)
 {
 	bool seen_cat = false;
+	long long out_len = -1;
 
 	memset(e, 0, sizeof(*e));
 	e->method = e->endpoint = e->query = e->headers = e->client_ip = e->sdk_key = e->event_id = "";
 	e->rewritten_key = "";
 	for (size_t i = 0; i < n; i++)
-		take(e, names[i], nlens[i], vals[i], vlens[i], &seen_cat);
+		take(e, names[i], nlens[i], vals[i], vlens[i], &seen_cat, &out_len);
 	/* Written before categories were stored: any limit on the project holds it, as before. */
 	if (!seen_cat)
 		e->categories = CATEGORY_ALL;
-	if (e->method[0] == '\0' || e->endpoint[0] == '\0' || e->body == NULL)
+	/* A body in the entry, or a key and a length: never both. */
+	if (e->body_key != NULL && (e->body != NULL || out_len < 0))
+		e->body_key = NULL;
+	else if (e->body_key != NULL)
+		e->body_len = (size_t)out_len;
+	if (e->method[0] == '\0' || e->endpoint[0] == '\0' || (e->body == NULL && e->body_key == NULL))
 		return ENTRY_DAMAGED;
 	return ENTRY_OK;
 }
@@ -201,4 +217,49 @@ int entry_bytes_key(const char *prefix, char *buf, size_t len)
 int entry_dead_key(const char *prefix, char *buf, size_t len)
 {
 	return fits(snprintf(buf, len, "%sdead", prefix), len);
+}
+
+int entry_body_key(const char *prefix, const char *writer, long long ms, unsigned long long seq, char *buf,
+		   size_t len)
+{
+	return fits(snprintf(buf, len, "%sb:%s:%lld-%llu", prefix, writer, ms, seq), len);
+}
+
+/* Copy s (NUL included) to *off and point *slot at it. */
+static void put_str(char *base, size_t *off, const char **slot, const char *s)
+{
+	size_t l = strlen(s) + 1;
+
+	memcpy(base + *off, s, l);
+	*slot = base + *off;
+	*off += l;
+}
+
+struct entry *entry_dup(const struct entry *e)
+{
+	const char *rk = e->rewritten_key != NULL ? e->rewritten_key : "";
+	const char *bk = e->body_key != NULL ? e->body_key : "";
+	const char *src[] = { e->method, e->endpoint, e->query, e->headers, e->client_ip, e->sdk_key, e->event_id,
+			      rk, bk };
+	size_t size = sizeof(struct entry), off = sizeof(struct entry);
+	struct entry *d;
+
+	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
+		size += strlen(src[i]) + 1;
+	if ((d = malloc(size)) == NULL)
+		return NULL;
+	*d = *e;
+	put_str((char *)d, &off, &d->method, e->method);
+	put_str((char *)d, &off, &d->endpoint, e->endpoint);
+	put_str((char *)d, &off, &d->query, e->query);
+	put_str((char *)d, &off, &d->headers, e->headers);
+	put_str((char *)d, &off, &d->client_ip, e->client_ip);
+	put_str((char *)d, &off, &d->sdk_key, e->sdk_key);
+	put_str((char *)d, &off, &d->event_id, e->event_id);
+	put_str((char *)d, &off, &d->rewritten_key, rk);
+	put_str((char *)d, &off, &d->body_key, bk);
+	if (e->body_key == NULL)
+		d->body_key = NULL;
+	d->body = NULL;  /* the caller's to set */
+	return d;
 }

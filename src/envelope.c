@@ -260,40 +260,50 @@ static int rewrite_fields(json_t *h, const char *new_dsn, const char *old_key, c
 	return changed;
 }
 
-enum envelope_result envelope_rewrite(const char *body, size_t len, const char *new_dsn, const char *old_key,
-				      const char *new_key, char **out, size_t *outlen)
+enum envelope_result envelope_rewrite_header(const char *body, size_t len, const char *new_dsn, const char *old_key,
+					     const char *new_key, char **header, size_t *header_len, size_t *replaced)
 {
-	size_t hlen = envelope_header_len(body, len), rest = len - hlen;
 	json_t *h = load_header(body, len);
-	char *hdr = NULL, *buf;
 	enum envelope_result rc = ENVELOPE_NOMEM;
+	int changed;
 
 	if (!h)
 		return ENVELOPE_MALFORMED;
-	int changed = rewrite_fields(h, new_dsn, old_key, new_key);
+	changed = rewrite_fields(h, new_dsn, old_key, new_key);
 	if (changed <= 0) {
 		rc = changed == 0 ? ENVELOPE_NONE : ENVELOPE_NOMEM;
-		goto done;
+	} else if ((*header = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL) {
+		/* No JSON_ENSURE_ASCII: unicode stays raw, as the SDK sent it. */
+		*header_len = strlen(*header);
+		*replaced = envelope_header_len(body, len);
+		rc = ENVELOPE_OK;
 	}
-	/* No JSON_ENSURE_ASCII: unicode stays raw, as the SDK sent it. */
-	hdr = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!hdr)
-		goto done;
-	size_t nlen = strlen(hdr);
-	buf = malloc(nlen + rest + 1);
-	if (!buf)
-		goto done;
+	json_decref(h);
+	return rc;
+}
+
+enum envelope_result envelope_rewrite(const char *body, size_t len, const char *new_dsn, const char *old_key,
+				      const char *new_key, char **out, size_t *outlen)
+{
+	size_t nlen, hlen, rest;
+	char *hdr = NULL, *buf;
+	enum envelope_result rc = envelope_rewrite_header(body, len, new_dsn, old_key, new_key, &hdr, &nlen, &hlen);
+
+	if (rc != ENVELOPE_OK)
+		return rc;
+	rest = len - hlen;
+	if ((buf = malloc(nlen + rest + 1)) == NULL) {
+		free(hdr);
+		return ENVELOPE_NOMEM;
+	}
 	memcpy(buf, hdr, nlen);
 	if (rest)
 		memcpy(buf + nlen, body + hlen, rest);
 	buf[nlen + rest] = '\0';
+	free(hdr);
 	*out = buf;
 	*outlen = nlen + rest;
-	rc = ENVELOPE_OK;
-done:
-	free(hdr);
-	json_decref(h);
-	return rc;
+	return ENVELOPE_OK;
 }
 
 /* ---- ids: xoshiro256** seeded from /dev/urandom; ids need uniqueness, not secrecy ---- */

@@ -11,6 +11,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "budget.h"
 #include "clock.h"
 #include "config.h"
 #include "throttle.h"
@@ -26,6 +27,7 @@
 
 #define POLL_INTERVAL 0.5       /* seconds between reads of an idle route (entries of other processes) */
 #define TICK_PERIOD 0.1
+#define MEMORY_RETRY 0.1        /* seconds before a large body waiting for body memory is tried again */
 #define LIMITS_HEADER_JOIN 4096 /* X-Sentry-Rate-Limits values of one answer, joined */
 
 struct fwd_call;
@@ -54,14 +56,20 @@ struct fwd_route {
 	bool idle;                     /* the last read of new entries came back short: nothing waits */
 	long held;                     /* entries left pending because a limit names their categories */
 	double release_at;             /* when the soonest of those limits ends (0: none held) */
+	double memory_retry_at;        /* a large body waited for body memory: no read before this */
 };
 
 struct fwd_call {
 	struct fwd_route *rt;
 	char id[ENTRY_ID_MAX];
 	size_t body_len;
+	bool body_key;                 /* a large body, under its own key */
 	long long attempts;            /* including this one */
 	struct fwd_call *next, *prev;
+	/* A large body is read from Redis first (its memory taken from the body budget). */
+	struct queue_fetch *fetch;
+	struct entry *copy;            /* the entry, kept while its body is read */
+	bool retry;
 };
 
 struct forward {
@@ -86,7 +94,9 @@ static void route_kick(struct fwd_route *rt);
 static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry *e);
 static void bury(struct fwd_call *c, const char *reason, int status);
 static void unlink_call(struct fwd_call *c);
+static void free_call(struct fwd_call *c);
 static void check_drained(struct forward *f);
+static int fetch_body(struct fwd_route *rt, const struct queue_entry *e, bool retry);
 
 /* Reads happen in flush_cb, once per loop iteration, however many events asked for one. */
 static void want_kick(struct forward *f)
@@ -97,7 +107,7 @@ static void want_kick(struct forward *f)
 
 /* ---- acks ---- */
 
-static int push_ack(struct fwd_route *rt, const char *id, size_t body_len)
+static int push_ack(struct fwd_route *rt, const char *id, size_t body_len, bool body_key)
 {
 	if (rt->nacks == rt->cap_acks) {
 		size_t cap = rt->cap_acks ? rt->cap_acks * 2 : 64;
@@ -109,6 +119,7 @@ static int push_ack(struct fwd_route *rt, const char *id, size_t body_len)
 		rt->cap_acks = cap;
 	}
 	snprintf(rt->acks[rt->nacks].id, ENTRY_ID_MAX, "%s", id);
+	rt->acks[rt->nacks].body_key = body_key;
 	rt->acks[rt->nacks++].body_len = body_len;
 	event_active(rt->f->flush_ev, EV_WRITE, 0);
 	return 0;
@@ -132,7 +143,7 @@ static void ack_done(void *arg, enum queue_done r)
 		log_warn("forward: ack of %zu entries on %s failed; will retry", b->n, rt->label);
 		rt->ack_retry_at = clock_mono() + 0.1;  /* the tick retries: no tight loop on a Redis error */
 		for (size_t i = 0; i < b->n; i++)
-			push_ack(rt, b->items[i].id, b->items[i].body_len);
+			push_ack(rt, b->items[i].id, b->items[i].body_len, b->items[i].body_key);
 	}
 	free(b->items);
 	free(b);
@@ -187,41 +198,154 @@ static bool is_in_flight(const struct fwd_route *rt, const char *id)
 
 static void call_done(void *arg, int status, struct evhttp_request *resp);
 
-/* Send one entry on a reserved slot. -1 leaves the slot reserved for the caller to release. */
-static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retry)
+/* Build and send the entry of a linked call; `hand`: its body is handed over, not copied.
+ * -1 leaves the slot reserved for the caller to release (the call is dead-lettered or gone). */
+static int send_entry(struct fwd_call *c, const struct entry *it, bool retry, const struct upstream_body *hand,
+		      bool *handed)
 {
-	struct fwd_call *c = NULL;
+	struct fwd_route *rt = c->rt;
 	struct request rq;
 	int rc = -1;
 
-	memset(&rq, 0, sizeof(rq));
-	if ((c = link_call(rt, e)) == NULL) {
-		rt->rescan = true;  /* out of memory: left pending for the next scan */
-		goto out;
-	}
-	switch (request_build(&rq, rt->uc, rt->pr, &e->item)) {
+	if (handed != NULL)
+		*handed = false;
+	switch (request_build(&rq, rt->uc, rt->pr, it)) {
 	case REQUEST_OK:
 		break;
 	case REQUEST_DAMAGED:
 		/* A damaged entry never becomes a request: dead-letter it rather than loop on it. */
-		log_error("forward: %s %s cannot be rebuilt as a request", rt->label, e->id);
+		log_error("forward: %s %s cannot be rebuilt as a request", rt->label, c->id);
 		bury(c, "permanent", 0);
 		goto out;
 	case REQUEST_NOMEM:
 		unlink_call(c);  /* left pending for the next scan */
-		free(c);
+		free_call(c);
 		rt->rescan = true;
 		goto out;
 	}
 	if (retry)
 		stats_add(rt->f->r->stats, STATS_RETRIED, 1);
 	/* The stored endpoint: the rebuilt path and query can carry the real key. */
-	log_debug("forward: %s %s -> %s", rt->label, e->id, e->item.endpoint);
-	upstream_send(rt->up, &rq, call_done, c);
+	log_debug("forward: %s %s -> %s", rt->label, c->id, it->endpoint);
+	if (handed != NULL)
+		*handed = hand != NULL && rq.body_in_entry;
+	upstream_send(rt->up, &rq, rq.body_in_entry ? hand : NULL, call_done, c);  /* c may be gone after */
 	rc = 0;
 out:
 	request_release(&rq);
 	return rc;
+}
+
+/* Send one entry on a reserved slot. -1 leaves the slot reserved for the caller to release. */
+static int dispatch(struct fwd_route *rt, const struct queue_entry *e, bool retry)
+{
+	struct fwd_call *c;
+
+	if (e->item.body_key != NULL)
+		return fetch_body(rt, e, retry);
+	if ((c = link_call(rt, e)) == NULL) {
+		rt->rescan = true;  /* out of memory: left pending for the next scan */
+		return -1;
+	}
+	return send_entry(c, &e->item, retry, NULL, NULL);
+}
+
+/* ---- large bodies: read from Redis within the body budget, then sent in place ---- */
+
+struct held_body {
+	struct budget *budget;
+	char *data;
+	size_t len;
+};
+
+static void release_body(const void *data, size_t len, void *arg)
+{
+	struct held_body *h = arg;
+
+	(void)data;
+	(void)len;
+	budget_give(h->budget, h->len);
+	free(h->data);
+	free(h);
+}
+
+static void body_fetched(void *arg, enum queue_done r, char *body, size_t len)
+{
+	struct fwd_call *c = arg;
+	struct fwd_route *rt = c->rt;
+	struct held_body *h = malloc(sizeof(*h));
+	struct upstream_body hand = { release_body, h };
+	bool handed;
+
+	c->fetch = NULL;
+	if (h == NULL) {
+		free(body);
+		budget_give(rt->f->r->budget, c->body_len);
+		r = QUEUE_DONE_LOST;  /* out of memory: tried again by the next scan */
+	} else {
+		h->budget = rt->f->r->budget, h->data = body, h->len = c->body_len;
+	}
+	if (r == QUEUE_DONE_ERROR) {
+		/* Its body is gone from Redis: the entry can never be sent. A dead letter says so. */
+		log_error("forward: %s %s: its %zu-byte body is missing from Redis", rt->label, c->id, c->body_len);
+		release_body(NULL, 0, h);
+		upstream_release(rt->up, 1);
+		bury(c, "body_missing", 0);
+		return;
+	}
+	if (r != QUEUE_DONE_OK) {
+		if (h != NULL)
+			release_body(NULL, 0, h);
+		upstream_release(rt->up, 1);
+		rt->rescan = true;
+		unlink_call(c);
+		free_call(c);
+		want_kick(rt->f);
+		check_drained(rt->f);
+		return;
+	}
+	c->copy->body = body;
+	c->copy->body_len = len;
+	if (send_entry(c, c->copy, c->retry, &hand, &handed) != 0)
+		upstream_release(rt->up, 1);
+	/* Not handed over (the request was rewritten into a copy, or never made): release it now. */
+	if (!handed)
+		release_body(NULL, 0, h);
+}
+
+/* A large body's entry: take its size from the body budget, then read the body. While the
+ * budget is full (large uploads, other large forwards) it stays pending, unsent, its delivery
+ * count put back, and the next scan tries again. -1 leaves the slot to the caller. */
+static int fetch_body(struct fwd_route *rt, const struct queue_entry *e, bool retry)
+{
+	struct forward *f = rt->f;
+	struct fwd_call *c;
+
+	if (budget_take(f->r->budget, e->item.body_len) != BUDGET_OK) {
+		queue_set_deliveries(f->r->queue, rt->stream, e->id, e->deliveries);
+		rt->rescan = true;
+		rt->memory_retry_at = clock_mono() + MEMORY_RETRY;  /* no tight loop of reads meanwhile */
+		return -1;
+	}
+	if ((c = link_call(rt, e)) == NULL || (c->copy = entry_dup(&e->item)) == NULL) {
+		budget_give(f->r->budget, e->item.body_len);
+		if (c != NULL) {
+			unlink_call(c);
+			free_call(c);
+		}
+		rt->rescan = true;
+		return -1;
+	}
+	c->retry = retry;
+	c->fetch = queue_fetch_body(f->r->queue, e->item.body_key, e->item.body_len, body_fetched, c);
+	if (c->fetch == NULL) {
+		budget_give(f->r->budget, e->item.body_len);
+		unlink_call(c);
+		free_call(c);
+		rt->rescan = true;
+		return -1;
+	}
+	return 0;  /* the slot stays reserved until the body is read */
 }
 
 static void unlink_call(struct fwd_call *c)
@@ -236,6 +360,15 @@ static void unlink_call(struct fwd_call *c)
 		c->next->prev = c->prev;
 }
 
+static void free_call(struct fwd_call *c)
+{
+	queue_fetch_cancel(c->fetch);
+	if (c->fetch != NULL)
+		budget_give(c->rt->f->r->budget, c->body_len);
+	free(c->copy);
+	free(c);
+}
+
 static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry *e)
 {
 	struct fwd_call *c = calloc(1, sizeof(*c));
@@ -245,6 +378,7 @@ static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry
 	c->rt = rt;
 	snprintf(c->id, sizeof(c->id), "%s", e->id);
 	c->body_len = e->item.body_len;
+	c->body_key = e->item.body_key != NULL;
 	c->attempts = e->deliveries + 1;
 	c->next = rt->calls;
 	if (rt->calls != NULL)
@@ -306,13 +440,13 @@ static void dead_done(void *arg, enum queue_done r)
 	else
 		c->rt->rescan = true;  /* still pending: decided again on the next scan */
 	unlink_call(c);
-	free(c);
+	free_call(c);
 	check_drained(f);
 }
 
 static enum stats_counter dead_counter(const char *reason)
 {
-	if (strcmp(reason, "permanent") == 0)
+	if (strcmp(reason, "permanent") == 0 || strcmp(reason, "body_missing") == 0)
 		return STATS_DEAD_PERMANENT;
 	return strcmp(reason, "max_age") == 0 ? STATS_DEAD_MAX_AGE : STATS_DEAD_MAX_ATTEMPTS;
 }
@@ -359,7 +493,7 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 	switch (oc) {
 	case OUTCOME_DELIVERED:
 		stats_add(f->r->stats, STATS_FORWARDED, 1);
-		push_ack(rt, c->id, c->body_len);
+		push_ack(rt, c->id, c->body_len, c->body_key);
 		break;
 	case OUTCOME_PERMANENT:
 		log_warn("forward: %s %s: upstream %s answered %d", rt->label, c->id, rt->uc->name, status);
@@ -375,7 +509,7 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 		break;
 	}
 	unlink_call(c);
-	free(c);
+	free_call(c);
 kick:
 	/* Coalesce: every completion of this loop iteration leads to one read, in flush_cb. */
 	want_kick(f);
@@ -434,7 +568,7 @@ static bool consider(struct fwd_route *rt, const struct queue_entry *e, bool can
 
 	if (e->deleted) {
 		if (e->id[0] != '\0')  /* a pending id whose entry is gone: just ack it */
-			push_ack(rt, e->id, 0);
+			push_ack(rt, e->id, 0, false);
 		return false;
 	}
 	if (skip_id(rt, e->id) || expired(rt, e))
@@ -512,7 +646,7 @@ static void route_kick(struct fwd_route *rt)
 	int n;
 
 	if (ingest_busy(f) || rt->reading || f->draining || !queue_ready(f->r->queue) || !upstream_ready(rt->up) ||
-	    blocked(rt))
+	    blocked(rt) || clock_mono() < rt->memory_retry_at)
 		return;
 	if (rt->rescan && !rt->pel) {
 		rt->rescan = false;
@@ -760,7 +894,7 @@ void forward_free(struct forward *f)
 		while (c != NULL) {
 			struct fwd_call *next = c->next;
 
-			free(c);
+			free_call(c);
 			c = next;
 		}
 		free(f->routes[i].acks);

@@ -17,6 +17,7 @@
 #include <event2/util.h>
 #include <jansson.h>
 
+#include "budget.h"
 #include "clock.h"
 #include "endpoint.h"
 #include "httphead.h"
@@ -28,7 +29,7 @@
 #define ACCEPT_PAUSE 0.1          /* seconds accepting pauses after an accept() error */
 #define PIPELINE_MAX 4            /* requests of one connection evhttp may hold at once */
 #define REJECT_PATH "/.sentryq-reject"
-#define BODY_HOLDBACK 16          /* the last 1/16 of body_memory is for small bodies */
+#define CONTIGUOUS_MIN (1024 * 1024) /* bodies from this size are collected in one allocation */
 #define MEMORY_RETRY_AFTER 5
 
 struct hconn;
@@ -45,7 +46,7 @@ struct httpd {
 	int nconns;
 	bool paused;                   /* accepting paused: at the cap, or after an accept error */
 	bool closing;                  /* httpd_free: connections go, the listener is gone */
-	size_t memory;                 /* body bytes held across connections */
+	struct budget *budget;         /* body bytes held (shared with the forwarder), or NULL */
 	uint64_t counters[HTTPD__COUNT];
 	double last_accept_log;
 	uint64_t accept_errors_logged;
@@ -81,6 +82,8 @@ struct hconn {
 	size_t reserved[PIPELINE_MAX]; /* body bytes of the requests handed to evhttp, oldest first */
 	int nreserved;
 	size_t current;                /* bytes reserved for the request being read (chunked grows) */
+	char *big;                     /* a large body being collected in one piece (CONTIGUOUS_MIN) */
+	size_t big_len, big_off;
 	char key[24];
 };
 
@@ -120,13 +123,7 @@ void httpd_reply_error(struct evhttp_request *req, int code, const char *detail,
 
 static bool room(const struct httpd *h, size_t bytes)
 {
-	size_t cap = h->p.body_memory;
-
-	/* Large bodies leave the last part of the bound to small ones: events keep flowing while a
-	 * few big uploads fill the rest. */
-	if (bytes > h->p.small_body)
-		cap -= cap / BODY_HOLDBACK;
-	return h->memory + bytes <= cap;
+	return h->budget == NULL || budget_room(h->budget, bytes);
 }
 
 bool httpd_has_room(const struct httpd *h, size_t bytes)
@@ -134,9 +131,46 @@ bool httpd_has_room(const struct httpd *h, size_t bytes)
 	return room(h, bytes);
 }
 
+static void take(struct httpd *h, size_t bytes)
+{
+	if (h->budget != NULL)
+		budget_take(h->budget, bytes);
+}
+
 static void release(struct httpd *h, size_t bytes)
 {
-	h->memory = h->memory > bytes ? h->memory - bytes : 0;
+	if (h->budget != NULL)
+		budget_give(h->budget, bytes);
+}
+
+static void free_big(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/*
+ * A large body is collected in one allocation of its exact size (the pages fill as it comes) and
+ * handed to evhttp as one reference chain: evhttp moves it whole into the request, so the handler
+ * reads it in place, never copied, and the memory goes back to the system when the request is
+ * freed. In small socket-sized pieces it would be copied once more to be read contiguously.
+ */
+static int start_big(struct hconn *c, uint64_t len)
+{
+	if (len < CONTIGUOUS_MIN)
+		return 0;
+	if ((c->big = malloc((size_t)len)) == NULL)
+		return -1;
+	c->big_len = (size_t)len;
+	c->big_off = 0;
+	return 0;
+}
+
+static void drop_big(struct hconn *c)
+{
+	free(c->big);
+	c->big = NULL;
 }
 
 /* ---- refusing: evhttp answers a synthetic request, so every answer is a proper evhttp reply ---- */
@@ -238,11 +272,11 @@ static void admit(struct hconn *c, struct evbuffer *dst)
 		return refuse(c, dst, 400, "a request with this method has no body", 0, HTTPD_BAD_FRAMING);
 	if (len > h->p.max_body)
 		return refuse(c, dst, 413, "request body exceeds listen.max_body_size", 0, HTTPD_TOO_LARGE);
-	if (c->nreserved == PIPELINE_MAX || !room(h, (size_t)len))
+	if (c->nreserved == PIPELINE_MAX || !room(h, (size_t)len) || start_big(c, len) != 0)
 		return refuse(c, dst, 503, "busy: too much request body in memory, try again", MEMORY_RETRY_AFTER,
 			      HTTPD_MEMORY_FULL);
 	c->current = (size_t)len;
-	h->memory += c->current;
+	take(h, c->current);
 	c->in_body = true;
 	c->body_since = clock_mono();
 	c->body_mark = 0;
@@ -267,7 +301,7 @@ static bool chunked_over(struct hconn *c, uint64_t grown)
 		c->reject_retry = MEMORY_RETRY_AFTER;
 	} else {
 		c->current += (size_t)grown;
-		h->memory += (size_t)grown;
+		take(h, (size_t)grown);
 		return false;
 	}
 	c->discard = true;
@@ -277,6 +311,22 @@ static bool chunked_over(struct hconn *c, uint64_t grown)
 static bool chunk_step(struct hconn *c, struct evbuffer_iovec *v, struct evbuffer *src, struct evbuffer *dst,
 		       uint64_t before);
 static bool after_feed(struct hconn *c, enum httphead_event ev, size_t used, struct evbuffer *dst);
+
+/* Body bytes of a large body go into its one allocation; the whole of it to evhttp at its end. */
+static void collect(struct hconn *c, const struct evbuffer_iovec *v, struct evbuffer *src, size_t used,
+		    struct evbuffer *dst, enum httphead_event ev)
+{
+	if (used > c->big_len - c->big_off)
+		used = c->big_len - c->big_off;  /* cannot happen: httphead stops at the length */
+	memcpy(c->big + c->big_off, v->iov_base, used);
+	c->big_off += used;
+	evbuffer_drain(src, used);
+	if (ev != HH_EV_DONE)
+		return;
+	if (evbuffer_add_reference(dst, c->big, c->big_off, free_big, NULL) != 0)
+		free(c->big);  /* evhttp then times the request out: the client gets no half body */
+	c->big = NULL;
+}
 
 /* One step over the client's bytes in src. Returns false when nothing more can be done now. */
 static bool filter_step(struct hconn *c, struct evbuffer *src, struct evbuffer *dst)
@@ -296,7 +346,10 @@ static bool filter_step(struct hconn *c, struct evbuffer *src, struct evbuffer *
 	if (c->in_body && c->head.chunked)
 		return chunk_step(c, &v, src, dst, before);
 	ev = httphead_feed(&c->head, v.iov_base, v.iov_len, &used);
-	evbuffer_remove_buffer(src, c->in_body ? dst : c->pending_head, used);
+	if (c->in_body && c->big != NULL)
+		collect(c, &v, src, used, dst, ev);
+	else
+		evbuffer_remove_buffer(src, c->in_body ? dst : c->pending_head, used);
 	return after_feed(c, ev, used, dst);
 }
 
@@ -446,10 +499,12 @@ static void conn_free(void *arg)
 	struct httpd *h = c->h;
 
 	if (h == NULL) {
+		drop_big(c);
 		evbuffer_free(c->pending_head);
 		free(c);
 		return;
 	}
+	drop_big(c);
 	for (int i = 0; i < c->nreserved; i++)
 		release(h, c->reserved[i]);
 	release(h, c->current);
@@ -658,6 +713,7 @@ struct httpd *httpd_new(struct event_base *base, const struct httpd_params *p)
 		goto fail;
 	h->base = base;
 	h->p = *p;
+	h->budget = p->budget;
 	h->name = p->name != NULL ? p->name : "http";
 	/* evhttp's own limits stay above the filter's, which answers first and in JSON. */
 	evhttp_set_max_body_size(h->http, (ev_ssize_t)(p->max_body + 64));
@@ -747,5 +803,5 @@ int httpd_connections(const struct httpd *h)
 
 size_t httpd_body_memory(const struct httpd *h)
 {
-	return h->memory;
+	return h->budget != NULL ? budget_used(h->budget) : 0;
 }

@@ -16,6 +16,7 @@
 
 #include "auth.h"
 #include "bodyjob.h"
+#include "budget.h"
 #include "category.h"
 #include "clock.h"
 #include "codec.h"
@@ -62,6 +63,8 @@ struct pending {
 	size_t nstreams;
 	char event_id[ENVELOPE_ID_LEN + 1];
 	char *owned_body;       /* a body rewritten at ingest, freed with the pending */
+	struct evbuffer *kept;  /* a large body taken from a request that went away mid-write */
+	size_t kept_bytes;      /* its share of the body budget */
 };
 
 /* What ingest learned about one request before queueing it. */
@@ -295,6 +298,10 @@ static void accepted(struct ingest *in, struct evhttp_request *req, const struct
 
 static void free_pending(struct pending *p)
 {
+	if (p->kept != NULL) {
+		evbuffer_free(p->kept);
+		budget_give(p->in->r->budget, p->kept_bytes);
+	}
 	free(p->owned_body);
 	free(p);  /* headers and query live in the same allocation */
 }
@@ -322,11 +329,46 @@ static void put_done(void *arg, enum queue_done r)
 	free_pending(p);
 }
 
+/*
+ * A large body is written to Redis in chunks, after the request may be gone: the pending takes
+ * the body's buffer over (its chains move, the bytes stay where they are, so the entry's pointer
+ * holds), and its share of the body budget with it. evhttp frees the request after this.
+ */
+static void keep_body(struct pending *p)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(p->req);
+	unsigned char *at;
+
+	if (p->it.body_len <= QUEUE_INLINE_MAX || p->owned_body != NULL || p->kept != NULL)
+		return;
+	if ((p->kept = evbuffer_new()) != NULL && evbuffer_add_buffer(p->kept, in) == 0) {
+		/* One chain already (ingest read it contiguously): the same bytes, no copy. */
+		if ((at = evbuffer_pullup(p->kept, -1)) != NULL)
+			p->it.body = (const char *)at;
+		p->kept_bytes = p->it.body_len;
+		budget_force(p->in->r->budget, p->kept_bytes);
+		return;
+	}
+	/* Not movable: a copy (rare: the client left while its large body was being written). */
+	if ((p->owned_body = malloc(p->it.body_len)) != NULL) {
+		memcpy(p->owned_body, p->it.body, p->it.body_len);
+		p->it.body = p->owned_body;
+		return;
+	}
+	/* Out of memory: the write ends short, so its put script refuses it (the body key's length
+	 * is checked) and nothing half-written is queued. The client got no answer: nothing is lost
+	 * that was accepted. */
+	log_error("ingest: out of memory keeping a large body whose client left; it is not queued");
+	p->it.body = "";
+	p->it.body_len = 0;
+}
+
 static void client_gone(struct evhttp_connection *evcon, void *arg)
 {
 	struct pending *p = arg;
 
 	(void)evcon;
+	keep_body(p);
 	p->req = NULL;  /* the answer has nowhere to go; the write itself still completes */
 }
 

@@ -1,5 +1,6 @@
 /* main.c - command line, start-up order, signals as loop events, graceful shutdown. */
 #include <getopt.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "admin.h"
 #include "clock.h"
+#include "budget.h"
 #include "config.h"
 #include "deadtool.h"
 #include "forward.h"
@@ -182,7 +184,7 @@ static int start_http(struct relay *r)
 		.address = cfg->listen_address, .port = cfg->listen_port, .max_body = cfg->max_body_size,
 		.max_head = 64 * 1024, .client_timeout = cfg->client_timeout, .head_timeout = cfg->head_timeout,
 		.min_body_rate = cfg->min_body_rate, .max_connections = connection_cap(cfg),
-		.body_memory = cfg->max_body_memory, .small_body = cfg->limit_event, .name = "ingest",
+		.budget = r->budget, .name = "ingest",
 	};
 
 	if ((r->admin = admin_new(r)) == NULL || (r->ingest = ingest_new(r)) == NULL ||
@@ -214,7 +216,9 @@ static int start(struct relay *r)
 	r->stats = stats_new();
 	r->routes = route_new(r->cfg);
 	r->throttle = throttle_new();
-	if (r->base == NULL || r->dns == NULL || r->stats == NULL || r->routes == NULL || r->throttle == NULL)
+	r->budget = budget_new(r->cfg->max_body_memory, r->cfg->limit_event);
+	if (r->base == NULL || r->dns == NULL || r->stats == NULL || r->routes == NULL || r->throttle == NULL ||
+	    r->budget == NULL)
 		return -1;
 	r->started = time(NULL);
 	r->queue = queue_new(r->base, r->cfg, &(struct queue_hooks){ on_queue_ready, on_queue_arrival, r });
@@ -238,6 +242,7 @@ static void stop(struct relay *r)
 		evdns_base_free(r->dns, 0);
 	if (r->base != NULL)
 		event_base_free(r->base);
+	budget_free(r->budget);  /* last: bodies libevent frees with the base give back to it */
 }
 
 int main(int argc, char **argv)
@@ -272,6 +277,10 @@ int main(int argc, char **argv)
 	}
 	log_set_level(r.cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* A fixed threshold (glibc's moves up to 32 MiB as blocks are freed): every allocation of a
+	 * megabyte or more, a large body above all, is its own mapping and goes back to the system
+	 * when freed, instead of staying in the heap as resident memory. */
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	if (start(&r) != 0)
 		goto out;

@@ -21,6 +21,9 @@
 #define REFRESH_PERIOD 1.0
 #define DRAIN_IN_FLIGHT 256    /* buffered entries written at a time */
 #define CLAIM_ROUNDS 10        /* XAUTOCLAIM pages per orphan claim; the rest waits for the next */
+#define QUEUE_CHUNK (1024 * 1024)    /* bytes of a large body per command, written or read */
+#define QUEUE_CHUNKS_IN_FLIGHT 2
+#define QUEUE_BODY_TTL "86400"       /* a large body whose entry was never written expires */
 
 struct queue {
 	const struct config *cfg;
@@ -38,6 +41,7 @@ struct queue {
 	char bytes_key[ENTRY_KEY_MAX];
 	char dead_key[ENTRY_KEY_MAX];
 	int writes;                     /* queue_put XADDs awaiting Redis */
+	unsigned long long body_seq;    /* names large bodies' keys (with the time and consumer) */
 
 	/* Entries accepted while Redis was away, drained in order once it is back. */
 	struct buffer *buf;
@@ -180,6 +184,12 @@ struct put_ctx {
 	queue_done_cb cb;
 	void *arg;
 	struct buffer_item *from_buffer;   /* set when this XADD drains a buffered entry */
+	/* A large body goes first, in chunks, under its own key; the entry follows. */
+	const struct entry *e;             /* the caller's, alive until the done callback */
+	char body_key[ENTRY_KEY_MAX];
+	size_t sent;                       /* body bytes sent */
+	int chunks;                        /* chunk writes awaiting a reply */
+	enum queue_done failed;            /* the first chunk failure (OK: none) */
 	size_t n;
 	char stream[][ENTRY_KEY_MAX];      /* the streams written: one, or a request and its mirrors */
 };
@@ -202,14 +212,10 @@ static void spool_delivered(struct queue *q)
 	q->spool_loaded = false;
 }
 
-static void put_reply(void *arg, redisReply *rep)
+static void put_finish(struct put_ctx *p, enum queue_done r)
 {
-	struct put_ctx *p = arg;
 	struct queue *q = p->q;
-	enum queue_done r = done_of(rep, REDIS_REPLY_STRING);
 
-	if (r == QUEUE_DONE_ERROR)
-		log_error("redis: XADD failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 	if (p->from_buffer != NULL) {
 		if (q->buf_sending > 0)
 			q->buf_sending--;
@@ -230,27 +236,66 @@ static void put_reply(void *arg, redisReply *rep)
 	free(p);
 }
 
-/* Every copy of a mirrored request in one script: all are queued, or none. */
+static void put_reply(void *arg, redisReply *rep)
+{
+	struct put_ctx *p = arg;
+	enum queue_done r = done_of(rep, REDIS_REPLY_STRING);
+
+	if (r == QUEUE_DONE_ERROR)
+		log_error("redis: XADD failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+	put_finish(p, r);
+}
+
+/*
+ * Every copy in one script: all are queued, or none. KEYS: the byte counter, the streams, then
+ * the body key when ARGV[2] is "1"; ARGV: the body length, that flag, the fields. A large body
+ * must be complete under its key; it is kept (PERSIST) from here on, and each further copy gets
+ * its own copy of it, so every entry owns the body it deletes.
+ */
 static const char put_script[] =
+	"local big = ARGV[2] == '1'\n"
+	"local n = #KEYS - 1\n"
+	"local bk\n"
+	"if big then\n"
+	"  n = n - 1\n"
+	"  bk = KEYS[#KEYS]\n"
+	"  if redis.call('STRLEN', bk) ~= tonumber(ARGV[1]) then\n"
+	"    return redis.error_reply('ERR sentryq: large body incomplete (expired or lost)')\n"
+	"  end\n"
+	"  redis.call('PERSIST', bk)\n"
+	"end\n"
+	"local f = {}\n"
+	"for i = 3, #ARGV do f[#f + 1] = ARGV[i] end\n"
 	"local id\n"
-	"for i = 2, #KEYS do id = redis.call('XADD', KEYS[i], '*', unpack(ARGV, 2)) end\n"
-	"redis.call('INCRBY', KEYS[1], ARGV[1] * (#KEYS - 1))\n"
+	"for i = 1, n do\n"
+	"  if big then\n"
+	"    local k = bk\n"
+	"    if i > 1 then k = bk .. ':' .. i redis.call('COPY', bk, k, 'REPLACE') end\n"
+	"    f[#f + 1] = '" ENTRY_FIELD_BODY_KEY "' f[#f + 1] = k\n"
+	"    id = redis.call('XADD', KEYS[i + 1], '*', unpack(f))\n"
+	"    f[#f] = nil f[#f] = nil\n"
+	"  else\n"
+	"    id = redis.call('XADD', KEYS[i + 1], '*', unpack(f))\n"
+	"  end\n"
+	"end\n"
+	"redis.call('INCRBY', KEYS[1], ARGV[1] * n)\n"
 	"return id\n";
 
-/* One stream: XADD with INCRBY pipelined behind it (the byte count queue.max_bytes is checked
- * against). Several: put_script, which takes the fields once and writes them to each. */
+/* One stream, inline body: XADD with INCRBY pipelined behind it (the byte count queue.max_bytes
+ * is checked against). Several streams or a large body: put_script. */
 static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct put_ctx *p)
 {
-	const char *argv[5 + QUEUE_STREAMS_MAX + 2 * ENTRY_FIELDS_MAX];
-	size_t lens[5 + QUEUE_STREAMS_MAX + 2 * ENTRY_FIELDS_MAX];
+	const char *argv[8 + QUEUE_STREAMS_MAX + 2 * ENTRY_FIELDS_MAX];
+	size_t lens[8 + QUEUE_STREAMS_MAX + 2 * ENTRY_FIELDS_MAX];
+	bool big = p->body_key[0] != '\0';
 	struct entry_fields f;
 	char len[24], nkeys[8];
 	int n = 0;
 
-	entry_fields(e, clock_epoch_ms(), &f);
+	entry_fields(e, clock_epoch_ms(), big, &f);
 	snprintf(len, sizeof(len), "%zu", e->body_len);
-	snprintf(nkeys, sizeof(nkeys), "%zu", p->n + 1);
-	if (p->n == 1) {
+	snprintf(nkeys, sizeof(nkeys), "%zu", p->n + 1 + (big ? 1 : 0));
+	if (p->n == 1 && !big) {
 		argv[n] = "XADD", lens[n++] = 4;
 		argv[n] = p->stream[0], lens[n++] = strlen(p->stream[0]);
 		argv[n] = "*", lens[n++] = 1;
@@ -261,7 +306,10 @@ static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct 
 		argv[n] = q->bytes_key, lens[n++] = strlen(q->bytes_key);
 		for (size_t i = 0; i < p->n; i++)
 			argv[n] = p->stream[i], lens[n++] = strlen(p->stream[i]);
+		if (big)
+			argv[n] = p->body_key, lens[n++] = strlen(p->body_key);
 		argv[n] = len, lens[n++] = strlen(len);
+		argv[n] = big ? "1" : "0", lens[n++] = 1;
 	}
 	for (size_t i = 0; i < f.n; i++) {
 		argv[n] = f.name[i], lens[n++] = strlen(f.name[i]);
@@ -269,11 +317,82 @@ static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct 
 	}
 	if (sendv(q, put_reply, p, n, argv, lens) != QUEUE_SENT)
 		return QUEUE_UNAVAILABLE;
-	if (p->n == 1)
+	if (p->n == 1 && !big)
 		sendf(q, NULL, NULL, 3, "INCRBY", q->bytes_key, len);
 	q->pending += (long long)p->n;
 	q->bytes += (long long)(e->body_len * p->n);
 	return QUEUE_SENT;
+}
+
+static bool send_chunks(struct put_ctx *p);
+
+/* One chunk written; the next ones follow, the entry after the last. */
+static void chunk_reply(void *arg, redisReply *rep)
+{
+	struct put_ctx *p = arg;
+	enum queue_done r = rep == NULL ? QUEUE_DONE_LOST : rep->type == REDIS_REPLY_ERROR ? QUEUE_DONE_ERROR : QUEUE_DONE_OK;
+
+	p->chunks--;
+	if (r == QUEUE_DONE_ERROR && p->failed == QUEUE_DONE_OK)
+		log_error("redis: writing a large body failed: %s", rep->str);
+	if (r != QUEUE_DONE_OK && p->failed == QUEUE_DONE_OK)
+		p->failed = r;
+	if (p->failed != QUEUE_DONE_OK) {
+		/* What was written expires (QUEUE_BODY_TTL); the caller keeps the entry. */
+		if (p->chunks == 0)
+			put_finish(p, p->failed);
+		return;
+	}
+	if (p->sent < p->e->body_len) {
+		send_chunks(p);
+	} else if (p->chunks == 0 && send_xadd(p->q, p->e, p) != QUEUE_SENT) {
+		put_finish(p, QUEUE_DONE_LOST);
+	}
+}
+
+/*
+ * A large body in chunks of QUEUE_CHUNK (SET with an expiry, then APPEND), a few at a time: no
+ * command holds more than a chunk, so neither this process nor Redis ever copies the whole body
+ * at once, and other commands (the SDKs' small events) go between the chunks.
+ */
+static bool send_chunks(struct put_ctx *p)
+{
+	struct queue *q = p->q;
+
+	while (p->chunks < QUEUE_CHUNKS_IN_FLIGHT && p->sent < p->e->body_len) {
+		size_t n = p->e->body_len - p->sent < QUEUE_CHUNK ? p->e->body_len - p->sent : QUEUE_CHUNK;
+		const char *first[] = { "SET", p->body_key, p->e->body, "EX", QUEUE_BODY_TTL };
+		const char *next[] = { "APPEND", p->body_key, p->e->body + p->sent };
+		size_t lens[] = { p->sent == 0 ? 3 : 6, strlen(p->body_key), n, 2, strlen(QUEUE_BODY_TTL) };
+		bool sent = p->sent == 0 ? redisconn_send(q->rc, chunk_reply, p, 5, first, lens) == REDISCONN_SENT
+					 : redisconn_send(q->rc, chunk_reply, p, 3, next, lens) == REDISCONN_SENT;
+
+		if (!sent && p->sent == 0)
+			return false;  /* nothing sent: the caller still has the entry */
+		if (!sent) {
+			if (p->chunks == 0)
+				put_finish(p, QUEUE_DONE_LOST);
+			else
+				p->failed = QUEUE_DONE_LOST;
+			return true;
+		}
+		p->chunks++;
+		p->sent += n;
+	}
+	return true;
+}
+
+static enum queue_send send_put(struct queue *q, const struct entry *e, struct put_ctx *p)
+{
+	if (e->body_len <= QUEUE_INLINE_MAX)
+		return send_xadd(q, e, p);
+	if (!redisconn_ready(q->rc) ||
+	    entry_body_key(q->cfg->redis_prefix, q->consumer, clock_epoch_ms(), ++q->body_seq, p->body_key,
+			   sizeof(p->body_key)) != 0)
+		return QUEUE_UNAVAILABLE;
+	p->e = e;
+	/* Once the first chunk is sent, the done callback follows (never from inside this call). */
+	return send_chunks(p) ? QUEUE_SENT : QUEUE_UNAVAILABLE;
 }
 
 static struct put_ctx *new_put(struct queue *q, const char *const *streams, size_t n)
@@ -300,7 +419,7 @@ static void drain_buffer(struct queue *q)
 
 		if (p != NULL)
 			p->from_buffer = it;
-		if (p == NULL || send_xadd(q, buffer_item_entry(it), p) != QUEUE_SENT) {
+		if (p == NULL || send_put(q, buffer_item_entry(it), p) != QUEUE_SENT) {
 			free(p);
 			buffer_rewind(q->buf);  /* the tick tries again */
 			return;
@@ -331,7 +450,7 @@ enum queue_put queue_put(struct queue *q, const char *const *streams, size_t n, 
 		return QUEUE_PUT_REFUSED;
 	p->cb = cb;
 	p->arg = arg;
-	if (send_xadd(q, e, p) != QUEUE_SENT) {
+	if (send_put(q, e, p) != QUEUE_SENT) {
 		free(p);
 		return buffer_it(q, streams, n, e);
 	}
@@ -764,8 +883,16 @@ struct done_ctx {
  * connection inside a MULTI, and a crash never leaves an acked entry in the stream. */
 static const char ack_script[] =
 	"local n = 0\n"
-	"for i = 2, #ARGV, 2 do\n"
+	"for i = 2, #ARGV, 3 do\n"
 	"  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])\n"
+	/* A large body goes with its entry. */
+	"  if ARGV[i + 2] == '1' then\n"
+	"    local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])\n"
+	"    if #e == 1 then\n"
+	"      local f = e[1][2]\n"
+	"      for j = 1, #f, 2 do if f[j] == '" ENTRY_FIELD_BODY_KEY "' then redis.call('DEL', f[j + 1]) end end\n"
+	"    end\n"
+	"  end\n"
 	/* Only what this call deleted is uncounted: a resent or concurrent ack must not count twice. */
 	"  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then n = n + tonumber(ARGV[i + 1]) end\n"
 	"end\n"
@@ -797,7 +924,7 @@ static struct done_ctx *new_done(queue_done_cb cb, void *arg)
 enum queue_send queue_ack(struct queue *q, const char *stream, const struct queue_ack_item *items, size_t n,
 			  queue_done_cb cb, void *arg)
 {
-	const char **argv = malloc((2 * n + 6) * sizeof(char *));
+	const char **argv = malloc((3 * n + 6) * sizeof(char *));
 	char (*len)[24] = malloc((n ? n : 1) * sizeof(*len));
 	struct done_ctx *d = new_done(cb, arg);
 	enum queue_send r = QUEUE_UNAVAILABLE;
@@ -817,6 +944,7 @@ enum queue_send queue_ack(struct queue *q, const char *stream, const struct queu
 		bytes += items[i].body_len;
 		argv[argc++] = items[i].id;
 		argv[argc++] = len[i];
+		argv[argc++] = items[i].body_key ? "1" : "0";
 	}
 	if ((r = sendv(q, ack_reply, d, argc, argv, NULL)) == QUEUE_SENT) {
 		d = NULL;
@@ -838,7 +966,10 @@ static const char dead_script[] =
 	"local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
 	"if #e == 0 then redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) return 0 end\n"
 	"local f = e[1][2]\n"
-	"for i = 1, #f, 2 do if f[i] == 'b' then redis.call('DECRBY', KEYS[3], string.len(f[i + 1])) end end\n"
+	"for i = 1, #f, 2 do\n"
+	"  if f[i] == 'b' then redis.call('DECRBY', KEYS[3], string.len(f[i + 1])) end\n"
+	"  if f[i] == 'bl' then redis.call('DECRBY', KEYS[3], tonumber(f[i + 1])) end\n"
+	"end\n"
 	"for i = 3, #ARGV do f[#f + 1] = ARGV[i] end\n"
 	"redis.call('XADD', KEYS[2], '*', unpack(f))\n"
 	"redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])\n"
@@ -954,4 +1085,103 @@ void queue_set_deliveries(struct queue *q, const char *stream, const char *id, l
 
 	snprintf(n, sizeof(n), "%lld", count);
 	sendf(q, NULL, NULL, 9, "XCLAIM", stream, ENTRY_GROUP, q->consumer, "0", id, "RETRYCOUNT", n, "JUSTID");
+}
+
+/* ---- large bodies, read back in chunks ---- */
+
+struct queue_fetch {
+	struct queue *q;
+	char key[ENTRY_KEY_MAX];
+	char *data;
+	size_t len, asked, got;
+	int chunks;                     /* GETRANGEs awaiting a reply */
+	enum queue_done failed;
+	bool cancelled;
+	queue_fetch_cb cb;
+	void *arg;
+};
+
+static void fetch_end(struct queue_fetch *f, enum queue_done r)
+{
+	if (!f->cancelled)
+		f->cb(f->arg, r, r == QUEUE_DONE_OK ? f->data : NULL, f->len);
+	if (r != QUEUE_DONE_OK || f->cancelled)
+		free(f->data);
+	free(f);
+}
+
+static bool fetch_more(struct queue_fetch *f);
+
+static void fetch_reply(void *arg, redisReply *rep)
+{
+	struct queue_fetch *f = arg;
+	size_t want;
+	long long at;
+
+	f->chunks--;
+	if (rep == NULL) {
+		f->failed = QUEUE_DONE_LOST;
+	} else if (f->failed == QUEUE_DONE_OK && !f->cancelled) {
+		/* Replies come in order: this one starts where the ones before it ended. */
+		at = (long long)f->got;
+		want = f->len - f->got < QUEUE_CHUNK ? f->len - f->got : QUEUE_CHUNK;
+		if (rep->type != REDIS_REPLY_STRING || (size_t)rep->len != want) {
+			log_error("redis: large body %s is %s at byte %lld", f->key,
+				  rep->type == REDIS_REPLY_ERROR ? rep->str : "missing or short", at);
+			f->failed = QUEUE_DONE_ERROR;
+		} else {
+			memcpy(f->data + f->got, rep->str, want);
+			f->got += want;
+		}
+	}
+	if (f->chunks > 0)
+		return;
+	if (f->failed != QUEUE_DONE_OK || f->cancelled)
+		fetch_end(f, f->cancelled ? QUEUE_DONE_LOST : f->failed);
+	else if (f->got == f->len)
+		fetch_end(f, QUEUE_DONE_OK);
+	else if (!fetch_more(f))
+		fetch_end(f, QUEUE_DONE_LOST);
+}
+
+/* A few GETRANGEs of QUEUE_CHUNK at a time. False when none could be sent. */
+static bool fetch_more(struct queue_fetch *f)
+{
+	while (f->chunks < QUEUE_CHUNKS_IN_FLIGHT && f->asked < f->len) {
+		size_t n = f->len - f->asked < QUEUE_CHUNK ? f->len - f->asked : QUEUE_CHUNK;
+		char from[24], to[24];
+
+		snprintf(from, sizeof(from), "%zu", f->asked);
+		snprintf(to, sizeof(to), "%zu", f->asked + n - 1);
+		if (sendf(f->q, fetch_reply, f, 4, "GETRANGE", f->key, from, to) != QUEUE_SENT)
+			return f->chunks > 0;
+		f->chunks++;
+		f->asked += n;
+	}
+	return true;
+}
+
+struct queue_fetch *queue_fetch_body(struct queue *q, const char *key, size_t len, queue_fetch_cb cb, void *arg)
+{
+	struct queue_fetch *f;
+
+	if (len == 0 || !redisconn_ready(q->rc) || (f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	f->q = q;
+	f->len = len;
+	f->cb = cb;
+	f->arg = arg;
+	snprintf(f->key, sizeof(f->key), "%s", key);
+	if ((f->data = malloc(len)) == NULL || !fetch_more(f)) {
+		free(f->data);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void queue_fetch_cancel(struct queue_fetch *f)
+{
+	if (f != NULL)
+		f->cancelled = true;  /* freed when its last reply (or the connection's end) comes */
 }

@@ -136,6 +136,7 @@ static void rewrite_encoded(struct request *rq, enum codec_kind kind, const stru
 	    codec_encode(kind, rewritten, rewritten_len, &packed, &packed_len) == CODEC_OK && own(rq, packed) != NULL) {
 		rq->body = packed;
 		rq->body_len = packed_len;
+		rq->body_in_entry = false;
 	}
 	free(plain);
 	free(rewritten);
@@ -154,6 +155,7 @@ static void build_body(struct request *rq, const struct config_upstream *uc, con
 
 	rq->body = it->body;
 	rq->body_len = it->body_len;
+	rq->body_in_entry = true;
 	if (strncmp(it->endpoint, "envelope/", 9) != 0 || kind == CODEC_UNKNOWN)
 		return;
 	request_dsn(uc, pr->key, pr->id, dsn, sizeof(dsn));
@@ -171,11 +173,14 @@ static void build_body(struct request *rq, const struct config_upstream *uc, con
 	if (memmem(it->body, hlen, "\"dsn\"", 5) == NULL && memchr(it->body, '\\', hlen) == NULL &&
 	    (it->sdk_key[0] == '\0' || memmem(it->body, hlen, it->sdk_key, strlen(it->sdk_key)) == NULL))
 		return;
-	if (envelope_rewrite(it->body, it->body_len, dsn, it->sdk_key, pr->key, &rewritten, &rewritten_len) ==
-		    ENVELOPE_OK &&
+	/* The new header line goes before the rest of the body, which is sent from where it is. */
+	if (envelope_rewrite_header(it->body, it->body_len, dsn, it->sdk_key, pr->key, &rewritten, &rewritten_len,
+				    &hlen) == ENVELOPE_OK &&
 	    own(rq, rewritten) != NULL) {
-		rq->body = rewritten;
-		rq->body_len = rewritten_len;
+		rq->head = rewritten;
+		rq->head_len = rewritten_len;
+		rq->body = it->body + hlen;
+		rq->body_len = it->body_len - hlen;
 	}
 }
 

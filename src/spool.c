@@ -48,7 +48,7 @@ static int put_record(FILE *f, const char *stream, const struct entry *e, long l
 {
 	struct entry_fields ef;
 
-	entry_fields(e, now_ms, &ef);
+	entry_fields(e, now_ms, false, &ef);
 	if (put_bytes(f, stream, strlen(stream)) != 0 || put_u32(f, ef.n) != 0)
 		return -1;
 	for (size_t i = 0; i < ef.n; i++)

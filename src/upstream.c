@@ -351,8 +351,20 @@ static void arm_connect_timer(struct upstream *u, struct call *c)
 		evtimer_add(c->connect_timer, &tv);
 }
 
-void upstream_send(struct upstream *u, const struct request *rq, upstream_done_cb cb, void *arg)
+/* Head, then body: copied, or handed over (evbuffer_add_reference: sent in place, released once). */
+static int add_body(struct evbuffer *out, const struct request *rq, const struct upstream_body *hand)
 {
+	if (rq->head_len > 0 && evbuffer_add(out, rq->head, rq->head_len) != 0)
+		return -1;
+	if (hand == NULL)
+		return evbuffer_add(out, rq->body, rq->body_len);
+	return evbuffer_add_reference(out, rq->body, rq->body_len, hand->release, hand->arg);
+}
+
+void upstream_send(struct upstream *u, const struct request *rq, const struct upstream_body *hand,
+		   upstream_done_cb cb, void *arg)
+{
+	bool handed = false;
 	struct evhttp_request *req = NULL;
 	struct evhttp_connection *conn;
 	struct evkeyvalq *out;
@@ -378,9 +390,11 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 		evhttp_add_header(out, rq->h[k].name, rq->h[k].value);
 	/* Framed explicitly, whatever the method: the upstream reads exactly this body and no more. */
 	if (!rq->get) {
-		snprintf(length, sizeof(length), "%zu", rq->body_len);
+		snprintf(length, sizeof(length), "%zu", rq->head_len + rq->body_len);
 		evhttp_add_header(out, "Content-Length", length);
-		evbuffer_add(evhttp_request_get_output_buffer(req), rq->body, rq->body_len);
+		if (add_body(evhttp_request_get_output_buffer(req), rq, hand) != 0)
+			goto fail;
+		handed = hand != NULL;  /* from here on the request's buffer releases it */
 	}
 	u->slots[i].busy = true;
 	u->slots[i].call = c;
@@ -405,6 +419,8 @@ void upstream_send(struct upstream *u, const struct request *rq, upstream_done_c
 fail:
 	if (req != NULL)
 		evhttp_request_free(req);
+	if (hand != NULL && !handed)
+		hand->release(rq->body, rq->body_len, hand->arg);
 	free(c);
 	note_answer(u, outage_stamp(&u->outage), 0);
 	cb(arg, 0, NULL);

@@ -80,7 +80,7 @@ static enum entry_result from_fields(struct entry *out, const struct entry_field
 /* Fields -> entry_fields -> entry_from_fields; returns what came back in *out. */
 static void round_trip(const struct entry *e, struct entry_fields *f, struct entry *out)
 {
-	entry_fields(e, NOW_MS, f);
+	entry_fields(e, NOW_MS, false, f);
 	assert_true(f->n <= ENTRY_FIELDS_MAX);
 	assert_int_equal(from_fields(out, f), ENTRY_OK);
 }
@@ -140,7 +140,7 @@ static void test_fields_in_order(void **state)
 
 	(void)state;
 	e.first_ms = 1690000000000LL;
-	entry_fields(&e, NOW_MS, &f);
+	entry_fields(&e, NOW_MS, false, &f);
 	assert_int_equal(f.n, 14);
 	for (size_t i = 0; i < f.n; i++) {
 		assert_string_equal(f.name[i], order[i]);
@@ -308,7 +308,7 @@ static void test_from_reply(void **state)
 
 	(void)state;
 	e.first_ms = 1690000000000LL;
-	entry_fields(&e, NOW_MS, &f);
+	entry_fields(&e, NOW_MS, false, &f);
 	kv_init(&kv);
 	kv_from_fields(&kv, &f);
 	assert_int_equal(entry_from_reply(&back, &kv.arr), ENTRY_OK);
@@ -329,7 +329,7 @@ static void test_from_reply_dead_letter(void **state)
 	(void)state;
 	/* a dead letter: bookkeeping first, then the entry, then a field from a later version */
 	e.first_ms = 1690000000000LL;
-	entry_fields(&e, NOW_MS, &f);
+	entry_fields(&e, NOW_MS, false, &f);
 	entry_dead_fields(&d, &df);
 	kv_init(&kv);
 	for (size_t i = 0; i < df.n; i++)
@@ -367,7 +367,7 @@ static void test_from_reply_many_unknown_fields(void **state)
 		kv.el[2 * i + 1] = (redisReply){ .type = REDIS_REPLY_STRING, .str = (char *)"v", .len = 1 };
 	}
 	kv.arr.elements = 80;
-	entry_fields(&e, NOW_MS, &f);
+	entry_fields(&e, NOW_MS, false, &f);
 	for (size_t i = 0; i < f.n; i++) {
 		kv.el[kv.arr.elements++] = (redisReply){ .type = REDIS_REPLY_STRING, .str = (char *)f.name[i],
 							  .len = strlen(f.name[i]) };

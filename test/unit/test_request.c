@@ -58,6 +58,8 @@ static void test_header_carrier(void **state)
 	assert_string_equal(header(&rq, "Content-Type"), "application/json");
 	assert_string_equal(header(&rq, "X-Forwarded-For"), "10.0.0.1, 127.0.0.1");
 	assert_ptr_equal(rq.body, it.body);  /* a store body passes through untouched, uncopied */
+	assert_null(rq.head);
+	assert_true(rq.body_in_entry);
 	request_release(&rq);
 
 	/* The SDK sent no secret: the real one is not added. */
@@ -116,13 +118,17 @@ static void test_envelope_dsn_rewritten(void **state)
 	snprintf(body, sizeof(body), "{\"dsn\":\"http://wow@relay:9000/1\",\"trace\":{\"public_key\":\"wow\"}}%s", rest);
 	it = item("envelope/", "", "", AUTH_ENVELOPE, false, body);
 	assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
-	hlen = strcspn(rq.body, "\n");
 	assert_string_equal(rq.uri, "/pfx/api/20/envelope/");
-	assert_non_null(strstr(rq.body, "\"dsn\":\"http://" REAL_KEY "@127.0.0.1:9001/pfx/20\""));
-	assert_non_null(strstr(rq.body, "\"public_key\":\"" REAL_KEY "\""));
-	assert_true(hlen < rq.body_len);
-	assert_int_equal(rq.body_len - hlen, strlen(rest));
-	assert_memory_equal(rq.body + hlen, rest, strlen(rest));  /* everything after line 1 is identical */
+	/* The new header line goes first; the rest is sent from the entry's own body, uncopied. */
+	assert_non_null(rq.head);
+	hlen = strcspn(body, "\n");
+	assert_null(memchr(rq.head, '\n', rq.head_len));
+	assert_non_null(strstr(rq.head, "\"dsn\":\"http://" REAL_KEY "@127.0.0.1:9001/pfx/20\""));
+	assert_non_null(strstr(rq.head, "\"public_key\":\"" REAL_KEY "\""));
+	assert_true(rq.body_in_entry);
+	assert_ptr_equal(rq.body, it.body + hlen);
+	assert_int_equal(rq.body_len, strlen(rest));
+	assert_memory_equal(rq.body, rest, strlen(rest));  /* everything after line 1 is identical */
 	request_release(&rq);
 }
 

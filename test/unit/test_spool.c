@@ -34,12 +34,12 @@ static const char body3[] = "\xff";
 static struct rec recs[] = {
 	{ "sentryq:q:up:1", { "POST", "envelope/", "", "Content-Type: application/x-sentry-envelope\n", "198.51.100.1",
 			      "k1", "0123456789abcdef0123456789abcdef", 1, false, B(ERROR) | B(DEFAULT), body1,
-			      sizeof(body1) - 1, 1700000000001LL, 0, NULL } },
+			      sizeof(body1) - 1, 1700000000001LL, 0, NULL, NULL } },
 	{ "sentryq:q:up:2", { "POST", "minidump/", "a=1", "X-Sentry-Auth: Sentry sentry_key=k2, sentry_secret=s\n", "",
-			      "k2", "", 2, true, B(OTHER) | B(SESSION), body2, sizeof(body2) - 1, 0, 1690000000000LL, NULL } },
+			      "k2", "", 2, true, B(OTHER) | B(SESSION), body2, sizeof(body2) - 1, 0, 1690000000000LL, NULL, NULL } },
 	{ "sentryq:q:other:3", { "GET", "store/", "sentry_key=k3&sentry_data=x", "", "::1", "k3",
-				 "fedcba9876543210fedcba9876543210", 0, false, CATEGORY_ALL, body3, 1, 5, 0, NULL } },
-	{ "s", { "POST", "envelope/", "", "", "", "", "", 0, false, 0, "", 0, 7, 0, NULL } },
+				 "fedcba9876543210fedcba9876543210", 0, false, CATEGORY_ALL, body3, 1, 5, 0, NULL, NULL } },
+	{ "s", { "POST", "envelope/", "", "", "", "", "", 0, false, 0, "", 0, 7, 0, NULL, NULL } },
 };
 #define NRECS (sizeof(recs) / sizeof(recs[0]))
 
