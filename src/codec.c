@@ -131,6 +131,8 @@ static int zstd_step(struct dec *d, char *dst, size_t avail, size_t *produced)
 	for (;;) {
 		size_t in0 = d->zin.pos, out0 = o.pos;
 		size_t r = ZSTD_decompressStream(d->zs, &o, &d->zin);
+		/* A failing call leaves o.pos where it was, though it may have written good bytes:
+		 * a frame that fails just past max_out can be CORRUPT or TOO_LARGE by step size. */
 		if (ZSTD_isError(r)) {
 			st = ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge
 				? DEC_TOOBIG : DEC_ERR;

@@ -8,7 +8,7 @@
  * For each codec kind: codec_decode and codec_measure agree on the result (OK / TOO_LARGE /
  * CORRUPT) and, when OK, on the size; the first-line decode is the whole decode cut after its
  * first '\n' (or at the cap); the stepwise decoder in small random pieces gives the same result
- * and the same bytes as codec_decode.
+ * and the same bytes as codec_decode. (One exception, zstd_corrupt_near_cap below.)
  */
 #include <stdbool.h>
 #include <string.h>
@@ -25,9 +25,26 @@ static const char *name(enum codec_result r)
 	return (unsigned)r < 5 ? n[r] : "?";
 }
 
+/*
+ * zstd does not count the bytes it wrote in a call that then fails (output->pos is left as it
+ * was), so a corrupt frame whose good part ends within one step of the cap comes out TOO_LARGE
+ * with one step size and CORRUPT with another. Both refuse the body; only that disagreement is
+ * allowed, and only when the frame does fail shortly after the cap.
+ */
+static bool zstd_corrupt_near_cap(enum codec_kind kind, const char *in, size_t len, size_t cap,
+				  enum codec_result a, enum codec_result b)
+{
+	size_t size;
+
+	if (kind != CODEC_ZSTD || !((a == CODEC_TOO_LARGE && b == CODEC_CORRUPT) ||
+				    (a == CODEC_CORRUPT && b == CODEC_TOO_LARGE)))
+		return false;
+	return codec_measure(kind, in, len, cap + (512 << 10), &size) == CODEC_CORRUPT;
+}
+
 #define CHECK_RC(a, b, what)                                                                        \
 	do {                                                                                        \
-		if ((a) != (b)) {                                                                   \
+		if ((a) != (b) && !zstd_corrupt_near_cap(kind, in, len, cap, (a), (b))) {           \
 			fprintf(stderr, "FUZZ: kind %d cap %zu: %s: %s != %s\n", kind, cap, what, name(a), \
 				name(b));                                                           \
 			abort();                                                                    \
@@ -40,7 +57,7 @@ static enum codec_result stepwise(enum codec_kind kind, const char *in, size_t i
 {
 	struct codec_stream *s = codec_stream_new(kind, in, inlen, cap);
 	struct fuzz_rng r;
-	size_t room = cap + 1 + 65536, len = 0, steps = 0;
+	size_t room = 8192, len = 0, steps = 0;
 	char *buf = malloc(room);
 	enum codec_result rc;
 
@@ -49,7 +66,13 @@ static enum codec_result stepwise(enum codec_kind kind, const char *in, size_t i
 	do {
 		size_t want = fuzz_piece(&r, 4096), got = 12345;
 
-		CHECK(len + want <= room);
+		/* the stream stops once it passed the cap: never more than cap + one piece */
+		CHECK(len <= cap + 4096);
+		if (len + want > room) {
+			room *= 2;
+			buf = realloc(buf, room);
+			CHECK(buf != NULL);
+		}
 		rc = codec_stream_next(s, buf + len, want, &got);
 		CHECK(got <= want);
 		len += got;
