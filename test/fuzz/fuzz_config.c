@@ -161,7 +161,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(strncmp(err, dir, strlen(dir)) == 0);
 	check_no_secret((const char *)data, size, err);
 
-	/* A small buffer truncates the message and still terminates it; no buffer is allowed. */
+	/* A small buffer truncates the message and still terminates it; no buffer is allowed.
+	 * (Two more loads: for one input in eight, picked by its bytes.) */
+	if (size == 0 || ((data[size / 2] ^ data[size - 1]) & 7) != 0)
+		return 0;
 	char small[8];
 	memset(small, 'x', sizeof(small));
 	CHECK(config_load(path, small, sizeof(small)) == NULL);
