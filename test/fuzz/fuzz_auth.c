@@ -34,11 +34,18 @@ static void put_string(FILE *f, const char *v)
 	fputc('"', f);
 }
 
+static char path[64];
+
+static void remove_file(void)
+{
+	unlink(path);
+}
+
 /* Would config_load take this key and secret for a project? The rewrite must carry anything it does. */
 static bool config_accepts(const char *key, const char *secret)
 {
-	static char path[64];
 	struct config *c;
+	bool ok;
 	FILE *f;
 
 	for (const char *p = key; *p; p++)
@@ -47,8 +54,10 @@ static bool config_accepts(const char *key, const char *secret)
 	for (const char *p = secret; *p; p++)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
 			return false;
-	if (path[0] == '\0')
+	if (path[0] == '\0') {
 		snprintf(path, sizeof(path), "/tmp/sentryq-fuzz-auth.%ld.conf", (long)getpid());
+		atexit(remove_file);
+	}
 	f = fopen(path, "w");
 	CHECK(f != NULL);
 	fputs("upstreams = ( { name = \"up\"; url = \"http://h\";\n projects = ( { name = \"p\"; id = 1; key = ", f);
@@ -58,8 +67,9 @@ static bool config_accepts(const char *key, const char *secret)
 	fputs("; } ); } );\n", f);
 	CHECK(fclose(f) == 0);
 	c = config_load(path, NULL, 0);
+	ok = c != NULL;
 	config_free(c);
-	return c != NULL;
+	return ok;
 }
 
 static void check_info(const struct auth_info *a)

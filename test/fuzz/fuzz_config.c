@@ -18,11 +18,17 @@
 #include "config.h"
 #include "fuzz.h"
 
-static char dir[64], path[96];
+static char dir[64], path[96], inc[96];
+
+static void cleanup(void)
+{
+	unlink(path);
+	unlink(inc);
+	rmdir(dir);
+}
 
 static void setup(void)
 {
-	char inc[128];
 	FILE *f;
 
 	if (dir[0] != '\0')
@@ -31,6 +37,7 @@ static void setup(void)
 	snprintf(path, sizeof(path), "%s/sentryq.conf", dir);
 	snprintf(inc, sizeof(inc), "%s/inc.conf", dir);
 	mkdir(dir, 0700);
+	atexit(cleanup);
 	f = fopen(inc, "w");
 	CHECK(f != NULL);
 	fputs("id = 42;\nkey = \"0123456789abcdef0123456789abcdef\";\n", f);
