@@ -45,7 +45,8 @@ int auth_from_request(const char *x_sentry_auth, const char *authorization, cons
  * Rewrites; each returns a malloc'd string or NULL on allocation failure.
  * new_secret NULL drops sentry_secret; otherwise it is replaced (or added when the
  * original had none only in auth_rewrite_header/query if add_secret is true).
- * Every other field / parameter is kept in its original order and spelling.
+ * Every other field / parameter is kept in its original order and spelling (a rewritten query
+ * parameter is named as Sentry spells it: "sentry_key", never a percent-encoded "sentry%5Fkey").
  */
 char *auth_rewrite_header(const char *value, const char *new_key, const char *new_secret);
 char *auth_rewrite_query(const char *query, const char *new_key, const char *new_secret);

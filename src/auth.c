@@ -429,19 +429,27 @@ static char *buf_finish(struct buf *b)
 }
 
 /* The item with its value swapped; everything around the value stays as it was. */
-static void emit_item(struct buf *b, const char *s, const struct item *it, const char *val, int query)
+static void emit_item(struct buf *b, const char *s, const struct item *it, enum field f, const char *val,
+		      int query)
 {
+	static const char *const names[] = { "sentry_key=", "sentry_secret=" };
+
 	if (val == NULL) {
 		buf_add(b, s + it->start, it->end - it->start);
+		return;
+	}
+	/* A query parameter gets its name as Sentry spells it: Sentry reads the query only when it
+	 * holds "sentry_" as such, and a percent-encoded "sentry%5Fkey" whose plain "sentry_" was the
+	 * dropped secret's would leave it without credentials (found by fuzz_auth). */
+	if (query) {
+		buf_add(b, names[f], strlen(names[f]));
+		buf_add_encoded(b, val);
 		return;
 	}
 	buf_add(b, s + it->start, it->val_s - it->start);
 	if (!it->has_eq)
 		buf_add(b, "=", 1);
-	if (query)
-		buf_add_encoded(b, val);
-	else
-		buf_add(b, val, strlen(val));
+	buf_add(b, val, strlen(val));
 	buf_add(b, s + it->val_e, it->end - it->val_e);
 }
 
@@ -468,7 +476,7 @@ static char *rewrite(const char *s, size_t pos, char sep, int query, const char 
 		}
 		if (emitted || first)
 			buf_add(&b, s + prev_end, it.start - prev_end);
-		emit_item(&b, s, &it, f == F_KEY ? new_key : f == F_SECRET ? new_secret : NULL, query);
+		emit_item(&b, s, &it, f, f == F_KEY ? new_key : f == F_SECRET ? new_secret : NULL, query);
 		emitted = 1;
 		first = 0;
 		prev_end = it.end;

@@ -114,6 +114,12 @@ static int br_step(struct dec *d, char *dst, size_t avail, size_t *produced)
 	*produced = avail - left;
 	if (r == BROTLI_DECODER_RESULT_SUCCESS)
 		return d->br_avail ? DEC_ERR : DEC_END;
+	/* A truncated stream answers NEEDS_MORE_INPUT even when it filled dst and has more output
+	 * for the next call: it has not failed yet. Failing here made the result depend on the
+	 * buffer size (fuzz_codec: codec_measure said TOO_LARGE, codec_decode CORRUPT); the next
+	 * call, with room left and nothing produced, fails it. */
+	if (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT && left == 0)
+		return DEC_MORE;
 	return r == BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT ? DEC_MORE : DEC_ERR;
 }
 
@@ -125,6 +131,8 @@ static int zstd_step(struct dec *d, char *dst, size_t avail, size_t *produced)
 	for (;;) {
 		size_t in0 = d->zin.pos, out0 = o.pos;
 		size_t r = ZSTD_decompressStream(d->zs, &o, &d->zin);
+		/* A failing call leaves o.pos where it was, though it may have written good bytes:
+		 * a frame that fails just past max_out can be CORRUPT or TOO_LARGE by step size. */
 		if (ZSTD_isError(r)) {
 			st = ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge
 				? DEC_TOOBIG : DEC_ERR;

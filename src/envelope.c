@@ -475,8 +475,10 @@ void envelope_scan_feed(struct envelope_scan *s, const char *p, size_t n)
 
 category_mask envelope_scan_end(struct envelope_scan *s)
 {
-	/* A last item header without its newline still counts. */
-	if (s->state == ENVELOPE_SCAN_ITEM && s->line_len > 0) {
+	/* A last item header without its newline still counts. An oversized one too: its bytes
+	 * were not kept, so line_len alone says 0 when the line came in one piece and more when
+	 * it came in several (fuzz_envelope: the categories depended on how the body was split). */
+	if (s->state == ENVELOPE_SCAN_ITEM && (s->line_len > 0 || s->line_overflow)) {
 		item_header(s);
 		s->line_len = 0;
 	}

@@ -97,7 +97,9 @@ static bool parse_limit(const char *s, const char *e, struct ratelimit *rl)
 		return false;
 	rl->all = f[1].s == f[1].e;
 	rl->categories = rl->all ? CATEGORY_ALL : category_parse(f[1].s, (size_t)(f[1].e - f[1].s));
-	if (n >= 5 && !custom_namespace(f[4]))
+	/* Only a limit that names metric_bucket (sentry-javascript's rule); an all-categories one
+	 * stays all, CATEGORY_ALL included (fuzz_ratelimit: all was set, the bit was gone). */
+	if (n >= 5 && !rl->all && !custom_namespace(f[4]))
 		rl->categories &= ~CATEGORY_BIT(CAT_METRIC_BUCKET);
 	rl->scope = n >= 3 && span_is(f[2], "organization") ? RATELIMIT_ORGANIZATION
 		    : n >= 3 && span_is(f[2], "project")    ? RATELIMIT_PROJECT

@@ -302,9 +302,11 @@ static void test_rewrite_query(void **state)
 		      "sentry_key=K");
 	check_rewrite(auth_rewrite_query("?a=1&&sentry_key=wow", "K", NULL), "?a=1&&sentry_key=K");
 	check_rewrite(auth_rewrite_query("sentry_key=wow", "K", "S"), "sentry_key=K");
-	/* new values are percent-encoded; an encoded name is still recognised */
+	/* new values are percent-encoded; an encoded name is still recognised, and written plain
+	 * (Sentry reads a query only when "sentry_" is in it as such) */
 	check_rewrite(auth_rewrite_query("sentry%5Fkey=wow&sentry_secret=x", "a b/c&d", "s=1"),
-		      "sentry%5Fkey=a%20b%2Fc%26d&sentry_secret=s%3D1");
+		      "sentry_key=a%20b%2Fc%26d&sentry_secret=s%3D1");
+	check_rewrite(auth_rewrite_query("sentry%5Fkey=wow&sentry_secret=x", "K", NULL), "sentry_key=K");
 
 	struct auth_info ai;
 	const char *why;
