@@ -72,7 +72,8 @@ static int check_pattern(void *obj, const char *val, char *why, size_t whylen);
 static const struct key_def top_keys[] = {
 	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
 	{ K_INT("listen.port", CFG, listen_port), .def = 9000, .min = 1, .max = 65535 },
-	{ K_SIZE("listen.max_body_size", CFG, max_body_size), .def = 209715200, .min = 1, .max = 1073741824 },
+	{ K_SIZE("listen.max_body_size", CFG, max_body_size), .def = 209715200, .min = 1,
+	  .max = 536870912 },  /* Redis keeps a string to 512 MiB (proto-max-bulk-len): a body, too */
 	{ K_SIZE("listen.max_body_memory", CFG, max_body_memory), .def = 268435456, .min = 1048576,
 	  .max = 1099511627776.0 },
 	{ K_INT("listen.max_connections", CFG, listen_max_connections), .def = 0, .min = 0, .max = 1000000 },
