@@ -1,8 +1,6 @@
 /* ingest.c - SDK requests: match, authenticate, route, classify and queue in Redis, then answer once. */
-#define _GNU_SOURCE  /* strcasestr */
 #include "ingest.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,22 +15,20 @@
 #include "auth.h"
 #include "category.h"
 #include "clock.h"
-#include "codec.h"
 #include "config.h"
 #include "endpoint.h"
 #include "entry.h"
 #include "envelope.h"
 #include "httpd.h"
+#include "intake.h"
 #include "throttle.h"
 #include "log.h"
 #include "queue.h"
 #include "relay.h"
 #include "route.h"
 #include "stats.h"
-#include "text.h"
 
 #define KEPT_HEADERS_MAX 16384
-#define EVENT_TYPE_MAX 32
 
 struct ingest {
 	struct relay *r;
@@ -65,12 +61,9 @@ struct ingest_req {
 	const char *query;         /* raw, "" when none */
 	long path_id;              /* -1 for the tunnel */
 	bool tunnel;
-	enum codec_kind encoding;
 	const char *body;
 	size_t body_len;
-	size_t decoded_len;        /* after Content-Encoding, measured against the endpoint's limit */
-	char *decoded;             /* a store body that had to be decoded (its event id is read) */
-	category_mask categories;  /* classified once, here */
+	struct intake_body info;   /* encoding, decoded size, categories, event id: read once, here */
 	struct auth_info auth;
 };
 
@@ -114,147 +107,7 @@ static void reply_preflight(struct evhttp_request *req)
 	evhttp_send_reply(req, 200, "OK", NULL);
 }
 
-/* ---- the body: size, encoding, event id and categories ---- */
-
-/* The decoded start of the body: the body itself when it is not encoded. */
-static enum codec_result body_head(const struct ingest_req *ir, char **tmp, const char **head, size_t *len)
-{
-	enum codec_result r;
-
-	*tmp = NULL;
-	if (ir->encoding == CODEC_IDENTITY) {
-		*head = ir->body;
-		*len = ir->body_len;
-		return CODEC_OK;
-	}
-	r = codec_decode(ir->encoding, ir->body, ir->body_len, ENVELOPE_HEADER_PEEK, CODEC_FIRST_LINE, tmp, len);
-	*head = *tmp;
-	return r;
-}
-
-/* raven-python and old raven-js post base64(zlib(json)) as application/octet-stream: Sentry
- * decodes it, so sentryq reads the event inside it too (its id answers the SDK). */
-static bool raven_body(const struct ingest_req *ir)
-{
-	return ir->m.ep->kind == EP_KIND_STORE && ir->encoding == CODEC_IDENTITY && ir->body_len > 2 &&
-	       ir->body[0] == 'e' && ir->body[1] == 'J';
-}
-
-static enum codec_result decode_raven(struct ingest_req *ir, size_t limit)
-{
-	size_t cap = ir->body_len / 4 * 3 + 3, n;
-	unsigned char *z = malloc(cap);
-	enum codec_result r = CODEC_CORRUPT;
-
-	if (z == NULL)
-		return CODEC_NOMEM;
-	if (text_b64_decode(ir->body, ir->body_len, z, cap, &n) == TEXT_OK)
-		r = codec_decode(CODEC_DEFLATE, (const char *)z, n, limit, CODEC_WHOLE, &ir->decoded, &ir->decoded_len);
-	free(z);
-	/* Not base64 of zlib after all: an opaque body Sentry will judge; the id is a fresh one. */
-	return r == CODEC_CORRUPT ? CODEC_OK : r;
-}
-
-/* A compressed envelope: decoded once through a scratch window, measured and scanned for its
- * item types on the way. */
-static enum codec_result scan_encoded_envelope(struct ingest_req *ir, size_t limit)
-{
-	struct codec_stream *s = codec_stream_new(ir->encoding, ir->body, ir->body_len, limit);
-	struct envelope_scan *scan = malloc(sizeof(*scan));
-	char scratch[64 * 1024];
-	enum codec_result r = CODEC_NOMEM;
-	size_t got;
-
-	if (s != NULL && scan != NULL) {
-		envelope_scan_init(scan);
-		while ((r = codec_stream_next(s, scratch, sizeof(scratch), &got)) == CODEC_MORE || (r == CODEC_OK && got))
-			envelope_scan_feed(scan, scratch, got);
-		ir->decoded_len = codec_stream_produced(s);
-		ir->categories = envelope_scan_end(scan);
-	}
-	codec_stream_free(s);
-	free(scan);
-	return r;
-}
-
-/* Decode or measure as the endpoint needs, and classify the request's data categories. */
-static enum codec_result read_body(struct ingest_req *ir, size_t limit)
-{
-	const struct endpoint *ep = ir->m.ep;
-	char type[EVENT_TYPE_MAX];
-	enum codec_result r;
-
-	if (ep->kind == EP_KIND_ENVELOPE) {
-		if (ir->encoding != CODEC_IDENTITY)
-			return scan_encoded_envelope(ir, limit);
-		ir->categories = envelope_categories(ir->body, ir->body_len);
-		return codec_measure(CODEC_IDENTITY, ir->body, ir->body_len, limit, &ir->decoded_len);
-	}
-	if (ep->kind != EP_KIND_STORE) {
-		ir->categories = ep->categories;
-		return codec_measure(ir->encoding, ir->body, ir->body_len, limit, &ir->decoded_len);
-	}
-	/* A store body's event id and type are read: a compressed one is decoded once, here. */
-	if (raven_body(ir))
-		r = decode_raven(ir, limit);
-	else if (ir->encoding != CODEC_IDENTITY)
-		r = codec_decode(ir->encoding, ir->body, ir->body_len, limit, CODEC_WHOLE, &ir->decoded, &ir->decoded_len);
-	else
-		r = codec_measure(CODEC_IDENTITY, ir->body, ir->body_len, limit, &ir->decoded_len);
-	if (r == CODEC_OK) {
-		const char *b = ir->decoded != NULL ? ir->decoded : ir->body;
-		size_t n = ir->decoded != NULL ? ir->decoded_len : ir->body_len;
-
-		ir->categories = category_of_event(envelope_store_type(b, n, type, sizeof(type)) == ENVELOPE_OK ? type
-														: NULL);
-	}
-	return r;
-}
-
-/* Cheap event id: the store body's or envelope header's own, else a fresh uuid4. */
-static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN + 1])
-{
-	enum envelope_result rc = ENVELOPE_NONE;
-	const char *head;
-	char *tmp = NULL;
-	size_t len;
-
-	if (ir->m.ep->reply != EP_REPLY_ID) {
-		rc = ENVELOPE_NONE;
-	} else if (ir->m.ep->kind == EP_KIND_STORE) {
-		if (ir->decoded != NULL)
-			rc = envelope_store_event_id(ir->decoded, ir->decoded_len, id);
-		else if (ir->encoding == CODEC_IDENTITY)
-			rc = envelope_store_event_id(ir->body, ir->body_len, id);
-	} else if (body_head(ir, &tmp, &head, &len) == CODEC_OK) {
-		rc = envelope_event_id(head, len, id);
-	}
-	free(tmp);
-	if (rc != ENVELOPE_OK)
-		envelope_new_id(id);
-}
-
 /* ---- headers kept for the upstream ---- */
-
-static bool header_kept(const char *name, enum auth_carrier carrier)
-{
-	static const char *const kept[] = {
-		"Content-Type", "Content-Encoding", "User-Agent", "Origin", "Referer", "sentry-trace", "baggage",
-		"Sec-CH-UA", "Sec-CH-UA-Platform", "Sec-CH-UA-Platform-Version", "Sec-CH-UA-Model", "Sec-CH-UA-Mobile",
-		"Accept-Language",
-	};
-	int c = tolower((unsigned char)name[0]);
-
-	if (strcasecmp(name, "X-Sentry-Auth") == 0)
-		return carrier == AUTH_X_SENTRY_AUTH;
-	if (strcasecmp(name, "Authorization") == 0)
-		return carrier == AUTH_AUTHORIZATION || carrier == AUTH_BASIC;
-	/* Compare only the names that start with the same letter: this runs for every header. */
-	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
-		if (tolower((unsigned char)kept[i][0]) == c && strcasecmp(name, kept[i]) == 0)
-			return true;
-	return false;
-}
 
 /* Kept headers as "Name: value\n" lines into buf; -1 when they do not fit. */
 static int collect_headers(struct evhttp_request *req, enum auth_carrier carrier, char *buf, size_t len,
@@ -266,7 +119,7 @@ static int collect_headers(struct evhttp_request *req, enum auth_carrier carrier
 	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
 		size_t kl, vl;
 
-		if (!header_kept(kv->key, carrier))
+		if (intake_header_kept(kv->key, carrier) == NULL)
 			continue;
 		kl = strlen(kv->key);
 		vl = strlen(kv->value);
@@ -387,7 +240,7 @@ static void fill_entry(struct pending *p, const struct ingest_req *ir)
 	p->it.event_id = p->event_id;
 	p->it.carrier = ir->auth.carrier;
 	p->it.has_secret = ir->auth.has_secret;
-	p->it.categories = ir->categories;
+	p->it.categories = ir->info.categories;
 	p->it.body = ir->body;  /* the request's input buffer, alive until the request is answered */
 	p->it.body_len = ir->body_len;
 }
@@ -420,7 +273,7 @@ static enum pending_result make_pending(struct ingest *in, struct ingest_req *ir
 	p->get = ir->method == EVHTTP_REQ_GET;
 	snprintf(p->endpoint, sizeof(p->endpoint), "%s", ir->tunnel ? "envelope/" : ir->m.stored);
 	snprintf(p->sdk_key, sizeof(p->sdk_key), "%s", ir->auth.key);
-	pick_event_id(ir, p->event_id);
+	memcpy(p->event_id, ir->info.event_id, sizeof(p->event_id));
 	if (queue_stream(in->r->queue, t->upstream->name, t->project->name, p->stream, sizeof(p->stream)) != 0) {
 		free(p);
 		return PENDING_NOMEM;
@@ -475,7 +328,7 @@ static int admit(struct ingest *in, struct ingest_req *ir, const struct route_ta
 		return -1;
 	}
 	if (cfg->rate_limits_passthrough && throttle_all_limited(in->r->throttle, t->upstream->name, t->project->name,
-							       ir->categories, clock_mono(), &left)) {
+							       ir->info.categories, clock_mono(), &left)) {
 		snprintf(ra, sizeof(ra), "%.0f", ceil(left));
 		add_limits(in, h, t);
 		evhttp_add_header(h, "Retry-After", ra);
@@ -487,116 +340,34 @@ static int admit(struct ingest *in, struct ingest_req *ir, const struct route_ta
 
 /* ---- authentication and checks ---- */
 
-/* No request carrier, no path key: the envelope header dsn is the credential (the tunnel). */
-static int envelope_auth(struct ingest *in, struct ingest_req *ir, long *route_id)
-{
-	enum envelope_result rc;
-	const char *head;
-	char *tmp;
-	size_t len;
-
-	if (body_head(ir, &tmp, &head, &len) != CODEC_OK) {
-		free(tmp);
-		reply_error(in, ir->req, 400, "invalid body: cannot decode Content-Encoding", 0);
-		return -1;
-	}
-	rc = envelope_dsn(head, len, ir->auth.key, sizeof(ir->auth.key), route_id);
-	free(tmp);
-	if (rc != ENVELOPE_OK) {
-		reply_error(in, ir->req, 401, rc == ENVELOPE_NONE ? "missing authorization information"
-						     : "bad envelope authentication header", 0);
-		return -1;
-	}
-	ir->auth.carrier = AUTH_ENVELOPE;
-	ir->auth.version = 7;
-	return 0;
-}
-
 /* Credentials: one request carrier, the key segment of unreal/cron paths, or the envelope header dsn. */
 static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(ir->req);
-	bool none_ok = ir->m.ep->kind == EP_KIND_ENVELOPE || ir->m.path_key[0] != '\0';
 	const char *why;
 	int status;
 
-	if (auth_from_request(evhttp_find_header(h, "X-Sentry-Auth"), evhttp_find_header(h, "Authorization"),
-			      ir->query, none_ok, &ir->auth, &status, &why) != 0) {
-		reply_error(in, ir->req, status, why, 0);
-		return -1;
-	}
-	*route_id = ir->path_id;
-	if (ir->m.path_key[0] != '\0') {
-		if (ir->auth.carrier != AUTH_NONE) {
-			reply_error(in, ir->req, 401, "multiple authorization payloads detected", 0);
-			return -1;
-		}
-		ir->auth.carrier = AUTH_PATH;
-		ir->auth.version = 7;
-		snprintf(ir->auth.key, sizeof(ir->auth.key), "%s", ir->m.path_key);
-	}
-	if (ir->auth.carrier != AUTH_NONE)
+	if (intake_auth(&ir->m, ir->path_id, evhttp_find_header(h, "X-Sentry-Auth"), evhttp_find_header(h, "Authorization"),
+			ir->query, ir->info.encoding, ir->body, ir->body_len, &ir->auth, route_id, &status,
+			&why) == INTAKE_OK)
 		return 0;
-	return envelope_auth(in, ir, route_id);
-}
-
-static bool mime_ok(const struct ingest_req *ir)
-{
-	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Type");
-
-	if (ir->m.ep->mime == EP_MIME_ANY)
-		return true;
-	if (ct == NULL)
-		return false;
-	if (ir->m.ep->mime == EP_MIME_NEL)
-		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/reports+json", 24) == 0;
-	return strcasestr(ct, "json") != NULL || strncasecmp(ct, "application/csp-report", 22) == 0 ||
-	       strncasecmp(ct, "application/expect-", 19) == 0;
-}
-
-static size_t endpoint_limit(const struct config *cfg, enum endpoint_limit l)
-{
-	switch (l) {
-	case EP_LIMIT_EVENT: return cfg->limit_event;
-	case EP_LIMIT_ENVELOPE: return cfg->limit_envelope;
-	case EP_LIMIT_ATTACHMENT: return cfg->limit_attachment;
-	case EP_LIMIT_ATTACHMENTS: return cfg->limit_attachments;
-	}
-	return cfg->limit_event;
+	reply_error(in, ir->req, status, why, 0);
+	return -1;
 }
 
 /* Size, encoding and type checks; the decoded size is measured, never trusted (zip bombs get 413). */
 static int check_body(struct ingest *in, struct ingest_req *ir)
 {
-	const char *ce = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Encoding");
-	enum codec_result rc;
+	struct evkeyvalq *h = evhttp_request_get_input_headers(ir->req);
+	enum intake_result r = intake_body(in->r->cfg, ir->m.ep, evhttp_find_header(h, "Content-Encoding"),
+					   evhttp_find_header(h, "Content-Type"), ir->body, ir->body_len, &ir->info);
+	const char *why;
+	int status;
 
-	if (ir->body_len > in->r->cfg->max_body_size) {
-		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
-		return -1;
-	}
-	if (ir->body_len == 0 && ir->m.ep->body == EP_BODY_REQUIRED) {
-		reply_error(in, ir->req, 400, "empty request body", 0);
-		return -1;
-	}
-	ir->encoding = codec_from_name(ce);
-	if (ir->encoding == CODEC_UNKNOWN) {
-		reply_error(in, ir->req, 415, "unsupported Content-Encoding", 0);
-		return -1;
-	}
-	if (!mime_ok(ir)) {
-		reply_error(in, ir->req, 415, "unsupported Content-Type for this endpoint", 0);
-		return -1;
-	}
-	rc = read_body(ir, endpoint_limit(in->r->cfg, ir->m.ep->limit));
-	if (rc == CODEC_OK)
+	if (r == INTAKE_OK)
 		return 0;
-	if (rc == CODEC_TOO_LARGE)
-		reply_error(in, ir->req, 413, "request body exceeds the endpoint's size limit (limits.*)", 0);
-	else if (rc == CODEC_NOMEM)
-		reply_error(in, ir->req, 503, "out of memory", 1);
-	else
-		reply_error(in, ir->req, 400, "invalid body: cannot decode Content-Encoding", 0);
+	why = intake_reason(r, &status);
+	reply_error(in, ir->req, status, why, r == INTAKE_NOMEM ? 1 : 0);
 	return -1;
 }
 
@@ -610,16 +381,14 @@ static void handle_ingest(struct ingest *in, struct ingest_req *ir)
 	ir->body_len = evbuffer_get_length(body);
 	ir->body = ir->body_len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
 	if (check_body(in, ir) != 0 || authenticate(in, ir, &route_id) != 0)
-		goto out;
+		return;
 	if (route_lookup(in->r->routes, ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id, &t,
 			 detail, sizeof(detail)) != 0) {
 		reply_error(in, ir->req, 403, detail, 0);
-		goto out;
+		return;
 	}
 	if (admit(in, ir, &t) == 0)
 		enqueue(in, ir, &t);
-out:
-	free(ir->decoded);
 }
 
 static unsigned ep_method(enum evhttp_cmd_type m)
