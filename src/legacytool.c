@@ -306,7 +306,7 @@ static enum lt_step move(struct lt *d, const redisReply *el, const struct legacy
 	if (get_body(d, key, &brep, &body, &blen) != 0)
 		return LT_STOP;
 	if (legacyq_pair(rec, next, body, blen, why, sizeof(why)) != LEGACYQ_OK) {
-		kept(d, rec, "missing body", why);
+		kept(d, rec, "missing body (unpairable)", why);
 		d->missing++;
 		freeReplyObject(brep);
 		return LT_STAYS;
