@@ -78,7 +78,7 @@ static void lt_err(const char *fmt, ...)
 static void lt_usage(void)
 {
 	lt_err("usage: sentryq -c FILE legacy drain --from HOST:PORT[/DB] [--dry-run] [--list NAME] "
-	       "[--body-prefix PREFIX]");
+	       "[--body-prefix PREFIX]  (the old Redis's password, if any, in $" LEGACYTOOL_PASSWORD_ENV ")");
 }
 
 /* NULL (reported) when the connection failed; an error reply is the caller's to judge. */
@@ -164,6 +164,10 @@ static int lt_connect(struct lt *d)
 	p.timeout = d->cfg->redis_timeout;
 	p.reconnect_max = d->cfg->redis_reconnect_max;
 	p.name = "old redis";
+	/* From the environment, never the command line (where ps shows it). */
+	p.password = getenv(LEGACYTOOL_PASSWORD_ENV);
+	if (p.password != NULL && p.password[0] == '\0')
+		p.password = NULL;
 	if ((d->old = redissync_open(&p, err, sizeof(err))) == NULL) {
 		lt_err("the old pipeline's Redis: %s", err);
 		return -1;

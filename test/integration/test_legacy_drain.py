@@ -114,9 +114,9 @@ def write(name, text):
     return path
 
 
-def drain(*args, conf=None, old=None, timeout=120):
+def drain(*args, conf=None, old=None, timeout=120, env=None):
     p = run_cli(["-c", conf or S["conf"], "legacy", "drain", "--from", "127.0.0.1:%d" % (old or S["old"]).port]
-                + list(args), timeout=timeout)
+                + list(args), timeout=timeout, env=env)
     for sec in SECRETS:
         check(sec not in p.stdout + p.stderr, "the drain printed a credential or project name (%s...)" % sec[:3])
     return p
@@ -638,6 +638,26 @@ def test_redis_failures_keep_everything():
     old.command("SET", LIST, "not a list")
     p = drain(conf=S["conf"], old=old)
     check(p.returncode == 1 and "WRONGTYPE" in p.stderr, "a list key of another type: %r %r" % (p.returncode, p.stderr))
+    old.kill()
+
+
+def test_old_redis_password():
+    pw = "old-redis-pw-9f8e"
+    old = Redis(persist=False, password=pw).start()
+    body = store_event("%032x" % 2)
+    c = old.client()
+    c.command("EVAL", LUA_PUSH, "2", LIST, BODY, "1700000002", "/api/1/store/",
+              json.dumps(old_headers({"x-sentry-auth": xsa("wow", "vod_be")}, body)), body, "1")
+    c.close()
+    p = drain("--dry-run", old=old)
+    check(p.returncode == 1 and "old pipeline's Redis" in p.stderr, "no password: %r %r" % (p.returncode, p.stderr))
+    for bad in ("wrong-pw-x1", ""):
+        p = drain("--dry-run", old=old, env=dict(os.environ, SENTRYQ_LEGACY_REDIS_PASSWORD=bad))
+        check(p.returncode == 1, "password %r: exit %r" % (bad, p.returncode))
+        check("wrong-pw-x1" not in p.stdout + p.stderr, "the password was echoed: %r" % p.stderr)
+    p = drain(old=old, env=dict(os.environ, SENTRYQ_LEGACY_REDIS_PASSWORD=pw))
+    check(p.returncode == 0 and counts(p)["moved"] == 1, "with the password: %r %r" % (p.stdout, p.stderr))
+    check(pw not in p.stdout + p.stderr, "the password was echoed")
     old.kill()
 
 
