@@ -396,7 +396,8 @@ static void test_refusals(void **state)
 {
 	struct fx *f = *state;
 	const char *xsa = "\"x-sentry-auth\":\"" AUTH_VOD "\"";
-	char big[9000], *longh;
+	static char longh[20000];
+	char big[9000];
 	size_t n;
 
 	memset(big, 'x', sizeof(big));
@@ -420,13 +421,10 @@ static void test_refusals(void **state)
 		LEGACYQ_MALFORMED, "X-Forwarded-For value has a line break");
 
 	/* kept headers over ingest's 16 KiB bound: 431, as make_pending answers */
-	longh = malloc(20000);
-	assert_non_null(longh);
 	n = (size_t)sprintf(longh, "\"x-sentry-auth\":\"" AUTH_VOD "\",\"user-agent\":\"");
 	memset(longh + n, 'u', 17000);
 	strcpy(longh + n + 17000, "\"");
 	refused(f, "/api/1/store/", longh, "{}", 2, LEGACYQ_REFUSED, "431 request headers too large");
-	free(longh);
 }
 
 static void test_absolute_uri_and_slashes(void **state)
