@@ -88,14 +88,15 @@ void legacyq_record_free(struct legacyq_record *rec);
 int legacyq_body_key(const char *prefix, const struct legacyq_record *rec, char *buf, size_t len);
 
 /*
- * Is the body at the record's key its own? `next` is the record after it in the list (NULL at the
- * end, or when it is no record); body NULL when the key is absent. The Lua script SET every body at
- * a key of one-second resolution, so a later record of the same second overwrote it: the body
- * belongs to the last of a run of records with the same key, and it must be as long as the
- * record's content-length says. OK, or UNPAIRED with why (absent; overwritten by a later record of
- * the same second; a length other than the content-length).
+ * Is the body at the record's key its own? `later` holds the key suffixes of the records after it
+ * in the list, in order, as far as the caller looked (NULL entries for ones that are no record);
+ * body is NULL when the key is absent. The Lua script SET every body at a key of one-second
+ * resolution, so a later record of the same second overwrote it: the body belongs to the last
+ * record of a second, and it must be as long as the record's content-length says. OK, or UNPAIRED
+ * with why (absent; overwritten by a later record of the same second; a length other than the
+ * content-length, which catches a later record beyond what the caller looked at).
  */
-enum legacyq_result legacyq_pair(const struct legacyq_record *rec, const struct legacyq_record *next,
+enum legacyq_result legacyq_pair(const struct legacyq_record *rec, const char *const *later, size_t nlater,
 				 const char *body, size_t body_len, char *why, size_t whylen);
 
 /*

@@ -178,13 +178,14 @@ int legacyq_body_key(const char *prefix, const struct legacyq_record *rec, char 
 
 /* ---- bodies ---- */
 
-enum legacyq_result legacyq_pair(const struct legacyq_record *rec, const struct legacyq_record *next,
+enum legacyq_result legacyq_pair(const struct legacyq_record *rec, const char *const *later, size_t nlater,
 				 const char *body, size_t body_len, char *why, size_t whylen)
 {
 	if (body == NULL)
 		return say(LEGACYQ_UNPAIRED, why, whylen, "the body key is absent");
-	if (next != NULL && strcmp(next->suffix, rec->suffix) == 0)
-		return say(LEGACYQ_UNPAIRED, why, whylen, "overwritten by a later record of the same second");
+	for (size_t i = 0; i < nlater; i++)
+		if (later[i] != NULL && strcmp(later[i], rec->suffix) == 0)
+			return say(LEGACYQ_UNPAIRED, why, whylen, "overwritten by a later record of the same second");
 	if (rec->content_length >= 0 && (unsigned long long)rec->content_length != (unsigned long long)body_len)
 		return say(LEGACYQ_UNPAIRED, why, whylen,
 			   "the body is %zu bytes, its content-length %lld (overwritten by another record of the "

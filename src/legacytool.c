@@ -18,7 +18,8 @@
 #include "route.h"
 #include "strmap.h"
 
-#define LT_PAGE 100                /* records per LRANGE (one more is read to see the next one's key) */
+#define LT_PAGE 100                /* records examined per LRANGE */
+#define LT_AHEAD 100               /* records read beyond them: a later one of the same second overwrote a body */
 #define LT_HOST_MAX 256
 
 /* What one record came to. */
@@ -38,6 +39,8 @@ struct lt {
 	bool dry;
 	char bytes_key[ENTRY_KEY_MAX];
 	struct strmap *grouped;   /* streams whose consumer group is known to exist */
+	char (*suffix)[LEGACYQ_SUFFIX_MAX];  /* the body key suffix of each record of a page, */
+	const char **later;                  /* pointing there, NULL for one that is no record */
 	long **moved_to;          /* [upstream][project]: records moved to each route */
 	long moved, unroutable, missing, malformed, gone;
 	long long total, examined;
@@ -292,7 +295,7 @@ static int get_body(struct lt *d, const char *key, redisReply **rep, const char 
 
 /* Translate, then queue and remove (unless a dry run). */
 static enum lt_step move(struct lt *d, const redisReply *el, const struct legacyq_record *rec,
-			 const struct legacyq_record *next)
+			 const char *const *later, size_t nlater)
 {
 	char key[LEGACYQ_KEY_MAX], why[LEGACYQ_WHY_MAX];
 	struct legacyq_entry le;
@@ -309,7 +312,7 @@ static enum lt_step move(struct lt *d, const redisReply *el, const struct legacy
 	}
 	if (get_body(d, key, &brep, &body, &blen) != 0)
 		return LT_STOP;
-	if (legacyq_pair(rec, next, body, blen, why, sizeof(why)) != LEGACYQ_OK) {
+	if (legacyq_pair(rec, later, nlater, body, blen, why, sizeof(why)) != LEGACYQ_OK) {
 		kept(d, rec, "missing body (unpairable)", why);
 		d->missing++;
 		freeReplyObject(brep);
@@ -354,12 +357,11 @@ static enum lt_step move(struct lt *d, const redisReply *el, const struct legacy
 	return step;
 }
 
-static enum lt_step one(struct lt *d, const redisReply *el, const redisReply *next_el)
+static enum lt_step one(struct lt *d, const redisReply *el, const char *const *later, size_t nlater)
 {
-	struct legacyq_record rec, next;
-	char why[LEGACYQ_WHY_MAX], ignored[8];
+	struct legacyq_record rec;
+	char why[LEGACYQ_WHY_MAX];
 	enum legacyq_result r = legacyq_parse(el->str, el->len, &rec, why, sizeof(why));
-	bool have_next = false;
 	enum lt_step step = LT_STAYS;
 
 	if (r == LEGACYQ_NOMEM) {
@@ -369,14 +371,37 @@ static enum lt_step one(struct lt *d, const redisReply *el, const redisReply *ne
 		kept(d, NULL, "malformed", why);
 		d->malformed++;
 	} else {
-		have_next = next_el != NULL &&
-			    legacyq_parse(next_el->str, next_el->len, &next, ignored, sizeof(ignored)) == LEGACYQ_OK;
-		step = move(d, el, &rec, have_next ? &next : NULL);
+		step = move(d, el, &rec, later, nlater);
 	}
 	legacyq_record_free(&rec);
-	if (next_el != NULL)
-		legacyq_record_free(&next);
 	return step;
+}
+
+/* The body key suffix of every record of a page (a record pairs with its body only when no later
+ * one has the same). -1 when memory ran out (reported). */
+static int page_suffixes(struct lt *d, const redisReply *rep)
+{
+	for (size_t j = 0; j < rep->elements; j++) {
+		const redisReply *el = rep->element[j];
+		struct legacyq_record rec;
+		char ignored[8];
+		enum legacyq_result r = el->type == REDIS_REPLY_STRING
+						? legacyq_parse(el->str, el->len, &rec, ignored, sizeof(ignored))
+						: LEGACYQ_MALFORMED;
+
+		d->later[j] = NULL;
+		if (r == LEGACYQ_OK) {
+			memcpy(d->suffix[j], rec.suffix, sizeof(d->suffix[j]));
+			d->later[j] = d->suffix[j];
+		}
+		if (el->type == REDIS_REPLY_STRING)
+			legacyq_record_free(&rec);
+		if (r == LEGACYQ_NOMEM) {
+			lt_err("out of memory");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* ---- the list ---- */
@@ -402,9 +427,9 @@ static int lt_len(struct lt *d)
 /*
  * The records there at the start, in list order. Kept ones stay at the head, moved ones leave it,
  * so the next unexamined record is at index `pos` (the records kept so far; all examined ones in a
- * dry run). Each page reads one record more than it examines: the next record's key tells whether
- * a later record of the same second overwrote the body. The loop examines at least one record per
- * page or ends, so it ends within `total` pages.
+ * dry run). Each page reads LT_AHEAD records more than it examines: a later record of the same
+ * second among them overwrote the body. The loop examines at least one record per page or ends,
+ * so it ends within `total` pages.
  */
 static int lt_drain(struct lt *d)
 {
@@ -419,25 +444,27 @@ static int lt_drain(struct lt *d)
 		int rc = 0;
 
 		snprintf(start, sizeof(start), "%lld", pos);
-		snprintf(stop, sizeof(stop), "%lld", pos + want);  /* inclusive: one record more */
+		snprintf(stop, sizeof(stop), "%lld", pos + want + LT_AHEAD - 1);  /* inclusive */
 		if ((rep = lt_cmd(d->old, "the old pipeline's Redis", 4, argv, NULL)) == NULL)
 			return -1;
-		if (rep->type != REDIS_REPLY_ARRAY) {
+		if (rep->type != REDIS_REPLY_ARRAY || rep->elements > (size_t)(LT_PAGE + LT_AHEAD)) {
 			lt_err("the old pipeline's Redis: LRANGE %s failed: %s", d->list, reply_error(rep));
 			freeReplyObject(rep);
 			return -1;
 		}
 		n = rep->elements < (size_t)want ? rep->elements : (size_t)want;
+		if (page_suffixes(d, rep) != 0)
+			rc = -1;
 		for (size_t i = 0; i < n && rc == 0; i++) {
-			const redisReply *el = rep->element[i], *next = i + 1 < rep->elements ? rep->element[i + 1] : NULL;
+			const redisReply *el = rep->element[i];
 			enum lt_step step;
 
-			if (el->type != REDIS_REPLY_STRING || (next != NULL && next->type != REDIS_REPLY_STRING)) {
+			if (el->type != REDIS_REPLY_STRING) {
 				lt_err("the old pipeline's Redis: LRANGE %s: unexpected reply", d->list);
 				rc = -1;
 				break;
 			}
-			step = one(d, el, next);
+			step = one(d, el, d->later + i + 1, rep->elements - i - 1);
 			if (step == LT_STOP) {
 				rc = -1;
 				break;
@@ -481,6 +508,8 @@ static int lt_alloc(struct lt *d)
 	const struct config *cfg = d->cfg;
 
 	if ((d->routes = route_new(cfg)) == NULL || (d->grouped = strmap_new()) == NULL ||
+	    (d->suffix = calloc(LT_PAGE + LT_AHEAD, sizeof(*d->suffix))) == NULL ||
+	    (d->later = calloc(LT_PAGE + LT_AHEAD, sizeof(*d->later))) == NULL ||
 	    (d->moved_to = calloc(cfg->nupstreams + 1, sizeof(*d->moved_to))) == NULL)
 		return -1;
 	for (size_t u = 0; u < cfg->nupstreams; u++)
@@ -494,6 +523,8 @@ static void lt_free(struct lt *d)
 	for (size_t u = 0; d->moved_to != NULL && u < d->cfg->nupstreams; u++)
 		free(d->moved_to[u]);
 	free(d->moved_to);
+	free(d->suffix);
+	free(d->later);
 	strmap_free(d->grouped);
 	route_free(d->routes);
 	redissync_close(d->old);

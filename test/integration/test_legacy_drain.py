@@ -217,30 +217,34 @@ def scenario(t0):
                     {"error", "attachment", "attachment_item"}))
     # ngx.now(): a float timestamp, the key suffix as Lua's tostring writes it
     store(t0 + 6.25, ("wow", "vod_be"))
+    # its second comes again over two hundred records later (past the look-ahead): the body at its
+    # key is that later record's, longer one, which its content-length tells
+    store(t0 + 7, ("wow", "vod_be"), expect="missing")
 
     # several records per second: each SET overwrote the body of the one before; only the last
     # record of a second still has its own body
-    for s in range(30):
+    for s in range(110):
         for k in range(1 + s % 3):
             last = k == s % 3
             store(t0 + 10 + s, ("wow", "vod_be") if s % 2 else ("wow", "web"), expect="moved" if last else "missing")
 
-    # bodies missing altogether; unknown projects (no default route); more malformed ones below
-    for i in range(3):
-        store(t0 + 50 + i, ("wow", "vod_be"), expect="missing", with_body=False)
-    for i in range(3):
-        store(t0 + 60 + i, None, expect="unroutable", key="nobody", secret="nothing")
-    store(t0 + 63, None, expect="unroutable", key="wow", secret="no_such_project")
-    # the same second again two records later: its body is now the later record's (longer) one
-    store(t0 + 70, ("wow", "vod_be"), expect="missing")
-    store(t0 + 71, ("wow", "vod_be"))
-    store(t0 + 70, ("wow", "web"), extra={"user-agent": "raven-python/6.10.0 (a longer body follows)"},
+    store(t0 + 7, ("wow", "web"), extra={"user-agent": "raven-python/6.10.0 (a longer body follows)"},
           body=store_event(os.urandom(16).hex(), " and a longer message, so the length differs"))
     recs[-1].event_id = json.loads(recs[-1].body)["event_id"]
+    # bodies missing altogether; unknown projects (no default route); more malformed ones below
+    for i in range(3):
+        store(t0 + 200 + i, ("wow", "vod_be"), expect="missing", with_body=False)
+    for i in range(3):
+        store(t0 + 210 + i, None, expect="unroutable", key="nobody", secret="nothing")
+    store(t0 + 213, None, expect="unroutable", key="wow", secret="no_such_project")
+    # the same second again two records later, bodies of one length: the look-ahead tells
+    store(t0 + 220, ("wow", "vod_be"), expect="missing")
+    store(t0 + 221, ("wow", "web"))
+    store(t0 + 220, ("wow", "vod_be"))
     # requests ingest refuses count as malformed: no credentials (401), not an endpoint (404)
-    store(t0 + 80, None, expect="malformed", extra={"x-sentry-auth": "none"})
+    store(t0 + 230, None, expect="malformed", extra={"x-sentry-auth": "none"})
     del recs[-1].headers["x-sentry-auth"]
-    r = store(t0 + 81, ("wow", "vod_be"), expect="malformed")
+    r = store(t0 + 231, ("wow", "vod_be"), expect="malformed")
     r.uri = "/favicon.ico"
     return recs
 

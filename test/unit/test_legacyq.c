@@ -217,31 +217,37 @@ static void test_parse_malformed(void **state)
 
 static void test_pair(void **state)
 {
-	struct legacyq_record a, b, c, nolen;
+	struct legacyq_record a, b, nolen;
+	const char *none_later[] = { "6", NULL, "7" };
+	const char *next_same[] = { "5" };
+	const char *far_same[] = { "6", NULL, "7", "8", "5", "9" };
 	char why[LEGACYQ_WHY_MAX];
 
 	(void)state;
 	parse_ok("{\"uri\":\"/x\",\"timestamp\":5,\"header\":{\"content-length\":\"4\"}}", &a);
 	parse_ok("{\"uri\":\"/y\",\"timestamp\":5,\"header\":{\"content-length\":\"3\"}}", &b);
-	parse_ok("{\"uri\":\"/z\",\"timestamp\":6,\"header\":{\"content-length\":\"3\"}}", &c);
 	parse_ok("{\"uri\":\"/z\",\"timestamp\":6,\"header\":{\"content-length\":\"x3\"}}", &nolen);
 	assert_int_equal(nolen.content_length, -1);
 
-	assert_int_equal(legacyq_pair(&a, NULL, NULL, 0, why, sizeof(why)), LEGACYQ_UNPAIRED);
+	assert_int_equal(legacyq_pair(&a, NULL, 0, NULL, 0, why, sizeof(why)), LEGACYQ_UNPAIRED);
 	assert_string_equal(why, "the body key is absent");
-	/* a later record of the same second overwrote a's body */
-	assert_int_equal(legacyq_pair(&a, &b, "abc", 3, why, sizeof(why)), LEGACYQ_UNPAIRED);
+	/* a later record of the same second overwrote a's body: the next one, or one further on
+	 * (another record between them, or one that is no record) */
+	assert_int_equal(legacyq_pair(&a, next_same, 1, "abcd", 4, why, sizeof(why)), LEGACYQ_UNPAIRED);
 	assert_string_equal(why, "overwritten by a later record of the same second");
-	assert_int_equal(legacyq_pair(&b, &c, "abc", 3, why, sizeof(why)), LEGACYQ_OK);
-	assert_int_equal(legacyq_pair(&b, NULL, "abc", 3, why, sizeof(why)), LEGACYQ_OK);
+	assert_int_equal(legacyq_pair(&a, far_same, 6, "abcd", 4, why, sizeof(why)), LEGACYQ_UNPAIRED);
+	assert_string_equal(why, "overwritten by a later record of the same second");
+	/* ... only as far as the caller looked */
+	assert_int_equal(legacyq_pair(&a, far_same, 4, "abcd", 4, why, sizeof(why)), LEGACYQ_OK);
+	assert_int_equal(legacyq_pair(&b, none_later, 3, "abc", 3, why, sizeof(why)), LEGACYQ_OK);
+	assert_int_equal(legacyq_pair(&b, NULL, 0, "abc", 3, why, sizeof(why)), LEGACYQ_OK);
 	/* the last of its second, but the body is not as long as its content-length */
-	assert_int_equal(legacyq_pair(&a, &c, "abc", 3, why, sizeof(why)), LEGACYQ_UNPAIRED);
+	assert_int_equal(legacyq_pair(&a, none_later, 3, "abc", 3, why, sizeof(why)), LEGACYQ_UNPAIRED);
 	assert_non_null(strstr(why, "the body is 3 bytes, its content-length 4"));
 	/* no content-length (chunked): any length; an empty body is a body */
-	assert_int_equal(legacyq_pair(&nolen, NULL, "", 0, why, sizeof(why)), LEGACYQ_OK);
+	assert_int_equal(legacyq_pair(&nolen, NULL, 0, "", 0, why, sizeof(why)), LEGACYQ_OK);
 	legacyq_record_free(&a);
 	legacyq_record_free(&b);
-	legacyq_record_free(&c);
 	legacyq_record_free(&nolen);
 }
 
