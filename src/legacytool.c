@@ -368,7 +368,7 @@ static enum lt_step one(struct lt *d, const redisReply *el, const char *const *l
 		lt_err("out of memory");
 		step = LT_STOP;
 	} else if (r != LEGACYQ_OK) {
-		kept(d, NULL, "malformed", why);
+		kept(d, rec.suffix[0] != '\0' ? &rec : NULL, "malformed", why);
 		d->malformed++;
 	} else {
 		step = move(d, el, &rec, later, nlater);
