@@ -25,6 +25,7 @@
 #include "entry.h"
 #include "envelope.h"
 #include "httpd.h"
+#include "intake.h"
 #include "throttle.h"
 #include "log.h"
 #include "queue.h"
@@ -144,67 +145,7 @@ static void reply_preflight(struct evhttp_request *req)
 
 /* ---- the body: size, encoding, event id and categories ---- */
 
-/* raven-python and old raven-js post base64(zlib(json)) as application/octet-stream: Sentry
- * decodes it, so sentryq reads the event inside it too (its id answers the SDK). */
-static bool raven_body(const struct ingest_req *ir)
-{
-	return ir->m.ep->kind == EP_KIND_STORE && ir->encoding == CODEC_IDENTITY && ir->body_len > 2 &&
-	       ir->body[0] == 'e' && ir->body[1] == 'J';
-}
-
-static enum codec_result decode_raven(struct ingest_req *ir, size_t limit)
-{
-	/* bounded by limits.max_event_size (1 MiB): one step of work */
-	size_t cap = ir->body_len / 4 * 3 + 3, n;
-	unsigned char *z = malloc(cap);
-	enum codec_result r = CODEC_CORRUPT;
-
-	if (z == NULL)
-		return CODEC_NOMEM;
-	if (text_b64_decode(ir->body, ir->body_len, z, cap, &n) == TEXT_OK)
-		r = codec_decode(CODEC_DEFLATE, (const char *)z, n, limit, CODEC_WHOLE, &ir->decoded, &ir->decoded_len);
-	free(z);
-	/* Not base64 of zlib after all: an opaque body Sentry will judge; the id is a fresh one. */
-	return r == CODEC_CORRUPT ? CODEC_OK : r;
-}
-
-/* Cheap event id: the body's own (store body, envelope header, raven), else a fresh uuid4. */
-static void pick_event_id(const struct ingest_req *ir, char id[ENVELOPE_ID_LEN + 1])
-{
-	int rc = -1;
-
-	if (ir->m.ep->reply == EP_REPLY_ID && ir->decoded != NULL)
-		rc = envelope_store_event_id(ir->decoded, ir->decoded_len, id) == ENVELOPE_OK ? 0 : -1;
-	else if (ir->m.ep->reply == EP_REPLY_ID)
-		rc = bodyjob_event_id(ir->job, id);
-	if (rc != 0)
-		envelope_new_id(id);
-}
-
 /* ---- headers kept for the upstream ---- */
-
-static bool header_kept(const struct config *cfg, const char *name, enum auth_carrier carrier)
-{
-	static const char *const kept[] = {
-		"Content-Type", "Content-Encoding", "User-Agent", "Origin", "Referer", "sentry-trace", "baggage",
-		"Sec-CH-UA", "Sec-CH-UA-Platform", "Sec-CH-UA-Platform-Version", "Sec-CH-UA-Model", "Sec-CH-UA-Mobile",
-		"Accept-Language",
-	};
-	int c = tolower((unsigned char)name[0]);
-
-	if (strcasecmp(name, "X-Sentry-Auth") == 0)
-		return carrier == AUTH_X_SENTRY_AUTH;
-	if (strcasecmp(name, "Authorization") == 0)
-		return carrier == AUTH_AUTHORIZATION || carrier == AUTH_BASIC;
-	/* Compare only the names that start with the same letter: this runs for every header. */
-	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
-		if (tolower((unsigned char)kept[i][0]) == c && strcasecmp(name, kept[i]) == 0)
-			return true;
-	for (size_t i = 0; i < cfg->forward_headers.n; i++)
-		if (strcasecmp(name, cfg->forward_headers.v[i]) == 0)
-			return true;
-	return false;
-}
 
 /* Kept headers as "Name: value\n" lines into buf; -1 when they do not fit. */
 static int collect_headers(const struct config *cfg, struct evhttp_request *req, enum auth_carrier carrier,
@@ -216,7 +157,7 @@ static int collect_headers(const struct config *cfg, struct evhttp_request *req,
 	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
 		size_t kl, vl;
 
-		if (!header_kept(cfg, kv->key, carrier))
+		if (intake_header_kept(cfg, kv->key, carrier) == NULL)
 			continue;
 		kl = strlen(kv->key);
 		vl = strlen(kv->value);
@@ -440,7 +381,7 @@ static enum pending_result make_pending(struct ingest *in, struct ingest_req *ir
 	p->get = ir->method == EVHTTP_REQ_GET;
 	snprintf(p->endpoint, sizeof(p->endpoint), "%s", ir->tunnel ? "envelope/" : ir->m.stored);
 	snprintf(p->sdk_key, sizeof(p->sdk_key), "%s", ir->auth.key);
-	pick_event_id(ir, p->event_id);
+	intake_event_id(ir->m.ep, ir->decoded, ir->decoded_len, ir->job, p->event_id);
 	if (set_streams(in, p, t) != 0) {
 		free(p);
 		return PENDING_NOMEM;
@@ -524,132 +465,45 @@ static int admit(struct ingest *in, struct ingest_req *ir, const struct route_ta
 
 /* ---- authentication and checks ---- */
 
-/* No request carrier, no path key: the envelope header dsn is the credential (the tunnel). */
-static int envelope_auth(struct ingest *in, struct ingest_req *ir, long *route_id)
+/* The one way an intake refusal becomes an answer. */
+static void refuse_intake(struct ingest *in, struct ingest_req *ir, enum intake_result r)
 {
-	enum envelope_result rc;
-	size_t len;
-	const char *head = bodyjob_header(ir->job, &len);
+	int status;
+	const char *detail = intake_reason(r, &status);
 
-	rc = envelope_dsn(head, len, ir->auth.key, sizeof(ir->auth.key), route_id);
-	if (rc != ENVELOPE_OK) {
-		reply_error(in, ir->req, 401, rc == ENVELOPE_NONE ? "missing authorization information"
-						     : "bad envelope authentication header", 0);
-		return -1;
-	}
-	ir->auth.carrier = AUTH_ENVELOPE;
-	ir->auth.version = 7;
-	return 0;
+	reply_error(in, ir->req, status, detail, status == 503 ? 1 : 0);
 }
 
 /* Credentials: one request carrier, the key segment of unreal/cron paths, or the envelope header dsn. */
 static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(ir->req);
-	bool none_ok = ir->m.ep->kind == EP_KIND_ENVELOPE || ir->m.path_key[0] != '\0';
-	const char *why;
+	size_t hlen;
+	const char *head = bodyjob_header(ir->job, &hlen), *why;
 	int status;
 
-	if (auth_from_request(evhttp_find_header(h, "X-Sentry-Auth"), evhttp_find_header(h, "Authorization"),
-			      ir->query, none_ok, &ir->auth, &status, &why) != 0) {
+	if (intake_auth(&ir->m, ir->path_id, evhttp_find_header(h, "X-Sentry-Auth"), evhttp_find_header(h, "Authorization"),
+			ir->query, head, hlen, &ir->auth, route_id, &status, &why) != INTAKE_OK) {
 		reply_error(in, ir->req, status, why, 0);
-		return -1;
-	}
-	*route_id = ir->path_id;
-	if (ir->m.path_key[0] != '\0') {
-		if (ir->auth.carrier != AUTH_NONE) {
-			reply_error(in, ir->req, 401, "multiple authorization payloads detected", 0);
-			return -1;
-		}
-		ir->auth.carrier = AUTH_PATH;
-		ir->auth.version = 7;
-		snprintf(ir->auth.key, sizeof(ir->auth.key), "%s", ir->m.path_key);
-	}
-	if (ir->auth.carrier != AUTH_NONE)
-		return 0;
-	return envelope_auth(in, ir, route_id);
-}
-
-static bool mime_ok(const struct ingest_req *ir)
-{
-	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Type");
-
-	if (ir->m.ep->mime == EP_MIME_ANY)
-		return true;
-	if (ct == NULL)
-		return false;
-	if (ir->m.ep->mime == EP_MIME_NEL)
-		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/reports+json", 24) == 0;
-	if (ir->m.ep->mime == EP_MIME_OTLP)
-		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/x-protobuf", 22) == 0;
-	return strcasestr(ct, "json") != NULL || strncasecmp(ct, "application/csp-report", 22) == 0 ||
-	       strncasecmp(ct, "application/expect-", 19) == 0;
-}
-
-static size_t endpoint_limit(const struct config *cfg, const struct endpoint *ep)
-{
-	switch (ep->limit) {
-	case EP_LIMIT_OWN: return ep->limit_bytes;
-	case EP_LIMIT_EVENT: return cfg->limit_event;
-	case EP_LIMIT_ENVELOPE: return cfg->limit_envelope;
-	case EP_LIMIT_ATTACHMENT: return cfg->limit_attachment;
-	case EP_LIMIT_ATTACHMENTS: return cfg->limit_attachments;
-	}
-	return cfg->limit_event;
-}
-
-/* A store request without its event: POST with no body, GET with no sentry_data. Sentry answers
- * 400 "empty request body"; queued, it would only become a dead letter. */
-static bool store_without_event(const struct ingest_req *ir)
-{
-	const char *q = ir->query, *d;
-
-	if (ir->m.ep->kind != EP_KIND_STORE)
-		return false;
-	if (ir->method != EVHTTP_REQ_GET)
-		return true;
-	for (d = q; (d = strstr(d, "sentry_data=")) != NULL; d += 12)
-		if ((d == q || d[-1] == '&' || d[-1] == '?') && d[12] != '\0' && d[12] != '&')
-			return false;
-	return true;
-}
-
-/* Size, encoding and type checks before any body work. -1 when answered. */
-static int check_framing(struct ingest *in, struct ingest_req *ir)
-{
-	const char *ce = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Encoding");
-
-	if (ir->body_len > in->r->cfg->max_body_size) {
-		reply_error(in, ir->req, 413, "request body exceeds listen.max_body_size", 0);
-		return -1;
-	}
-	if (ir->body_len == 0 && (ir->m.ep->body == EP_BODY_REQUIRED || store_without_event(ir))) {
-		reply_error(in, ir->req, 400, "empty request body", 0);
-		return -1;
-	}
-	ir->encoding = codec_from_name(ce);
-	if (ir->encoding == CODEC_UNKNOWN) {
-		reply_error(in, ir->req, 415, "unsupported Content-Encoding", 0);
-		return -1;
-	}
-	if (!mime_ok(ir)) {
-		reply_error(in, ir->req, 415, "unsupported Content-Type for this endpoint", 0);
 		return -1;
 	}
 	return 0;
 }
 
-/* The one way a body failure becomes an answer. */
+/* Size, encoding and type checks before any body work. -1 when answered. */
+static int check_framing(struct ingest *in, struct ingest_req *ir)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(ir->req);
+	enum intake_result r = intake_check(in->r->cfg, ir->m.ep, ir->method == EVHTTP_REQ_GET, ir->query,
+					    evhttp_find_header(h, "Content-Encoding"),
+					    evhttp_find_header(h, "Content-Type"), ir->body_len, &ir->encoding);
+
+	return r == INTAKE_OK ? 0 : (refuse_intake(in, ir, r), -1);
+}
+
 static void body_failed(struct ingest *in, struct ingest_req *ir, enum bodyjob_result r)
 {
-	if (r == BODYJOB_TOO_LARGE)
-		reply_error(in, ir->req, 413, "request body exceeds the endpoint's size limit (limits.*)", 0);
-	else if (r == BODYJOB_NOMEM)
-		reply_error(in, ir->req, 503, "out of memory", 1);
-	else if (ir->m.ep->kind == EP_KIND_ENVELOPE && r == BODYJOB_CORRUPT && ir->encoding == CODEC_IDENTITY)
-		reply_error(in, ir->req, 400, "invalid envelope: header line too long", 0);
-	else
-		reply_error(in, ir->req, 400, "invalid body: cannot decode Content-Encoding", 0);
+	refuse_intake(in, ir, intake_of_bodyjob(r, ir->m.ep, ir->encoding));
 }
 
 static void release_req(struct ingest_req *ir)
@@ -674,7 +528,7 @@ static enum next_step after_scan(struct ingest *in, struct ingest_req *ir)
 	long route_id;
 	enum bodyjob_result r;
 
-	ir->categories = ir->m.ep->kind == EP_KIND_OPAQUE ? ir->m.ep->categories : bodyjob_categories(ir->job);
+	ir->categories = intake_categories(ir->m.ep, ir->decoded, ir->decoded_len, ir->job);
 	if (authenticate(in, ir, &route_id) != 0)
 		return NEXT_ANSWERED;
 	if (route_lookup(in->r->routes, ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id,
@@ -793,23 +647,24 @@ static void wait_for_body(struct ingest *in, struct ingest_req *ir, bool rewriti
 static void handle_ingest(struct ingest *in, struct ingest_req *ir)
 {
 	struct evbuffer *body = evhttp_request_get_input_buffer(ir->req);
-	enum bodyjob_result r;
+	enum intake_result r;
+	enum bodyjob_result br;
 
 	ir->body_len = evbuffer_get_length(body);
 	ir->body = ir->body_len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
 	if (check_framing(in, ir) != 0)
 		return;
-	if (raven_body(ir) && decode_raven(ir, endpoint_limit(in->r->cfg, ir->m.ep)) == CODEC_TOO_LARGE) {
-		body_failed(in, ir, BODYJOB_TOO_LARGE);
-		return;
-	}
-	ir->job = bodyjob_new(ir->m.ep->kind, ir->encoding, ir->body, ir->body_len, endpoint_limit(in->r->cfg, ir->m.ep));
+	r = intake_raven(ir->m.ep, ir->encoding, ir->body, ir->body_len, intake_limit(in->r->cfg, ir->m.ep), &ir->decoded,
+			 &ir->decoded_len);
+	if (r != INTAKE_OK)
+		return refuse_intake(in, ir, r);
+	ir->job = bodyjob_new(ir->m.ep->kind, ir->encoding, ir->body, ir->body_len, intake_limit(in->r->cfg, ir->m.ep));
 	/* Most bodies take one step: they are read right here. */
-	r = ir->job != NULL ? bodyjob_step(ir->job) : BODYJOB_NOMEM;
-	if (r == BODYJOB_MORE)
+	br = ir->job != NULL ? bodyjob_step(ir->job) : BODYJOB_NOMEM;
+	if (br == BODYJOB_MORE)
 		return wait_for_body(in, ir, false);
-	if (r != BODYJOB_DONE) {
-		body_failed(in, ir, r);
+	if (br != BODYJOB_DONE) {
+		body_failed(in, ir, br);
 	} else {
 		switch (after_scan(in, ir)) {
 		case NEXT_REWRITE:

@@ -21,6 +21,7 @@
 #include "httpd.h"
 #include "ingest.h"
 #include "legacyconf.h"
+#include "legacytool.h"
 #include "log.h"
 #include "queue.h"
 #include "relay.h"
@@ -39,6 +40,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sentryq [-c FILE] [-t] [-V] [-h]\n"
 		"       sentryq [-c FILE] dead list [--json] | dead replay (--all | ID...) | dead purge (--all | ID...)\n"
+		"       sentryq [-c FILE] legacy drain --from HOST:PORT[/DB] [--dry-run] [--list NAME] [--body-prefix PREFIX]\n"
 		"       sentryq import-legacy-config OLD.py > sentryq.conf\n"
 		"  -c FILE  configuration file (default: $SENTRYQ_CONFIG)\n"
 		"  -t       check the configuration and exit (0 valid, 1 invalid)\n"
@@ -47,6 +49,7 @@ static void usage(FILE *out)
 		"  dead list [--json]          list the dead letters (one line each, or a JSON array)\n"
 		"  dead replay (--all | ID...) re-queue dead letters to their route's stream\n"
 		"  dead purge (--all | ID...)  delete dead letters\n"
+		"  legacy drain --from ...     move the old pipeline's Redis queue into sentryq's (--dry-run: count only)\n"
 		"  import-legacy-config OLD.py convert the legacy Python forwarder's config (read, never run)\n"
 		"Runs in the foreground and logs to stderr. SIGTERM/SIGINT drain and exit; a second one exits at once.\n");
 }
@@ -102,7 +105,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(s->poll, &poll);
 }
 
-/* *sub: index in argv of the `dead` subcommand, 0 when the relay is to run. */
+/* *sub: index in argv of the `dead` or `legacy` subcommand, 0 when the relay is to run. */
 static int parse_args(int argc, char **argv, const char **file, bool *check, int *sub)
 {
 	int opt;
@@ -120,7 +123,7 @@ static int parse_args(int argc, char **argv, const char **file, bool *check, int
 		default: usage(stderr); return -1;
 		}
 	}
-	if (optind < argc && strcmp(argv[optind], "dead") == 0)
+	if (optind < argc && (strcmp(argv[optind], "dead") == 0 || strcmp(argv[optind], "legacy") == 0))
 		*sub = optind;
 	if ((optind < argc && *sub == 0) || *file == NULL) {
 		if (*file == NULL)
@@ -271,7 +274,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (sub > 0) {
-		rc = deadtool_run(r.cfg, argc - sub, argv + sub);
+		rc = strcmp(argv[sub], "dead") == 0 ? deadtool_run(r.cfg, argc - sub, argv + sub)
+						    : (int)legacytool_run(r.cfg, argc - sub, argv + sub);
 		config_free(r.cfg);
 		return rc;
 	}
