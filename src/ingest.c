@@ -547,6 +547,16 @@ static int authenticate(struct ingest *in, struct ingest_req *ir, long *route_id
 	return envelope_auth(in, ir, route_id);
 }
 
+/* ct names exactly the media type type, parameters aside. A prefix match would take
+ * "application/jsonl" for "application/json": Sentry answers such an OTLP request 415, so queued
+ * it would only become a dead letter while the exporter was told 202. */
+static bool media_type_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	return strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
 static bool mime_ok(const struct ingest_req *ir)
 {
 	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(ir->req), "Content-Type");
@@ -558,7 +568,7 @@ static bool mime_ok(const struct ingest_req *ir)
 	if (ir->m.ep->mime == EP_MIME_NEL)
 		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/reports+json", 24) == 0;
 	if (ir->m.ep->mime == EP_MIME_OTLP)
-		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/x-protobuf", 22) == 0;
+		return media_type_is(ct, "application/json") || media_type_is(ct, "application/x-protobuf");
 	return strcasestr(ct, "json") != NULL || strncasecmp(ct, "application/csp-report", 22) == 0 ||
 	       strncasecmp(ct, "application/expect-", 19) == 0;
 }

@@ -282,6 +282,24 @@ def test_wrong_content_type_415_nothing_forwarded():
         [(x["path"], rec_body(x)[:40]) for x in recs]))
 
 
+def test_content_type_must_be_the_media_type():
+    """application/json and application/x-protobuf, as Relay compares them: a type that merely
+    starts with one of them is another type (Sentry answers 415; queued, it would only become a
+    dead letter). Parameters after ';' are allowed."""
+    fresh()
+    body = b'{"resourceLogs":[]}'
+    for ctype in ("application/jsonl", "application/json-patch+json", "application/x-protobuffer"):
+        r = otlp_post("/api/5/integration/otlp/v1/logs", body, ctype)
+        expect_json_error(r, 415, "logs with Content-Type %r" % ctype)
+    for ctype in ("application/json; charset=utf-8", "Application/JSON", "application/x-protobuf"):
+        r = otlp_post("/api/5/integration/otlp/v1/logs", body, ctype)
+        check(r.status == 202, "logs with Content-Type %r answered %r" % (ctype, r))
+    recs = S["mock"].wait_count(3, 15)
+    check(len(recs) == 3 and all(rec_header(x, "Content-Type")[0].lower().startswith(("application/json",
+                                                                                       "application/x-protobuf"))
+                                 for x in recs), "upstream got %r" % [rec_header(x, "Content-Type") for x in recs])
+
+
 # ------------------------------------------------------------ rate limits
 
 def limits_of(sq, route):
