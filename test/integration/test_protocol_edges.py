@@ -15,7 +15,8 @@ header, forward.headers, endpoints added in the config, and how -t refuses bad e
 - endpoints = ( ... ) in the config: integration/vercel/logs/? (POST, 200, empty, log_item) is
   answered, queued (the entry is in Redis with its endpoint and categories while the upstream
   holds the request) and delivered to /api/<real id>/integration/vercel/logs/ with the credentials
-  rewritten.
+  rewritten; a {key} endpoint taking PUT (201, reply id) is forwarded with its method and the path
+  key rewritten.
 - sentryq -t refuses bad endpoint entries (a bad pattern, a bad method, an unknown category, a
   status of 300, ...) and bad forward.headers names with FILE:LINE and the key.
 
@@ -294,6 +295,27 @@ def test_config_endpoint_vercel_queued_and_delivered():
     wait_for(lambda: S["sq"].status()[1]["queue"]["pending"] == 0, 15, "the vercel entries to be delivered")
     c1 = status_counters(S["sq"])
     check(c1["enqueued"] - c0["enqueued"] == 2, "enqueued +%d, want 2" % (c1["enqueued"] - c0["enqueued"]))
+
+
+def test_config_endpoint_path_key_and_put_kept():
+    """A {key} endpoint: the path key is the credential and is rewritten; a PUT is forwarded as a
+    PUT (the config allows GET, POST, PUT and PATCH), with the configured 201 and id reply."""
+    fresh()
+    body = b'{"hook":"deploy \xc3\xa9"}'
+    r = post("/api/1/integration/hook/wow/", body, [("Content-Type", "application/json")], method="PUT")
+    check(r.status == 201 and set(r.json()) == {"id"} and re.match(r"^[0-9a-f]{32}$", r.json()["id"]),
+          "PUT hook answered %r" % r)
+    r2 = post("/api/1/integration/hook/wow", b"", [], method="POST")
+    check(r2.status == 201, "empty POST hook (body_required = false) answered %r" % r2)
+    recs = S["mock"].wait_count(2, 15)
+    by_method = {x["method"]: x for x in recs}
+    check(sorted(by_method) == ["POST", "PUT"], "methods upstream %r, want POST and PUT" % [x["method"] for x in recs])
+    put = by_method["PUT"]
+    check(put["path"] == "/api/%d/integration/hook/%s/" % (ID_WEB, KEY_WEB) and rec_body(put) == body and
+          put["query"] == "" and not rec_header(put, "X-Sentry-Auth"),
+          "PUT forwarded to %s ?%s" % (put["path"], put["query"]))
+    check(by_method["POST"]["path"] == "/api/%d/integration/hook/%s" % (ID_WEB, KEY_WEB),
+          "POST forwarded to %s" % by_method["POST"]["path"])
 
 
 # ------------------------------------------------------------ -t on bad entries
