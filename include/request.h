@@ -18,6 +18,8 @@ struct request_header {
 /* What forward sends: everything points into the entry or into strings the request owns. */
 struct request {
 	bool get;                          /* GET (store with sentry_data, cron) instead of POST */
+	const char *method;                /* "POST", "GET", "PUT" or "PATCH": the SDK's (endpoints
+					    * added in the config may take PUT and PATCH) */
 	char *uri;                         /* path prefix + /api/<real id>/<endpoint>[?query] (owned) */
 	struct request_header h[REQUEST_MAX_HEADERS];
 	size_t nh;

@@ -313,9 +313,21 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 	p->req = NULL;  /* the answer has nowhere to go; the write itself still completes */
 }
 
+/* The method the upstream gets: config endpoints may take PUT and PATCH, which Sentry routes
+ * apart from POST (stored as "POST" they reached it as a POST). */
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "POST";
+	}
+}
+
 static void fill_entry(struct pending *p, struct ingest_req *ir)
 {
-	p->it.method = p->get ? "GET" : "POST";
+	p->it.method = method_name(ir->method);
 	p->it.endpoint = p->endpoint;
 	p->it.query = p->query;
 	p->it.headers = p->headers;

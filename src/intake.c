@@ -53,6 +53,16 @@ size_t intake_limit(const struct config *cfg, const struct endpoint *ep)
 	return cfg->limit_event;
 }
 
+/* ct names exactly the media type type, parameters aside. A prefix match would take
+ * "application/jsonl" for "application/json": Sentry answers such a request 415, so queued it
+ * would only become a dead letter while the client was told it was accepted. */
+static bool media_type_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	return strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
 static bool mime_ok(const struct endpoint *ep, const char *ct)
 {
 	if (ep->mime == EP_MIME_ANY)
@@ -60,9 +70,9 @@ static bool mime_ok(const struct endpoint *ep, const char *ct)
 	if (ct == NULL)
 		return false;
 	if (ep->mime == EP_MIME_NEL)
-		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/reports+json", 24) == 0;
+		return media_type_is(ct, "application/json") || media_type_is(ct, "application/reports+json");
 	if (ep->mime == EP_MIME_OTLP)
-		return strncasecmp(ct, "application/json", 16) == 0 || strncasecmp(ct, "application/x-protobuf", 22) == 0;
+		return media_type_is(ct, "application/json") || media_type_is(ct, "application/x-protobuf");
 	return strcasestr(ct, "json") != NULL || strncasecmp(ct, "application/csp-report", 22) == 0 ||
 	       strncasecmp(ct, "application/expect-", 19) == 0;
 }

@@ -192,6 +192,15 @@ enum request_result request_build(struct request *rq, const struct config_upstre
 
 	memset(rq, 0, sizeof(*rq));
 	rq->get = strcmp(it->method, "GET") == 0;
+	/* Kept as sent: a config endpoint taking PUT or PATCH must not reach Sentry as a POST. */
+	if (rq->get)
+		rq->method = "GET";
+	else if (strcmp(it->method, "PUT") == 0)
+		rq->method = "PUT";
+	else if (strcmp(it->method, "PATCH") == 0)
+		rq->method = "PATCH";
+	else
+		rq->method = "POST";
 	if (build_uri(rq, uc, pr, it) != 0)
 		return REQUEST_NOMEM;
 	if ((rc = build_headers(rq, it, pr, &encoding)) != 0)

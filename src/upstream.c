@@ -351,6 +351,18 @@ static void arm_connect_timer(struct upstream *u, struct call *c)
 		evtimer_add(c->connect_timer, &tv);
 }
 
+/* The request's own method (request.c keeps PUT and PATCH as the SDK sent them). */
+static enum evhttp_cmd_type command_of(const struct request *rq)
+{
+	if (rq->get)
+		return EVHTTP_REQ_GET;
+	if (rq->method != NULL && strcmp(rq->method, "PUT") == 0)
+		return EVHTTP_REQ_PUT;
+	if (rq->method != NULL && strcmp(rq->method, "PATCH") == 0)
+		return EVHTTP_REQ_PATCH;
+	return EVHTTP_REQ_POST;
+}
+
 /* Head, then body: copied, or handed over (evbuffer_add_reference: sent in place, released once). */
 static int add_body(struct evbuffer *out, const struct request *rq, const struct upstream_body *hand)
 {
@@ -407,7 +419,7 @@ void upstream_send(struct upstream *u, const struct request *rq, const struct up
 	 * the timer with the call) inside evhttp_make_request, after which c must not be touched. */
 	arm_connect_timer(u, c);
 	/* A synchronous failure (the socket could not even be created) leaves req to us. */
-	if (evhttp_make_request(conn, req, rq->get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, rq->uri) != 0) {
+	if (evhttp_make_request(conn, req, command_of(rq), rq->uri) != 0) {
 		u->slots[i].busy = false;
 		u->slots[i].call = NULL;
 		u->in_flight--;

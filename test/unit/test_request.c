@@ -106,6 +106,24 @@ static void test_basic_and_path_key(void **state)
 	request_release(&rq);
 }
 
+/* Config endpoints may take PUT and PATCH: the method reaches the upstream as the SDK sent it. */
+static void test_method_kept(void **state)
+{
+	static const char *const sent[][2] = { { "POST", "POST" }, { "GET", "GET" }, { "PUT", "PUT" },
+					       { "PATCH", "PATCH" }, { "BREW", "POST" } };
+	struct entry it = item("integration/hook/", "", "", AUTH_X_SENTRY_AUTH, false, "");
+	struct request rq;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sent) / sizeof(sent[0]); i++) {
+		it.method = sent[i][0];
+		assert_int_equal(request_build(&rq, &upstream, &project, &it), REQUEST_OK);
+		assert_string_equal(rq.method, sent[i][1]);
+		assert_int_equal(rq.get, strcmp(sent[i][0], "GET") == 0);
+		request_release(&rq);
+	}
+}
+
 static void test_envelope_dsn_rewritten(void **state)
 {
 	const char *rest = "\n{\"type\":\"event\",\"length\":5}\nabcde\n";
@@ -192,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_header_carrier),
 		cmocka_unit_test(test_query_carrier),
 		cmocka_unit_test(test_basic_and_path_key),
+		cmocka_unit_test(test_method_kept),
 		cmocka_unit_test(test_envelope_dsn_rewritten),
 		cmocka_unit_test(test_envelope_gzip_dsn_rewritten),
 		cmocka_unit_test(test_host_and_dsn),

@@ -75,10 +75,11 @@ def _value(kind, v):
     return '"%s"' % v
 
 
-def make_config(port, redis_port, upstreams, extra="", redis_extra="", **settings):
+def make_config(port, redis_port, upstreams, extra="", redis_extra="", forward_extra="", **settings):
     """sentryq config text: listen on 127.0.0.1:port, Redis at 127.0.0.1:redis_port, the upstream
     blocks of upstream_conf(), then `extra` (raw text). settings: the keywords of SETTINGS over
-    DEFAULTS, None to leave one out; redis_extra: raw text inside the redis group."""
+    DEFAULTS, None to leave one out; redis_extra, forward_extra: raw text inside the redis or
+    forward group (e.g. 'headers = ( "X-Request-Id" );')."""
     unknown = set(settings) - {k for k, _, _, _ in SETTINGS}
     if unknown:
         raise TypeError("make_config: unknown settings %s" % sorted(unknown))
@@ -93,6 +94,8 @@ def make_config(port, redis_port, upstreams, extra="", redis_extra="", **setting
             (groups[group] if group else top).append("%s = %s;" % (name, _value(kind, opts[kw])))
     if redis_extra:
         groups["redis"].append(redis_extra.strip())
+    if forward_extra:
+        groups["forward"].append(forward_extra.strip())
     lines = ["%s = { %s };" % (g, " ".join(groups[g])) for g in GROUPS if groups[g]]
     lines += top
     lines += ["upstreams = (", ",\n".join(upstreams), ");", extra]
