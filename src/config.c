@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "sentinel.h"
 
 #define CONFIG_FILE_MAX (16u << 20) /* a relay config is a few KiB; refuse anything absurd */
 #define UPSTREAMS_MAX CONFIG_UPSTREAMS_MAX
@@ -20,7 +21,9 @@
 #define KEY_DISP_MAX 192            /* "upstreams[255].projects[4095].connect_timeout" fits */
 #define ID_MAX 9007199254740991.0   /* 2^53-1: exact as a double bound, above any Sentry id */
 
-enum key_type { KT_STRING, KT_INT, KT_LONG, KT_SIZE, KT_DOUBLE, KT_BOOL };
+enum key_type { KT_STRING, KT_INT, KT_LONG, KT_SIZE, KT_DOUBLE, KT_BOOL, KT_STRLIST };
+
+#define STRLIST_MAX 64 /* strings in one list key; min/max bound each string's length */
 
 #define KEY_REQUIRED 0x1 /* must be present when its enclosing group / list entry is */
 #define KEY_INHERIT 0x2  /* default is copied from the struct config field at .inherit */
@@ -49,6 +52,7 @@ struct key_def {
 #define K_SIZE(n, st, f) .name = (n), .type = KT_SIZE, .offset = FIELD(st, f, size_t)
 #define K_DBL(n, st, f) .name = (n), .type = KT_DOUBLE, .offset = FIELD(st, f, double)
 #define K_BOOL(n, st, f) .name = (n), .type = KT_BOOL, .offset = FIELD(st, f, bool)
+#define K_STRLIST(n, st, f) .name = (n), .type = KT_STRLIST, .offset = FIELD(st, f, char **)
 #define CFG struct config
 #define UPS struct config_upstream
 #define PRJ struct config_project
@@ -59,6 +63,7 @@ static int check_url(void *obj, const char *val, char *why, size_t whylen);
 static int check_path(void *obj, const char *val, char *why, size_t whylen);
 static int check_level(void *obj, const char *val, char *why, size_t whylen);
 static int check_token(void *obj, const char *val, char *why, size_t whylen);
+static int check_hostport(void *obj, const char *val, char *why, size_t whylen);
 
 static const struct key_def top_keys[] = {
 	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
@@ -84,6 +89,11 @@ static const struct key_def top_keys[] = {
 	  .max = 68719476736.0 },
 	{ K_DBL("redis.reconnect_max", CFG, redis_reconnect_max), .def = 5, .min = 0.001, .max = 3600 },
 	{ K_STR("redis.spool_file", CFG, redis_spool_file), .min = 1, .max = 4096 },
+	{ K_STRLIST("redis.sentinels", CFG, redis_sentinels), .min = 1, .max = 262, .check = check_hostport },
+	{ K_STR("redis.master_name", CFG, redis_master_name), .min = 1, .max = 128, .check = check_token },
+	{ K_STR("redis.sentinel_password", CFG, redis_sentinel_password), .min = 1, .max = 512 },
+	{ K_INT("redis.wait_replicas", CFG, redis_wait_replicas), .def = 0, .min = 0, .max = 100 },
+	{ K_DBL("redis.wait_timeout", CFG, redis_wait_timeout), .def = 1, .min = 0.001, .max = 3600 },
 	{ K_LONG("queue.max_pending", CFG, queue_max_pending), .def = 1000000, .min = 1, .max = 1e9 },
 	{ K_SIZE("queue.max_bytes", CFG, queue_max_bytes), .def = 1073741824, .min = 1,
 	  .max = 1099511627776.0 },
@@ -290,6 +300,14 @@ static int check_token(void *obj, const char *val, char *why, size_t whylen)
 		return 0;
 	snprintf(why, whylen, "must not contain spaces");
 	return -1;
+}
+
+static int check_hostport(void *obj, const char *val, char *why, size_t whylen)
+{
+	char host[SENTINEL_HOST_MAX];
+	int port;
+
+	return sentinel_parse_addr(val, host, sizeof(host), &port, why, whylen) == SENTINEL_OK ? 0 : -1;
 }
 
 /* ---- url ---------------------------------------------------------------------------------- */
@@ -560,6 +578,44 @@ static int store_integer(struct loader *ld, const config_setting_t *s, const str
 	return 0;
 }
 
+static void free_strlist(char **list)
+{
+	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+		free(list[i]);
+	free(list);
+}
+
+/* ( "a", "b" ) or [ "a", "b" ]: each string bounded and checked as a string key's value. */
+static int store_strlist(struct loader *ld, const config_setting_t *s, const struct key_def *k,
+			 void *obj, const char *disp)
+{
+	char ***field = AT(obj, k, char **), why[256], edisp[KEY_DISP_MAX + 8];
+	int n = config_setting_length(s);
+	char **list;
+
+	if (!config_setting_is_list(s) && !config_setting_is_array(s))
+		return fail(ld, s, disp, "expected a list ( \"...\", ... ), got %s", type_got(s));
+	if (n < 1 || n > STRLIST_MAX)
+		return fail(ld, s, disp, "must list 1 to %d strings", STRLIST_MAX);
+	if ((list = calloc((size_t)n + 1, sizeof(*list))) == NULL)
+		return fail(ld, s, disp, "out of memory");
+	free_strlist(*field);
+	*field = list;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		snprintf(edisp, sizeof(edisp), "%s[%d]", disp, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return fail(ld, e, edisp, "expected a string, got %s", type_got(e));
+		if (string_bounds(k, v, why, sizeof(why)) < 0 || (k->check && k->check(obj, v, why, sizeof(why)) < 0))
+			return fail(ld, e, edisp, "%s", why);
+		if ((list[i] = strdup(v)) == NULL)
+			return fail(ld, e, edisp, "out of memory");
+	}
+	return 0;
+}
+
 static int store_value(struct loader *ld, const config_setting_t *s, const struct key_def *k,
 		       void *obj, const char *disp)
 {
@@ -567,6 +623,8 @@ static int store_value(struct loader *ld, const config_setting_t *s, const struc
 	char why[256];
 	double d;
 
+	if (k->type == KT_STRLIST)
+		return store_strlist(ld, s, k, obj, disp);
 	if (k->type == KT_STRING) {
 		if (t != CONFIG_TYPE_STRING)
 			return fail(ld, s, disp, "expected a string, got %s", type_got(s));
@@ -605,6 +663,7 @@ static size_t key_size(enum key_type t)
 	case KT_SIZE: return sizeof(size_t);
 	case KT_DOUBLE: return sizeof(double);
 	case KT_BOOL: return sizeof(bool);
+	case KT_STRLIST: return sizeof(char **);
 	default: return sizeof(char *);
 	}
 }
@@ -639,6 +698,8 @@ static void free_strings(const struct scope *sc, void *obj)
 	for (size_t i = 0; i < sc->nkeys; i++)
 		if (sc->keys[i].type == KT_STRING)
 			free(*AT(obj, &sc->keys[i], char *));
+		else if (sc->keys[i].type == KT_STRLIST)
+			free_strlist(*AT(obj, &sc->keys[i], char **));
 }
 
 /* ---- walking the tree ------------------------------------------------------------------------ */
@@ -849,6 +910,28 @@ static const struct list_spec upstream_list = { "upstream", UPSTREAMS_MAX,
 
 /* ---- checks across keys ---------------------------------------------------------------------- */
 
+/* redis.sentinels and the keys that go with it; WAIT must end before the command watchdog fires. */
+static int check_redis(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const char *alone = cfg->redis_master_name != NULL ? "redis.master_name" :
+			    cfg->redis_sentinel_password != NULL ? "redis.sentinel_password" : NULL;
+
+	if (cfg->redis_sentinels != NULL && cfg->redis_master_name == NULL)
+		return fail(ld, config_lookup(&ld->lc, "redis.sentinels"), "redis.master_name",
+			    "missing: required with redis.sentinels");
+	if (cfg->redis_sentinels == NULL && alone != NULL)
+		return fail(ld, config_lookup(&ld->lc, alone), alone, "needs redis.sentinels");
+	if (cfg->redis_sentinels != NULL && cfg->redis_unix_socket != NULL)
+		return fail(ld, config_lookup(&ld->lc, "redis.unix_socket"), "redis.unix_socket",
+			    "cannot be combined with redis.sentinels (the sentinels name the master)");
+	if (cfg->redis_wait_replicas > 0 && cfg->redis_wait_timeout >= cfg->redis_timeout)
+		return fail(ld, config_lookup(&ld->lc, "redis.wait_timeout"), "redis.wait_timeout",
+			    "must be below redis.timeout (%g): WAIT blocks the connection, the watchdog would drop it",
+			    cfg->redis_timeout);
+	return 0;
+}
+
 static int check_cross(struct loader *ld)
 {
 	const struct config *cfg = ld->cfg;
@@ -857,6 +940,8 @@ static int check_cross(struct loader *ld)
 	if (cfg->forward_retry_initial > cfg->forward_retry_max)
 		return fail(ld, config_lookup(&ld->lc, "forward.retry_initial"), "forward.retry_initial",
 			    "must not exceed forward.retry_max (%g)", cfg->forward_retry_max);
+	if (check_redis(ld) < 0)
+		return -1;
 	if (cfg->default_upstream == NULL)
 		return 0;
 	up = config_upstream_by_name(cfg, cfg->default_upstream);
