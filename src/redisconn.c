@@ -520,11 +520,12 @@ static void watch_message(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 	switch (sentinel_switch_message(reply, rc->p.master_name, host, sizeof(host), &port)) {
 	case SENTINEL_SWITCH_OURS:
-		hostport(host, port, at, sizeof(at));
+		snprintf(why, sizeof(why), "sentinel %s: master '%s' switched to %s", s, rc->p.master_name,
+			 hostport(host, port, at, sizeof(at)));
 		if (redisconn_ready(rc) && strcmp(host, rc->host) == 0 && port == rc->port)
-			break;  /* followed already (the connection was lost first) */
-		snprintf(why, sizeof(why), "sentinel %s: master '%s' switched to %s", s, rc->p.master_name, at);
-		rediscover(rc, why);
+			note(rc, "%s (followed already)", why);  /* the connection was lost first */
+		else
+			rediscover(rc, why);
 		break;
 	case SENTINEL_SWITCH_OTHER:
 		if (!rc->watch_up)
