@@ -17,6 +17,7 @@ from sqtest.ledger import Delivery, Ledger, Loader, check_delivery, summary  # n
 from sqtest.proc import check, wait_for  # noqa: E402
 from sqtest.redis_ha import HAWorld  # noqa: E402
 from sqtest.runner import main  # noqa: E402
+from sqtest.sentryq import run_cli  # noqa: E402
 
 WAIT = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 RATE = 300        # events per second, paced
@@ -51,6 +52,9 @@ def test_master_killed_under_load():
         check(set(answers) <= {"200", "503"}, "answers other than 200 and 503: %s" % answers)
         check(after > 0, "nothing acknowledged after sentryq followed the failover: %s" % answers)
         check(w.redis_status()["address"] == "127.0.0.1:%d" % new.port, "sentryq left the promoted master")
+        # The CLI tools reach Redis through the same supervisor: they find the promoted master too.
+        cli = run_cli(["-c", w.sq.config_path, "dead", "list"])
+        check(cli.returncode == 0, "sentryq dead list after the failover: rc %d: %s" % (cli.returncode, cli.stderr))
         if WAIT >= 1:
             check_delivery(led, d, allow_unacked=True)
         else:
