@@ -522,10 +522,12 @@ static void watch_message(redisAsyncContext *ac, void *reply, void *privdata)
 	case SENTINEL_SWITCH_OURS:
 		snprintf(why, sizeof(why), "sentinel %s: master '%s' switched to %s", s, rc->p.master_name,
 			 hostport(host, port, at, sizeof(at)));
-		if (redisconn_ready(rc) && strcmp(host, rc->host) == 0 && port == rc->port)
+		if (redisconn_ready(rc) && strcmp(host, rc->host) == 0 && port == rc->port) {
 			note(rc, "%s (followed already)", why);  /* the connection was lost first */
-		else
+		} else {
+			rc->next = rc->watching;  /* the others may not know yet: ask the one that said so */
 			rediscover(rc, why);
+		}
 		break;
 	case SENTINEL_SWITCH_OTHER:
 		if (!rc->watch_up)

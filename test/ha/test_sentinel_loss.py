@@ -48,7 +48,7 @@ def test_sentinel_lost_then_failover():
         check(set(led.statuses()) <= {"200", "503"}, "answers other than 200 and 503: %s" % led.statuses())
         check("master 'sqha' switched to 127.0.0.1:%d" % new.port in w.sq.log_text(200000),
               "no +switch-master message reached sentryq through sentinel %s" % renewed)
-        check(t_followed - t_promoted < 2.0, "sentryq followed %.2fs after the promotion: it waited for its "
+        check(t_followed - t_promoted < 1.0, "sentryq followed %.2fs after the promotion: it waited for its "
               "backoff instead of the +switch-master message" % (t_followed - t_promoted))
         check_delivery(led, d, allow_unacked=True)
     finally:
