@@ -89,6 +89,11 @@ struct config {
 	size_t redis_buffer_bytes;  /* 64 MiB in-memory buffer while Redis is away */
 	double redis_reconnect_max; /* seconds, cap of the reconnect backoff, 5 */
 	char *redis_spool_file;     /* where buffered entries go if sentryq stops while Redis is away; NULL: nowhere */
+	struct config_strlist redis_sentinels; /* "host:port" (v NULL-terminated); none: no Sentinel */
+	char *redis_master_name;    /* the master the sentinels monitor; required with sentinels */
+	char *redis_sentinel_password; /* AUTH to the sentinels; NULL: none */
+	int redis_wait_replicas;    /* replicas that must have a write before the SDK is answered, 0 */
+	double redis_wait_timeout;  /* seconds WAIT may block, 1; below redis.timeout */
 
 	/* queue */
 	long queue_max_pending;     /* entries, 1000000 */

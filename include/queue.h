@@ -24,6 +24,8 @@ enum queue_done {
 	QUEUE_DONE_OK = 0,
 	QUEUE_DONE_ERROR,      /* Redis answered with an error */
 	QUEUE_DONE_LOST,       /* the connection was lost first: the outcome is unknown */
+	QUEUE_DONE_UNREPLICATED, /* queue_put only: in the master, but WAIT found fewer than
+				  * redis.wait_replicas replicas with it in time (it stays queued) */
 };
 
 /* Whether a command was sent (its callback follows) or not (no callback). */
@@ -71,13 +73,19 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, const
 void queue_free(struct queue *q);
 
 bool queue_ready(const struct queue *q);
+/* Where Redis is ("host:port", the master the sentinels named last) and the sentinel followed
+ * for failovers ("" when none): redisconn_address / redisconn_sentinel, into buf. */
+const char *queue_redis_address(const struct queue *q, char *buf, size_t len);
+const char *queue_redis_sentinel(const struct queue *q, char *buf, size_t len);
 const char *queue_consumer(const struct queue *q);
 /* The stream of a route (entry_stream_key with the configured prefix). 0, or -1 when too long. */
 int queue_stream(const struct queue *q, const char *upstream, const char *project, char *buf, size_t len);
 
 /* Append an entry to 1..QUEUE_STREAMS_MAX streams (a request and its mirrors), all copies in one
  * atomic step (one XADD, or one script): the done callback's OK means every copy is in Redis.
- * Buffered, the copies go in together or not at all. See enum queue_put. */
+ * Buffered, the copies go in together or not at all. With redis.wait_replicas, the done callback
+ * follows the WAIT sent after the XADDs of this loop iteration (QUEUE_DONE_UNREPLICATED when it
+ * found too few replicas). See enum queue_put. */
 enum queue_put queue_put(struct queue *q, const char *const *streams, size_t n, const struct entry *e,
 			 queue_done_cb cb, void *arg);
 /* XADDs of queue_put waiting for Redis's answer (a saturated loop shows here first). */

@@ -1,7 +1,15 @@
 /* redisconn.h - the Redis connection supervisor: one hiredis async connection on the loop, its
  * handshake (AUTH, SELECT, the caller's setup commands), reconnects with jittered backoff, and a
  * watchdog for commands that go unanswered (hiredis 0.14 has no timeouts). The one place that
- * knows how sentryq reaches Redis. */
+ * knows how sentryq reaches Redis.
+ *
+ * With Sentinel (params.sentinels), every connect first asks the sentinels in turn for the master
+ * (SENTINEL get-master-addr-by-name, each under the same timeout), connects to the address named
+ * and checks ROLE says master (a replica: ask again after the reconnect backoff). The master may
+ * have moved when the connection is lost, when a reply is a -READONLY error, or when the sentinel
+ * followed on a second connection (params.follow_failover) publishes +switch-master for it: the
+ * connection is dropped and the sentinels are asked again. hiredis 0.14 knows no Sentinel: it is
+ * all built here, on its async API. */
 #ifndef SENTRYQ_REDISCONN_H
 #define SENTRYQ_REDISCONN_H
 
@@ -24,6 +32,10 @@ struct redisconn_params {
 	double reconnect_max;      /* cap of the reconnect backoff, seconds */
 	const char *name;          /* for log lines: "redis" */
 	bool quiet;                /* a command-line tool: log only at debug, report through last_error */
+	const char *const *sentinels;  /* NULL-terminated "host:port" list (host/port unused); NULL: none */
+	const char *master_name;       /* with sentinels: the name they monitor the master under */
+	const char *sentinel_password; /* AUTH to the sentinels; NULL: none */
+	bool follow_failover;      /* with sentinels: subscribe to +switch-master (the relay, not a tool) */
 };
 
 struct config;
@@ -42,8 +54,9 @@ struct redisconn_hooks {
 	void *arg;
 };
 
-/* reply is NULL when the connection was lost before the answer (the outcome is unknown).
- * It is freed by hiredis after the callback returns. */
+/* reply is NULL when the connection was lost before the answer (the outcome is unknown), and,
+ * with sentinels, for a -READONLY error (the server is no longer the master: nothing was written;
+ * the connection is dropped right after). It is freed by hiredis after the callback returns. */
 typedef void (*redisconn_reply_cb)(void *arg, redisReply *reply);
 
 enum redisconn_send {
@@ -69,6 +82,12 @@ enum redisconn_send redisconn_send(struct redisconn *rc, redisconn_reply_cb cb, 
 enum redisconn_send redisconn_setup(struct redisconn *rc, int argc, const char **argv, const char *ok_error);
 /* Drop the connection and reconnect (after backoff), e.g. when a reply says it is stale. */
 void redisconn_reset(struct redisconn *rc, const char *why);
+
+/* Where Redis is: "host:port" (IPv6 in brackets) or the unix socket path; with sentinels, the
+ * master they named last ("" before the first answer). Into buf, which is returned. */
+const char *redisconn_address(const struct redisconn *rc, char *buf, size_t len);
+/* With follow_failover: the sentinel whose +switch-master messages are followed, "" when none. */
+const char *redisconn_sentinel(const struct redisconn *rc, char *buf, size_t len);
 
 /* The last connect or handshake failure, "" when none (for a tool's one-line error). */
 const char *redisconn_last_error(const struct redisconn *rc);

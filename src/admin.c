@@ -70,15 +70,27 @@ static json_t *throttle_json(const struct relay *r)
 	return lj.by_route;
 }
 
+/* Where Redis is (the master, with Sentinel) and the sentinel followed: addresses, no secret. */
+static json_t *redis_json(const struct relay *r, bool connected)
+{
+	char addr[300], sentinel[300];
+	json_t *o = json_pack("{s:b, s:s}", "connected", connected, "address",
+			      queue_redis_address(r->queue, addr, sizeof(addr)));
+
+	if (o != NULL && r->cfg->redis_sentinels.n > 0)
+		json_object_set_new(o, "sentinel", json_string(queue_redis_sentinel(r->queue, sentinel, sizeof(sentinel))));
+	return o;
+}
+
 static json_t *status_json(const struct relay *r, const char *status, bool connected)
 {
 	size_t buf_bytes, buffered = queue_buffered(r->queue, &buf_bytes);
 	json_t *fwd = forward_status_json(r->forward);
 
 	json_object_set_new(fwd, "limits", throttle_json(r));
-	return json_pack("{s:s, s:s, s:I, s:{s:b}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o}", "status", status,
+	return json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o}", "status", status,
 			 "version", SENTRYQ_VERSION, "uptime_s", (json_int_t)(time(NULL) - r->started), "redis",
-			 "connected", connected, "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes",
+			 redis_json(r, connected), "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes",
 			 (json_int_t)queue_bytes(r->queue), "buffered", (json_int_t)buffered, "buffered_bytes",
 			 (json_int_t)buf_bytes, "ingest_waiting", queue_writes_in_flight(r->queue), "counters",
 			 stats_counters_json(r->stats), "forward", fwd);

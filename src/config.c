@@ -13,6 +13,7 @@
 #include "category.h"
 #include "endpoint.h"
 #include "log.h"
+#include "sentinel.h"
 
 #define CONFIG_FILE_MAX (16u << 20) /* a relay config is a few KiB; refuse anything absurd */
 #define UPSTREAMS_MAX CONFIG_UPSTREAMS_MAX
@@ -68,6 +69,7 @@ static int check_method(void *obj, const char *val, char *why, size_t whylen);
 static int check_reply(void *obj, const char *val, char *why, size_t whylen);
 static int check_category(void *obj, const char *val, char *why, size_t whylen);
 static int check_pattern(void *obj, const char *val, char *why, size_t whylen);
+static int check_hostport(void *obj, const char *val, char *why, size_t whylen);
 
 static const struct key_def top_keys[] = {
 	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
@@ -94,6 +96,11 @@ static const struct key_def top_keys[] = {
 	  .max = 68719476736.0 },
 	{ K_DBL("redis.reconnect_max", CFG, redis_reconnect_max), .def = 5, .min = 0.001, .max = 3600 },
 	{ K_STR("redis.spool_file", CFG, redis_spool_file), .min = 1, .max = 4096 },
+	{ K_LIST("redis.sentinels", CFG, redis_sentinels), .min = 1, .max = 64, .check = check_hostport },
+	{ K_STR("redis.master_name", CFG, redis_master_name), .min = 1, .max = 128, .check = check_token },
+	{ K_STR("redis.sentinel_password", CFG, redis_sentinel_password), .min = 1, .max = 512 },
+	{ K_INT("redis.wait_replicas", CFG, redis_wait_replicas), .def = 0, .min = 0, .max = 100 },
+	{ K_DBL("redis.wait_timeout", CFG, redis_wait_timeout), .def = 1, .min = 0.001, .max = 3600 },
 	{ K_LONG("queue.max_pending", CFG, queue_max_pending), .def = 1000000, .min = 1, .max = 1e9 },
 	{ K_SIZE("queue.max_bytes", CFG, queue_max_bytes), .def = 1073741824, .min = 1,
 	  .max = 1099511627776.0 },
@@ -383,6 +390,14 @@ static int check_pattern(void *obj, const char *val, char *why, size_t whylen)
 	return snprintf(why, whylen, "%s", bad), -1;
 }
 
+static int check_hostport(void *obj, const char *val, char *why, size_t whylen)
+{
+	char host[SENTINEL_HOST_MAX];
+	int port;
+
+	return sentinel_parse_addr(val, host, sizeof(host), &port, why, whylen) == SENTINEL_OK ? 0 : -1;
+}
+
 /* ---- url ---------------------------------------------------------------------------------- */
 
 static int url_host_ok(const char *h, size_t n, bool bracketed)
@@ -657,7 +672,7 @@ static int store_list(struct loader *ld, const config_setting_t *s, const struct
 {
 	struct config_strlist *l = AT(obj, k, struct config_strlist);
 	int n = config_setting_length(s);
-	char why[256];
+	char why[256], edisp[KEY_DISP_MAX + 16];
 
 	if (!config_setting_is_list(s) && !config_setting_is_array(s))
 		return fail(ld, s, disp, "expected a list of strings ( \"a\", \"b\" ), got %s", type_got(s));
@@ -669,12 +684,13 @@ static int store_list(struct loader *ld, const config_setting_t *s, const struct
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		const char *v = config_setting_get_string(e);
 
+		snprintf(edisp, sizeof(edisp), "%.*s[%d]", KEY_DISP_MAX, disp, i);
 		if (v == NULL)
-			return fail(ld, e, disp, "expected a string, got %s", type_got(e));
+			return fail(ld, e, edisp, "expected a string, got %s", type_got(e));
 		if (k->check != NULL && k->check(obj, v, why, sizeof(why)) < 0)
-			return fail(ld, e, disp, "\"%s\" %s", v, why);
+			return fail(ld, e, edisp, "\"%s\" %s", v, why);
 		if ((l->v[l->n++] = strdup(v)) == NULL)
-			return fail(ld, e, disp, "out of memory");
+			return fail(ld, e, edisp, "out of memory");
 	}
 	return 0;
 }
@@ -1053,6 +1069,28 @@ static int check_mirrors(struct loader *ld, size_t ui, size_t pi)
 	return 0;
 }
 
+/* redis.sentinels and the keys that go with it; WAIT must end before the command watchdog fires. */
+static int check_redis(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const char *alone = cfg->redis_master_name != NULL ? "redis.master_name" :
+			    cfg->redis_sentinel_password != NULL ? "redis.sentinel_password" : NULL;
+
+	if (cfg->redis_sentinels.n > 0 && cfg->redis_master_name == NULL)
+		return fail(ld, config_lookup(&ld->lc, "redis.sentinels"), "redis.master_name",
+			    "missing: required with redis.sentinels");
+	if (cfg->redis_sentinels.n == 0 && alone != NULL)
+		return fail(ld, config_lookup(&ld->lc, alone), alone, "needs redis.sentinels");
+	if (cfg->redis_sentinels.n > 0 && cfg->redis_unix_socket != NULL)
+		return fail(ld, config_lookup(&ld->lc, "redis.unix_socket"), "redis.unix_socket",
+			    "cannot be combined with redis.sentinels (the sentinels name the master)");
+	if (cfg->redis_wait_replicas > 0 && cfg->redis_wait_timeout >= cfg->redis_timeout)
+		return fail(ld, config_lookup(&ld->lc, "redis.wait_timeout"), "redis.wait_timeout",
+			    "must be below redis.timeout (%g): WAIT blocks the connection, the watchdog would drop it",
+			    cfg->redis_timeout);
+	return 0;
+}
+
 static int check_cross(struct loader *ld)
 {
 	const struct config *cfg = ld->cfg;
@@ -1065,6 +1103,8 @@ static int check_cross(struct loader *ld)
 	if (cfg->forward_retry_initial > cfg->forward_retry_max)
 		return fail(ld, config_lookup(&ld->lc, "forward.retry_initial"), "forward.retry_initial",
 			    "must not exceed forward.retry_max (%g)", cfg->forward_retry_max);
+	if (check_redis(ld) < 0)
+		return -1;
 	if (cfg->default_upstream == NULL)
 		return 0;
 	up = config_upstream_by_name(cfg, cfg->default_upstream);

@@ -263,6 +263,8 @@ static void put_done(void *arg, enum queue_done r)
 	}
 	if (p->req != NULL && ok)
 		accepted(in, p->req, p);
+	else if (p->req != NULL && r == QUEUE_DONE_UNREPLICATED)  /* queued; may still be delivered */
+		reply_error(in, p->req, 503, "queue unavailable: too few Redis replicas confirmed the event", 1);
 	else if (p->req != NULL)
 		reply_error(in, p->req, 503, "queue unavailable: Redis did not accept the event", 1);
 	else if (!ok)

@@ -45,13 +45,28 @@ struct queue {
 
 	/* Entries accepted while Redis was away, drained in order once it is back. */
 	struct buffer *buf;
-	int buf_sending;                /* XADDs of buffered entries awaiting a reply */
+	int buf_sending;                /* XADDs of buffered entries awaiting a reply (or their WAIT) */
 	bool spool_loaded;              /* "<spool>.loaded" holds entries not yet all in Redis */
+
+	/* redis.wait_replicas (see struct wait_batch) */
+	struct wait_batch *open;        /* this iteration's puts; WAIT goes out from wait_ev */
+	struct wait_batch *waiting;     /* its WAIT is in flight */
+	struct event *wait_ev;
+	struct put_ctx **carry;         /* drained entries WAIT fell short for, waiting for the next */
+	size_t ncarry, cap_carry;
+	double wait_warned;
 
 	char consumer[128];
 };
 
 static void drain_buffer(struct queue *q);
+static void wait_again(struct queue *q);
+static void wait_abandon(struct queue *q);
+
+static bool rc_ready(const struct queue *q)
+{
+	return q->rc != NULL && redisconn_ready(q->rc);
+}
 
 static enum queue_send sendv(struct queue *q, redisconn_reply_cb fn, void *arg, int argc, const char **argv,
 			     const size_t *lens)
@@ -108,6 +123,7 @@ static void on_lost(void *arg)
 {
 	struct queue *q = arg;
 
+	wait_abandon(q);
 	q->writes = 0;
 	q->buf_sending = 0;
 	q->xlen_left = 0;
@@ -155,7 +171,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!redisconn_ready(q->rc) || now - q->last_refresh < REFRESH_PERIOD)
+	if (!rc_ready(q))
+		return;
+	wait_again(q);
+	if (now - q->last_refresh < REFRESH_PERIOD)
 		return;
 	q->last_refresh = now;
 	refresh_pending(q);
@@ -179,6 +198,8 @@ long long queue_bytes(const struct queue *q)
 
 /* ---- put ---- */
 
+struct wait_batch;
+
 struct put_ctx {
 	struct queue *q;
 	queue_done_cb cb;
@@ -190,8 +211,21 @@ struct put_ctx {
 	size_t sent;                       /* body bytes sent */
 	int chunks;                        /* chunk writes awaiting a reply */
 	enum queue_done failed;            /* the first chunk failure (OK: none) */
+	struct wait_batch *batch;          /* redis.wait_replicas: the WAIT that confirms it */
+	bool done;                         /* answered before its WAIT (an error, a lost connection) */
 	size_t n;
 	char stream[][ENTRY_KEY_MAX];      /* the streams written: one, or a request and its mirrors */
+};
+
+/* redis.wait_replicas: the puts of one loop iteration, answered together when one WAIT after
+ * their XADDs says enough replicas have them. One WAIT is in flight at a time (it blocks the
+ * connection): a batch opened meanwhile waits for it. */
+struct wait_batch {
+	struct put_ctx **puts;
+	size_t n, cap;
+	int xadds;                         /* XADD answers still to come */
+	bool answered;
+	enum queue_done result;            /* of the WAIT, for every put whose XADD succeeded */
 };
 
 static void arrived(struct queue *q, const char *stream)
@@ -212,7 +246,8 @@ static void spool_delivered(struct queue *q)
 	q->spool_loaded = false;
 }
 
-static void put_finish(struct put_ctx *p, enum queue_done r)
+/* A put's outcome: a drained entry leaves the buffer, an SDK's caller is told. Not freed here. */
+static void complete_put(struct put_ctx *p, enum queue_done r)
 {
 	struct queue *q = p->q;
 
@@ -231,20 +266,179 @@ static void put_finish(struct put_ctx *p, enum queue_done r)
 		if (p->cb != NULL)
 			p->cb(p->arg, r);
 	}
-	for (size_t i = 0; r == QUEUE_DONE_OK && i < p->n; i++)
-		arrived(q, p->stream[i]);
-	free(p);
 }
+
+static void batch_check(struct queue *q, struct wait_batch *b);
 
 static void put_reply(void *arg, redisReply *rep)
 {
 	struct put_ctx *p = arg;
+	struct queue *q = p->q;
 	enum queue_done r = done_of(rep, REDIS_REPLY_STRING);
 
 	if (r == QUEUE_DONE_ERROR)
 		log_error("redis: XADD failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-	put_finish(p, r);
+	/* Readable at once; the SDK's answer may wait for WAIT. */
+	for (size_t i = 0; r == QUEUE_DONE_OK && i < p->n; i++)
+		arrived(q, p->stream[i]);
+	if (p->batch == NULL) {
+		complete_put(p, r);
+		free(p);
+		return;
+	}
+	p->batch->xadds--;
+	if (r != QUEUE_DONE_OK) {
+		p->done = true;
+		complete_put(p, r);
+	}
+	batch_check(q, p->batch);
 }
+
+/* ---- WAIT: redis.wait_replicas ---- */
+
+/* Room for one more put in the open batch (made on the first). -1 when out of memory. */
+static int batch_reserve(struct queue *q)
+{
+	struct wait_batch *b = q->open;
+
+	if (b == NULL && (b = q->open = calloc(1, sizeof(*b))) == NULL)
+		return -1;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct put_ctx **grown = realloc(b->puts, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return -1;
+		b->puts = grown;
+		b->cap = cap;
+	}
+	return 0;
+}
+
+/* After batch_reserve: p joins the open batch; its WAIT goes out at the end of this iteration. */
+static void batch_add(struct queue *q, struct put_ctx *p, bool xadd_pending)
+{
+	q->open->puts[q->open->n++] = p;
+	p->batch = q->open;
+	p->done = false;
+	if (xadd_pending)
+		q->open->xadds++;
+	event_active(q->wait_ev, EV_TIMEOUT, 1);
+}
+
+/* Every answer is in: complete the puts. A drained entry WAIT fell short for is in Redis
+ * already: it is carried to a later WAIT on this connection rather than written again. */
+static void batch_check(struct queue *q, struct wait_batch *b)
+{
+	if (!b->answered || b->xadds > 0)
+		return;
+	for (size_t i = 0; i < b->n; i++) {
+		struct put_ctx *p = b->puts[i];
+
+		if (!p->done && b->result == QUEUE_DONE_UNREPLICATED && p->from_buffer != NULL &&
+		    q->ncarry < q->cap_carry) {
+			p->batch = NULL;
+			q->carry[q->ncarry++] = p;
+			continue;
+		}
+		if (!p->done)
+			complete_put(p, b->result);
+		free(p);
+	}
+	free(b->puts);
+	free(b);
+}
+
+static void wait_reply(void *arg, redisReply *rep)
+{
+	struct wait_batch *b = arg;
+	struct queue *q = b->puts[0]->q;
+	int want = q->cfg->redis_wait_replicas;
+
+	q->waiting = NULL;
+	b->answered = true;
+	if (rep == NULL) {
+		b->result = QUEUE_DONE_LOST;
+	} else if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= want) {
+		b->result = QUEUE_DONE_OK;
+	} else {
+		b->result = QUEUE_DONE_UNREPLICATED;
+		if (clock_mono() - q->wait_warned >= 10) {  /* once per 10 s, not once per batch */
+			q->wait_warned = clock_mono();
+			if (rep->type == REDIS_REPLY_INTEGER)
+				log_warn("redis: WAIT: %lld of %d replicas had the writes within %g s; answering 503",
+					 rep->integer, want, q->cfg->redis_wait_timeout);
+			else
+				log_warn("redis: WAIT failed: %s; answering 503", rep->str ? rep->str : "?");
+		}
+	}
+	if (q->open != NULL)
+		event_active(q->wait_ev, EV_TIMEOUT, 1);
+	batch_check(q, b);
+}
+
+/* The end of an iteration's puts: one WAIT for all of them, unless one is in flight already. */
+static void wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+	struct wait_batch *b = q->open;
+	char n[16], ms[24];
+
+	(void)fd;
+	(void)what;
+	if (b == NULL || q->waiting != NULL)
+		return;
+	q->open = NULL;
+	if (b->n == 0) {
+		free(b->puts);
+		free(b);
+		return;
+	}
+	snprintf(n, sizeof(n), "%d", q->cfg->redis_wait_replicas);
+	snprintf(ms, sizeof(ms), "%lld", (long long)(q->cfg->redis_wait_timeout * 1000 + 0.5) > 0 ?
+		 (long long)(q->cfg->redis_wait_timeout * 1000 + 0.5) : 1LL);  /* WAIT ... 0 would block forever */
+	if (sendf(q, wait_reply, b, 3, "WAIT", n, ms) == QUEUE_SENT) {
+		q->waiting = b;
+		return;
+	}
+	b->answered = true;
+	b->result = QUEUE_DONE_LOST;
+	batch_check(q, b);
+}
+
+/* From the tick: drained entries a WAIT fell short for join the next WAIT. */
+static void wait_again(struct queue *q)
+{
+	while (q->ncarry > 0 && rc_ready(q) && batch_reserve(q) == 0)
+		batch_add(q, q->carry[--q->ncarry], false);
+}
+
+/* The connection is gone (or the queue closes): whatever waits for a WAIT is lost. */
+static void wait_abandon(struct queue *q)
+{
+	struct wait_batch *b = q->open;
+
+	while (q->ncarry > 0) {
+		struct put_ctx *p = q->carry[--q->ncarry];
+
+		complete_put(p, QUEUE_DONE_LOST);
+		free(p);
+	}
+	q->open = NULL;
+	if (b != NULL) {
+		b->answered = true;
+		b->result = QUEUE_DONE_LOST;
+		batch_check(q, b);  /* now, or at the last XADD answer */
+	}
+}
+
+/* A put that ends before its XADD (a large body's chunk failed): answered and freed. */
+static void put_failed(struct put_ctx *p, enum queue_done r)
+{
+	complete_put(p, r);
+	free(p);
+}
+
 
 /*
  * Every copy in one script: all are queued, or none. KEYS: the byte counter, the streams, then
@@ -324,6 +518,17 @@ static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct 
 	return QUEUE_SENT;
 }
 
+/* The XADD (or put script), joining the open WAIT batch when redis.wait_replicas asks for one. */
+static enum queue_send send_waited(struct queue *q, const struct entry *e, struct put_ctx *p)
+{
+	if (q->cfg->redis_wait_replicas == 0)
+		return send_xadd(q, e, p);
+	if (batch_reserve(q) != 0 || send_xadd(q, e, p) != QUEUE_SENT)
+		return QUEUE_UNAVAILABLE;
+	batch_add(q, p, true);
+	return QUEUE_SENT;
+}
+
 static bool send_chunks(struct put_ctx *p);
 
 /* One chunk written; the next ones follow, the entry after the last. */
@@ -340,13 +545,13 @@ static void chunk_reply(void *arg, redisReply *rep)
 	if (p->failed != QUEUE_DONE_OK) {
 		/* What was written expires (QUEUE_BODY_TTL); the caller keeps the entry. */
 		if (p->chunks == 0)
-			put_finish(p, p->failed);
+			put_failed(p, p->failed);
 		return;
 	}
 	if (p->sent < p->e->body_len) {
 		send_chunks(p);
-	} else if (p->chunks == 0 && send_xadd(p->q, p->e, p) != QUEUE_SENT) {
-		put_finish(p, QUEUE_DONE_LOST);
+	} else if (p->chunks == 0 && send_waited(p->q, p->e, p) != QUEUE_SENT) {
+		put_failed(p, QUEUE_DONE_LOST);
 	}
 }
 
@@ -371,7 +576,7 @@ static bool send_chunks(struct put_ctx *p)
 			return false;  /* nothing sent: the caller still has the entry */
 		if (!sent) {
 			if (p->chunks == 0)
-				put_finish(p, QUEUE_DONE_LOST);
+				put_failed(p, QUEUE_DONE_LOST);
 			else
 				p->failed = QUEUE_DONE_LOST;
 			return true;
@@ -385,8 +590,8 @@ static bool send_chunks(struct put_ctx *p)
 static enum queue_send send_put(struct queue *q, const struct entry *e, struct put_ctx *p)
 {
 	if (e->body_len <= QUEUE_INLINE_MAX)
-		return send_xadd(q, e, p);
-	if (!redisconn_ready(q->rc) ||
+		return send_waited(q, e, p);
+	if (!rc_ready(q) ||
 	    entry_body_key(q->cfg->redis_prefix, q->consumer, clock_epoch_ms(), ++q->body_seq, p->body_key,
 			   sizeof(p->body_key)) != 0)
 		return QUEUE_UNAVAILABLE;
@@ -413,7 +618,7 @@ static void drain_buffer(struct queue *q)
 {
 	struct buffer_item *it;
 
-	while (redisconn_ready(q->rc) && q->buf_sending < DRAIN_IN_FLIGHT && (it = buffer_take(q->buf)) != NULL) {
+	while (rc_ready(q) && q->buf_sending < DRAIN_IN_FLIGHT && (it = buffer_take(q->buf)) != NULL) {
 		const char *stream = buffer_item_stream(it);
 		struct put_ctx *p = new_put(q, &stream, 1);
 
@@ -444,7 +649,7 @@ enum queue_put queue_put(struct queue *q, const char *const *streams, size_t n, 
 	if (n == 0 || n > QUEUE_STREAMS_MAX)
 		return QUEUE_PUT_REFUSED;
 	/* Buffered entries go first: while any wait, new ones queue behind them. */
-	if (!redisconn_ready(q->rc) || buffer_count(q->buf) > 0)
+	if (!rc_ready(q) || buffer_count(q->buf) > 0)
 		return buffer_it(q, streams, n, e);
 	if ((p = new_put(q, streams, n)) == NULL)
 		return QUEUE_PUT_REFUSED;
@@ -616,13 +821,17 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, const
 		q->hooks = *hooks;
 	rh.arg = q;
 	redisconn_params_of(cfg, &rp);
+	rp.follow_failover = true;
 	set_consumer(q);
 	if (entry_bytes_key(cfg->redis_prefix, q->bytes_key, sizeof(q->bytes_key)) != 0 ||
 	    entry_dead_key(cfg->redis_prefix, q->dead_key, sizeof(q->dead_key)) != 0 || build_streams(q) != 0 ||
 	    (q->buf = buffer_new(cfg->redis_buffer_bytes)) == NULL)
 		goto fail;
 	q->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, q);
-	if (q->tick_ev == NULL)
+	q->wait_ev = event_new(base, -1, 0, wait_cb, q);
+	q->cap_carry = DRAIN_IN_FLIGHT;  /* only drained entries are carried, at most that many in flight */
+	q->carry = calloc(q->cap_carry, sizeof(*q->carry));
+	if (q->tick_ev == NULL || q->wait_ev == NULL || q->carry == NULL)
 		goto fail;
 	evtimer_add(q->tick_ev, &tick);
 	load_spool(q);
@@ -640,8 +849,13 @@ void queue_free(struct queue *q)
 		return;
 	/* First: callbacks of commands in flight still reach a live queue (and its callers). */
 	redisconn_free(q->rc);
+	q->rc = NULL;
+	wait_abandon(q);  /* what waited for a WAIT goes back to the buffer, then to the spool */
 	if (q->tick_ev != NULL)
 		event_free(q->tick_ev);
+	if (q->wait_ev != NULL)
+		event_free(q->wait_ev);
+	free(q->carry);
 	if (q->buf != NULL)
 		spool_at_exit(q);
 	q->spool_loaded = false;  /* freeing the buffer below is not delivering it */
@@ -654,7 +868,17 @@ void queue_free(struct queue *q)
 
 bool queue_ready(const struct queue *q)
 {
-	return redisconn_ready(q->rc);
+	return rc_ready(q);
+}
+
+const char *queue_redis_address(const struct queue *q, char *buf, size_t len)
+{
+	return redisconn_address(q->rc, buf, len);
+}
+
+const char *queue_redis_sentinel(const struct queue *q, char *buf, size_t len)
+{
+	return redisconn_sentinel(q->rc, buf, len);
 }
 
 const char *queue_consumer(const struct queue *q)
@@ -848,7 +1072,7 @@ enum queue_send queue_read(struct queue *q, const char *stream, const char *from
 	char cnt[16], start[ENTRY_ID_MAX + 2];
 	enum queue_send sent;
 
-	if (!redisconn_ready(q->rc) || (rc = calloc(1, sizeof(*rc))) == NULL)
+	if (!rc_ready(q) || (rc = calloc(1, sizeof(*rc))) == NULL)
 		return QUEUE_UNAVAILABLE;
 	rc->cb = cb;
 	rc->skip = skip;
@@ -931,7 +1155,7 @@ enum queue_send queue_ack(struct queue *q, const char *stream, const struct queu
 	size_t bytes = 0;
 	int argc = 0;
 
-	if (!redisconn_ready(q->rc) || argv == NULL || len == NULL || d == NULL || n == 0 || n > QUEUE_ACK_MAX)
+	if (!rc_ready(q) || argv == NULL || len == NULL || d == NULL || n == 0 || n > QUEUE_ACK_MAX)
 		goto out;
 	argv[argc++] = "EVAL";
 	argv[argc++] = ack_script;
@@ -994,7 +1218,7 @@ enum queue_send queue_dead(struct queue *q, const struct entry_dead *info, queue
 	struct done_ctx *d;
 	int argc = 0;
 
-	if (!redisconn_ready(q->rc) || (d = new_done(cb, arg)) == NULL)
+	if (!rc_ready(q) || (d = new_done(cb, arg)) == NULL)
 		return QUEUE_UNAVAILABLE;
 	entry_dead_fields(info, &f);
 	argv[argc++] = "EVAL";
@@ -1066,7 +1290,7 @@ enum queue_send queue_claim_orphans(struct queue *q, const char *stream, queue_c
 {
 	struct claim_ctx *c;
 
-	if (!redisconn_ready(q->rc) || (c = calloc(1, sizeof(*c))) == NULL)
+	if (!rc_ready(q) || (c = calloc(1, sizeof(*c))) == NULL)
 		return QUEUE_UNAVAILABLE;
 	c->q = q;
 	c->cb = cb;
@@ -1165,7 +1389,7 @@ struct queue_fetch *queue_fetch_body(struct queue *q, const char *key, size_t le
 {
 	struct queue_fetch *f;
 
-	if (len == 0 || !redisconn_ready(q->rc) || (f = calloc(1, sizeof(*f))) == NULL)
+	if (len == 0 || !rc_ready(q) || (f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
 	f->q = q;
 	f->len = len;

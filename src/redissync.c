@@ -75,7 +75,10 @@ struct redissync *redissync_open(const struct redisconn_params *p, char *err, si
 	if (!rs->ready) {
 		const char *why = redisconn_last_error(rs->rc);
 
-		if (p->unix_socket != NULL)
+		if (p->sentinels != NULL && p->sentinels[0] != NULL)
+			snprintf(err, errlen, "cannot reach the redis master '%s' through the sentinels%s%s",
+				 p->master_name ? p->master_name : "", *why ? ": " : "", why);
+		else if (p->unix_socket != NULL)
 			snprintf(err, errlen, "cannot connect to redis at %s%s%s", p->unix_socket, *why ? ": " : "", why);
 		else
 			snprintf(err, errlen, "cannot connect to redis at %s:%d%s%s", p->host, p->port, *why ? ": " : "",

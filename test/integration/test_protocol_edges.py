@@ -393,7 +393,9 @@ def test_check_refuses_bad_endpoint_entries():
         what = "%s = %s" % (field, value)
         check(p.returncode == 1, "-t with %s exited %r, want 1: %r" % (what, p.returncode, msg))
         check(re.search(re.escape(name) + ":%d: " % line, msg), "-t with %s: no %s:%d in %r" % (what, name, line, msg))
-        check("key '%s'" % key in msg, "-t with %s: the message does not name key %r: %r" % (what, key, msg))
+        # a list's key, or the element of it that is wrong ("methods[0]")
+        check(re.search(r"key '%s(\[\d+\])?'" % re.escape(key), msg),
+              "-t with %s: the message does not name key %r: %r" % (what, key, msg))
         check(also in msg, "-t with %s: the message lacks %r: %r" % (what, also, msg))
 
 

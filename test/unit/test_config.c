@@ -630,6 +630,61 @@ static void test_check_values(void **state)
 	assert_int_equal(config_check_integer("upstreams.[].url", 1, why, sizeof(why)), CONFIG_KEY_UNKNOWN);
 }
 
+/* redis.sentinels: a list of "host:port" strings, and the keys that go with it. */
+static void test_sentinels(void **state)
+{
+	struct config *cfg = load_ok(UPS);
+
+	assert_int_equal(cfg->redis_sentinels.n, 0);
+	assert_null(cfg->redis_master_name);
+	assert_int_equal(cfg->redis_wait_replicas, 0);
+	assert_true(cfg->redis_wait_timeout == 1.0);
+	config_free(cfg);
+	cfg = load_ok("redis = { sentinels = ( \"10.0.0.1:26379\", \"s2\", \"[::1]:26380\" );\n"
+		      "  master_name = \"mymaster\"; sentinel_password = \"pw-sentinel\";\n"
+		      "  wait_replicas = 2; wait_timeout = 0.25; };\n" UPS);
+	assert_int_equal(cfg->redis_sentinels.n, 3);
+	assert_string_equal(cfg->redis_sentinels.v[0], "10.0.0.1:26379");
+	assert_string_equal(cfg->redis_sentinels.v[1], "s2");
+	assert_string_equal(cfg->redis_sentinels.v[2], "[::1]:26380");
+	assert_null(cfg->redis_sentinels.v[3]);
+	assert_string_equal(cfg->redis_master_name, "mymaster");
+	assert_string_equal(cfg->redis_sentinel_password, "pw-sentinel");
+	assert_int_equal(cfg->redis_wait_replicas, 2);
+	assert_true(cfg->redis_wait_timeout == 0.25);
+	config_free(cfg);
+	cfg = load_ok("redis = { sentinels = [ \"a:1\" ]; master_name = \"m\"; };\n" UPS);  /* an array too */
+	assert_string_equal(cfg->redis_sentinels.v[0], "a:1");
+	config_free(cfg);
+}
+
+static void test_error_sentinels(void **state)
+{
+	expect_error("redis = {\n  sentinels = ( \"a:1\" );\n};\n" UPS, 2, "redis.master_name",
+		     "required with redis.sentinels");
+	expect_error("redis = {\n  master_name = \"m\";\n};\n" UPS, 2, "redis.master_name", "needs redis.sentinels");
+	expect_error("redis = {\n  sentinel_password = \"p\";\n};\n" UPS, 2, "redis.sentinel_password",
+		     "needs redis.sentinels");
+	expect_error("redis = { master_name = \"m\";\n  sentinels = ( \"a:1\",\n \"b:99999\" ); };\n" UPS, 3,
+		     "redis.sentinels[1]", "port must be between 1 and 65535");
+	expect_error("redis = { master_name = \"m\";\n  sentinels = ( \"a b\" ); };\n" UPS, 2,
+		     "redis.sentinels[0]", "host:port");
+	expect_error("redis = { master_name = \"m\";\n  sentinels = ( 5 ); };\n" UPS, 2,
+		     "redis.sentinels[0]", "expected a string");
+	expect_error("redis = { master_name = \"m\";\n  sentinels = \"a:1\"; };\n" UPS, 2, "redis.sentinels",
+		     "expected a list");
+	expect_error("redis = { master_name = \"m\";\n  sentinels = ( ); };\n" UPS, 2, "redis.sentinels",
+		     "must list between 1 and 64 strings");
+	expect_error("redis = { master_name = \"m\"; sentinels = ( \"a:1\" );\n  unix_socket = \"/s\"; };\n" UPS, 2,
+		     "redis.unix_socket", "cannot be combined");
+	expect_error("redis = { master_name = \"m m\"; sentinels = ( \"a:1\" ); };\n" UPS, 1,
+		     "redis.master_name", "spaces");
+	expect_error("redis = { wait_replicas = 1;\n  wait_timeout = 5.0; };\n" UPS, 2, "redis.wait_timeout",
+		     "below redis.timeout");
+	expect_error("redis = { wait_replicas = 101; };\n" UPS, 1, "redis.wait_replicas", "between 0 and 100");
+	expect_error("redis = { wait_timeout = 0; };\n" UPS, 1, "redis.wait_timeout", "must be between");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -651,6 +706,8 @@ int main(void)
 		cmocka_unit_test(test_error_parse_and_io),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_check_values),
+		cmocka_unit_test(test_sentinels),
+		cmocka_unit_test(test_error_sentinels),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

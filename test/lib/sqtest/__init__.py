@@ -4,6 +4,7 @@ Modules by concern; a test imports what it uses from each, e.g. `from sqtest.pro
   proc      failures (check, TestFailure), bounded polling (wait_for), child processes and temp dirs
             cleaned up at exit, programs that print READY <port>, free loopback ports, /proc figures
   resp      a RESP2 client and a redis-server controller
+  redis_ha  a Sentinel topology: a master, replicas and redis-sentinels, failover helpers
   http      a raw HTTP/1.1 client, a keep-alive connection, Sentry auth parsing, CORS/error checks
   mock      the mock upstream (test/mock_upstream.py): free or fixed port, plain or TLS control
   tls       a test CA and server certificates made with the openssl CLI

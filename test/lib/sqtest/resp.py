@@ -77,11 +77,12 @@ class Redis:
     """A redis-server of its own on 127.0.0.1. persist: append-only file with fsync on every
     write (what was acknowledged survives a restart), else no persistence at all (benchmarks)."""
 
-    def __init__(self, port=None, dir=None, persist=True, password=None):
+    def __init__(self, port=None, dir=None, persist=True, password=None, args=()):
         self.port = port or free_port()
         self.dir = dir or tmpdir("sentryq-redis-")
         self.persist = persist
         self.password = password
+        self.args = list(args)  # more redis-server options, e.g. ["--replicaof", "127.0.0.1", "6379"]
         self.proc = None
         self.log = os.path.join(self.dir, "redis.log")
 
@@ -91,6 +92,7 @@ class Redis:
         args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.args
         self.proc = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._ping, timeout, "redis PING on port %d" % self.port)
         return self
