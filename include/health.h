@@ -1,8 +1,10 @@
 /* health.h - Sentry Relay's two health checks as pure decisions (the numbers are documented in
  * the README, "Health checks").
- *  - live: the event loop is not stuck. A timer records when it last ran (every
- *    HEALTH_BEAT_PERIOD seconds); a beat older than HEALTH_STALE_AFTER seconds means the loop has
- *    not been running its timers, and live answers 503.
+ *  - live: the event loop is not stuck. A self-check timer runs every HEALTH_BEAT_PERIOD
+ *    seconds and records when it ran and how long it had been since the run before. Live answers
+ *    503 while the self-check is more than HEALTH_STALE_AFTER seconds overdue, and after a stall
+ *    of more than HEALTH_STALE_AFTER seconds until the self-check has run once more (a stall the
+ *    loop has just come out of is still reported, not hidden by the run that ended it).
  *  - ready: a new ingest request would be accepted now: not stopping, the queue under its bounds
  *    (as ingest's backpressure check), the memory buffer able to take a small request when Redis
  *    is away (or the buffer is still draining), the listener's body memory not exhausted. */
@@ -28,7 +30,7 @@ enum health_ready {
 /* What live found. */
 enum health_live {
 	HEALTH_LIVE = 0,
-	HEALTH_STUCK,         /* the self-check timer has not run for HEALTH_STALE_AFTER seconds */
+	HEALTH_STUCK,         /* the self-check is overdue, or its last run came after a stall */
 };
 
 /* Everything ready depends on, read by the caller from the modules that own it. */
@@ -43,8 +45,8 @@ struct health_input {
 };
 
 enum health_ready health_ready(const struct health_input *in);
-/* last_beat and now: monotonic seconds. */
-enum health_live health_live(double last_beat, double now);
+/* last_beat and now: monotonic seconds; last_gap: seconds between the last two self-checks. */
+enum health_live health_live(double last_beat, double last_gap, double now);
 /* "ready", "stopping", "queue_full", "buffer_full", "body_memory". */
 const char *health_ready_name(enum health_ready r);
 /* The /status word: "stopping"; "ok" when ready with Redis connected; else "degraded". */

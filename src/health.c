@@ -18,9 +18,9 @@ enum health_ready health_ready(const struct health_input *in)
 	return HEALTH_READY;
 }
 
-enum health_live health_live(double last_beat, double now)
+enum health_live health_live(double last_beat, double last_gap, double now)
 {
-	return now - last_beat > HEALTH_STALE_AFTER ? HEALTH_STUCK : HEALTH_LIVE;
+	return now - last_beat > HEALTH_STALE_AFTER || last_gap > HEALTH_STALE_AFTER ? HEALTH_STUCK : HEALTH_LIVE;
 }
 
 const char *health_ready_name(enum health_ready r)

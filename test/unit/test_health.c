@@ -93,9 +93,14 @@ static void test_body_memory(void **state)
 static void test_live(void **state)
 {
 	(void)state;
-	assert_int_equal(health_live(100.0, 100.0), HEALTH_LIVE);
-	assert_int_equal(health_live(100.0, 100.0 + HEALTH_STALE_AFTER), HEALTH_LIVE);
-	assert_int_equal(health_live(100.0, 100.0 + HEALTH_STALE_AFTER + 0.01), HEALTH_STUCK);
+	assert_int_equal(health_live(100.0, 1.0, 100.0), HEALTH_LIVE);
+	assert_int_equal(health_live(100.0, 1.0, 100.0 + HEALTH_STALE_AFTER), HEALTH_LIVE);
+	/* overdue: the loop has not run its timers */
+	assert_int_equal(health_live(100.0, 1.0, 100.0 + HEALTH_STALE_AFTER + 0.01), HEALTH_STUCK);
+	/* just out of a stall: the run that ended it does not hide it... */
+	assert_int_equal(health_live(100.0, HEALTH_STALE_AFTER + 1.0, 100.1), HEALTH_STUCK);
+	/* ...until the self-check has run once more on time */
+	assert_int_equal(health_live(101.0, HEALTH_BEAT_PERIOD, 101.1), HEALTH_LIVE);
 	assert_true(HEALTH_BEAT_PERIOD * 4 < HEALTH_STALE_AFTER);  /* a few missed beats are not "stuck" */
 }
 

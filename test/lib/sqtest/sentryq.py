@@ -131,9 +131,11 @@ class Sentryq:
         _sentryqs.append(self)
 
     def write_config(self, text, name="sentryq.conf"):
+        """The config file, 0600 as it should be (it holds every project's secret)."""
         path = os.path.join(self.dir, name)
         with open(path, "w") as f:
             f.write(text)
+        os.chmod(path, 0o600)
         return path
 
     def start(self, config_text, port=None, wait=True, timeout=15, env=None):
@@ -166,6 +168,11 @@ class Sentryq:
 
     def status(self):
         return get_json(self.port, "/status")
+
+    def json_log(self, index=-1):
+        """The lines of a start's stderr (default the last) parsed as JSON (log.format = "json")."""
+        with open(self.logs[index], "rb") as f:
+            return [json.loads(line) for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
