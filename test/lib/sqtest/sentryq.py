@@ -130,22 +130,23 @@ class Sentryq:
         self.secrets = set()  # credentials of every config started: must never reach the log
         _sentryqs.append(self)
 
-    def write_config(self, text, name="sentryq.conf"):
-        """The config file, 0600 as it should be (it holds every project's secret)."""
+    def write_config(self, text, name="sentryq.conf", mode=0o600):
+        """The config file, 0600 unless told (it holds every project's secret)."""
         path = os.path.join(self.dir, name)
         with open(path, "w") as f:
             f.write(text)
-        os.chmod(path, 0o600)
+        os.chmod(path, mode)
         return path
 
-    def start(self, config_text, port=None, wait=True, timeout=15, env=None):
-        """Run `sentryq -c` on config_text; port defaults to listen.port of the text."""
+    def start(self, config_text, port=None, wait=True, timeout=15, env=None, config_mode=0o600):
+        """Run `sentryq -c` on config_text; port defaults to listen.port of the text. env: the
+        whole environment of the process (None: this one's)."""
         if port is None:
             m = re.search(r"listen\s*[=:]\s*\{[^}]*?\bport\s*[=:]\s*(\d+)", config_text)
             check(m, "no listen.port in the config text")
             port = int(m.group(1))
         self.port = port
-        self.config_path = self.write_config(config_text)
+        self.config_path = self.write_config(config_text, mode=config_mode)
         self.secrets |= config_secrets(config_text)
         log = os.path.join(self.dir, "stderr-%d.log" % (len(self.logs) + 1))
         self.logs.append(log)
