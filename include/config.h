@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define CONFIG_UPSTREAMS_MAX 256   /* entries of the upstreams list */
 #define CONFIG_PROJECTS_MAX 4096   /* projects of one upstream */
@@ -124,7 +125,18 @@ struct config {
 
 	/* top level */
 	double shutdown_timeout;    /* seconds forwards in flight get on SIGTERM, 10 */
-	char *log_level;            /* "debug" | "info" | "warn" | "error", default "info" */
+
+	/* log */
+	char *log_level;            /* "debug" | "info" | "warn" | "error": log.level, else the deprecated
+				     * top-level log_level, else "info" */
+	char *log_level_deprecated; /* the top-level log_level as written; NULL when absent */
+	char *log_format;           /* "text" | "json", default "text" */
+	double log_stats_period;    /* seconds between two stats lines, 60; 0 off */
+
+	/* metrics */
+	char *metrics_address;      /* "127.0.0.1": the internal listener, when metrics.port is set */
+	int metrics_port;           /* 0: no internal listener */
+	bool metrics_on_ingest;     /* true: /metrics is served on the ingest listener too */
 
 	struct config_upstream *upstreams;
 	size_t nupstreams;
@@ -164,6 +176,34 @@ enum config_check {
  */
 enum config_check config_check_string(const char *key, const char *val, char *why, size_t whylen);
 enum config_check config_check_integer(const char *key, long long val, char *why, size_t whylen);
+
+/*
+ * The environment variable that overrides a key: "listen.port" -> SENTRYQ_LISTEN_PORT,
+ * "shutdown_timeout" -> SENTRYQ_SHUTDOWN_TIMEOUT. CONFIG_VALUE_OK with the name in buf, or
+ * CONFIG_KEY_UNKNOWN for a key no variable overrides (list entries, the deprecated log_level).
+ * config_load applies every such variable that is set, after the file and before the checks
+ * across keys; a bad value is refused naming the variable, never quoting the value.
+ */
+enum config_check config_env_name(const char *key, char *buf, size_t len);
+
+/* What config_print did. */
+enum config_print {
+	CONFIG_PRINT_OK = 0,
+	CONFIG_PRINT_FAILED,   /* the stream reported an error */
+};
+
+/* Every key's effective value, one "key = value;" line each (display names as in errors:
+ * "upstreams[0].projects[0].id"), keys, secrets, passwords and project names masked. */
+enum config_print config_print(const struct config *cfg, FILE *out);
+
+/* Who may read the config file (it holds every project's Sentry secret). */
+enum config_perm {
+	CONFIG_PERM_PRIVATE = 0,  /* not readable by others */
+	CONFIG_PERM_OTHERS,       /* readable by every user of the machine */
+	CONFIG_PERM_UNKNOWN,      /* stat failed */
+};
+
+enum config_perm config_permissions(const char *path);
 
 /* Name of every key the table knows, NULL-terminated ("listen.port", "upstreams.[].projects.[].id", ...),
  * so a test can check that etc/sentryq.conf documents each one. */

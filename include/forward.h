@@ -4,11 +4,13 @@
 #define SENTRYQ_FORWARD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <jansson.h>
 
 struct relay;
 struct forward;
+struct upstream;
 
 struct forward *forward_new(struct relay *r);
 void forward_free(struct forward *f);
@@ -21,6 +23,8 @@ void forward_arrived(struct forward *f, const char *stream);
 void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg);
 
 int forward_in_flight(const struct forward *f);
+/* The upstream of cfg->upstreams[i] (NULL past the end): /metrics reads its counts and state. */
+const struct upstream *forward_upstream(const struct forward *f, size_t i);
 /* {"in_flight", "upstreams": {name: upstream_status_json}, "held": {route: entries held back}}. */
 json_t *forward_status_json(const struct forward *f);
 

@@ -47,11 +47,18 @@ enum httpd_counter {
  * it on to the next handler. */
 typedef bool (*httpd_handler)(void *arg, struct evhttp_request *req, const char *path);
 
+/* Told once per request a handler answered (the filter's refusals are httpd_counter's): the
+ * request (its status and body still readable), its normalised path, and the seconds from the
+ * complete request to its answer handed to the socket. */
+typedef void (*httpd_observer)(void *arg, struct evhttp_request *req, const char *path, double seconds);
+
 /* Binds address:port; NULL (with the reason logged) when it cannot. */
 struct httpd *httpd_new(struct event_base *base, const struct httpd_params *p);
 void httpd_free(struct httpd *h);
 /* Handlers run in the order added. 0, or -1 when the chain is full. */
 int httpd_add_handler(struct httpd *h, httpd_handler fn, void *arg);
+/* One observer per listener (NULL: none). */
+void httpd_set_observer(struct httpd *h, httpd_observer fn, void *arg);
 /* Close the listening socket; requests already read are still answered. */
 void httpd_stop_accepting(struct httpd *h);
 

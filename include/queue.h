@@ -135,4 +135,17 @@ void queue_fetch_cancel(struct queue_fetch *f);
 long long queue_pending(const struct queue *q);
 long long queue_bytes(const struct queue *q);
 
+/* One configured stream as Redis described it at the last refresh (once a second while ready). */
+struct queue_stream_gauges {
+	long long entries;        /* XLEN: entries not yet acked, in flight included */
+	long long memory_bytes;   /* MEMORY USAGE: bytes Redis holds for the stream */
+};
+
+/* Configured streams, in configuration order (each upstream's projects in turn). */
+size_t queue_streams(const struct queue *q);
+/* Stream i's gauges (zeros for an index past the end). */
+void queue_stream_gauges(const struct queue *q, size_t i, struct queue_stream_gauges *out);
+/* Times Redis became ready, the first connection included (reconnects are this minus one). */
+unsigned long queue_connects(const struct queue *q);
+
 #endif

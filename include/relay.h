@@ -17,6 +17,8 @@ struct ingest;
 struct httpd;
 struct admin;
 struct budget;
+struct telemetry;
+struct report;
 
 #define RELAY_PRIORITIES 3
 #define RELAY_PRIORITY_FORWARD 2   /* lowest: upstream connections and forward bookkeeping */
@@ -32,10 +34,13 @@ struct relay {
 	struct queue *queue;
 	struct forward *forward;
 	struct ingest *ingest;
-	struct httpd *httpd;
+	struct httpd *httpd;           /* the ingest listener */
+	struct httpd *metrics_httpd;   /* the internal listener (metrics.port), NULL when none */
 	struct admin *admin;
+	struct telemetry *telemetry;   /* /metrics: traffic recorded, the rest read at scrape time */
+	struct report *report;         /* the periodic stats line */
 	time_t started;
-	bool stopping;      /* SIGTERM seen: /status not ready, ingest refuses, forwards drain */
+	bool stopping;      /* SIGTERM seen: not ready (health, /status), ingest refuses, forwards drain */
 };
 
 #endif

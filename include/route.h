@@ -32,4 +32,9 @@ void route_free(struct route *rt);
 int route_lookup(const struct route *rt, const char *key, const char *secret, long path_id,
 		 struct route_target *out, char *detail, size_t detail_len);
 
+/* How a route is shown (status, metrics, logs): "<upstream>/<real project id>", "<upstream>" for
+ * an organization-wide limit (project NULL), "<upstream>/?" for a project the config lacks. The
+ * project's name is the DSN secret its users were given: it is never shown. */
+void route_label(const struct config *cfg, const char *upstream, const char *project, char *buf, size_t len);
+
 #endif

@@ -18,6 +18,8 @@ enum stats_counter {
 	STATS_DEAD_MAX_AGE,
 	STATS_DEAD_MAX_ATTEMPTS,
 	STATS_BUFFERED,      /* accepted into memory while Redis was away */
+	STATS_RELOADS,       /* configuration reloads that took effect (SIGHUP) */
+	STATS_RELOAD_FAILURES, /* reloads refused (the running configuration stays) */
 	STATS__COUNT
 };
 
@@ -26,6 +28,7 @@ struct stats;
 struct stats *stats_new(void);
 void stats_free(struct stats *st);
 void stats_add(struct stats *st, enum stats_counter c, unsigned long long n);
+unsigned long long stats_get(const struct stats *st, enum stats_counter c);
 /* {"received": n, ...}: a new reference. */
 json_t *stats_counters_json(const struct stats *st);
 

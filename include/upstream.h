@@ -7,6 +7,9 @@
 
 #include <jansson.h>
 
+#include "metrics.h"
+#include "outcome.h"
+
 struct relay;
 struct evbuffer;
 struct evhttp_request;
@@ -53,5 +56,18 @@ bool upstream_down(const struct upstream *u);
 const struct outage *upstream_outage(const struct upstream *u);
 
 json_t *upstream_status_json(const struct upstream *u);
+
+/* What this upstream's requests came to, kept here and read at scrape time (/metrics, the
+ * stats line): answers by what they mean, requests that got none, and the latency. */
+struct upstream_counts {
+	uint64_t answered[OUTCOME_PERMANENT + 1];  /* answers with a status, by enum outcome */
+	uint64_t no_answer;                        /* network error, timeout, TLS failure, failed send */
+	struct metrics_histogram latency;          /* seconds from send to answer (or failure) */
+};
+
+const struct upstream_counts *upstream_counts(const struct upstream *u);
+/* "up"; "probing": failures within forward.outage_grace, retried after about retry_initial;
+ * "down": failing for longer, probed one request at a time (outage.h). */
+const char *upstream_state_name(const struct upstream *u);
 
 #endif

@@ -1,4 +1,4 @@
-/* admin.c - /status: queue, counters, upstreams and the rate limits in force, as JSON. */
+/* admin.c - /status, the health checks and /metrics; the self-check timer behind live. */
 #include "admin.h"
 
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -15,29 +16,87 @@
 #include "clock.h"
 #include "config.h"
 #include "forward.h"
+#include "health.h"
 #include "httpd.h"
-#include "throttle.h"
+#include "metrics.h"
 #include "queue.h"
 #include "ratelimit.h"
 #include "relay.h"
+#include "route.h"
 #include "stats.h"
+#include "telemetry.h"
+#include "throttle.h"
 
 struct admin {
 	struct relay *r;
+	struct event *beat_ev;
+	double last_beat;      /* monotonic: the self-check timer last ran */
+	double last_gap;       /* seconds between its last two runs */
 };
 
-/* "<upstream>/<real id>" for a project, "<upstream>" for an organization-wide limit: the project
- * name is the DSN secret its users were given, so it is never shown. */
-static void route_label(const struct config *cfg, const char *upstream, const char *project, char *buf, size_t len)
-{
-	const struct config_upstream *up = config_upstream_by_name(cfg, upstream);
-	const struct config_project *pr = project != NULL ? config_project_by_name(up, project) : NULL;
+/* What a path is, for the handlers and the observer. */
+enum admin_path {
+	ADMIN_NONE = 0,
+	ADMIN_STATUS,
+	ADMIN_METRICS,
+	ADMIN_LIVE,
+	ADMIN_READY,
+};
 
-	if (pr != NULL)
-		snprintf(buf, len, "%s/%ld", upstream, pr->id);
-	else
-		snprintf(buf, len, "%s%s", upstream, project != NULL ? "/?" : "");
+static enum admin_path path_kind(const char *path)
+{
+	static const struct { const char *path; enum admin_path kind; } paths[] = {
+		{ "/status", ADMIN_STATUS }, { "/metrics", ADMIN_METRICS },
+		{ "/api/relay/healthcheck/live/", ADMIN_LIVE }, { "/api/relay/healthcheck/live", ADMIN_LIVE },
+		{ "/api/relay/healthcheck/ready/", ADMIN_READY }, { "/api/relay/healthcheck/ready", ADMIN_READY },
+		{ "/api/0/relays/live/", ADMIN_LIVE }, { "/api/0/relays/live", ADMIN_LIVE },
+	};
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (strcmp(path, paths[i].path) == 0)
+			return paths[i].kind;
+	return ADMIN_NONE;
 }
+
+/* ---- health ---- */
+
+static enum health_ready readiness(const struct admin *a)
+{
+	const struct relay *r = a->r;
+	size_t bytes, buffered = queue_buffered(r->queue, &bytes);
+	struct health_input in = {
+		.stopping = r->stopping, .pending = queue_pending(r->queue), .max_pending = r->cfg->queue_max_pending,
+		.bytes = queue_bytes(r->queue), .max_bytes = (long long)r->cfg->queue_max_bytes,
+		.redis_ready = queue_ready(r->queue), .buffered = buffered, .buffer_bytes = bytes,
+		.buffer_max = r->cfg->redis_buffer_bytes,
+		.body_room = r->httpd == NULL || httpd_has_room(r->httpd, HEALTH_SMALL_REQUEST),
+	};
+
+	return health_ready(&in);
+}
+
+static enum health_live liveness(const struct admin *a)
+{
+	return health_live(a->last_beat, a->last_gap, clock_mono());
+}
+
+static void beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+
+	(void)fd;
+	(void)what;
+	a->last_gap = clock_mono() - a->last_beat;
+	a->last_beat += a->last_gap;
+}
+
+/* Relay's answer: 200 {"is_healthy":true} or 503 {"is_healthy":false}. */
+static void reply_health(struct evhttp_request *req, bool healthy)
+{
+	httpd_reply_json(req, healthy ? 200 : 503, healthy ? "{\"is_healthy\":true}" : "{\"is_healthy\":false}");
+}
+
+/* ---- /status ---- */
 
 struct throttle_json {
 	const struct config *cfg;
@@ -82,55 +141,136 @@ static json_t *redis_json(const struct relay *r, bool connected)
 	return o;
 }
 
-static json_t *status_json(const struct relay *r, const char *status, bool connected)
+static json_t *status_json(const struct admin *a, enum health_ready ready, bool connected)
 {
+	const struct relay *r = a->r;
 	size_t buf_bytes, buffered = queue_buffered(r->queue, &buf_bytes);
 	json_t *fwd = forward_status_json(r->forward);
 
 	json_object_set_new(fwd, "limits", throttle_json(r));
-	return json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o}", "status", status,
-			 "version", SENTRYQ_VERSION, "uptime_s", (json_int_t)(time(NULL) - r->started), "redis",
-			 redis_json(r, connected), "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes",
-			 (json_int_t)queue_bytes(r->queue), "buffered", (json_int_t)buffered, "buffered_bytes",
-			 (json_int_t)buf_bytes, "ingest_waiting", queue_writes_in_flight(r->queue), "counters",
-			 stats_counters_json(r->stats), "forward", fwd);
+	return json_pack("{s:s, s:s, s:I, s:o, s:{s:b, s:b, s:s}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o}",
+			 "status", health_status_word(ready, connected), "version", SENTRYQ_VERSION, "uptime_s",
+			 (json_int_t)(time(NULL) - r->started), "redis", redis_json(r, connected), "health", "live",
+			 liveness(a) == HEALTH_LIVE, "ready", ready == HEALTH_READY, "reason", health_ready_name(ready),
+			 "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes", (json_int_t)queue_bytes(r->queue),
+			 "buffered", (json_int_t)buffered, "buffered_bytes", (json_int_t)buf_bytes, "ingest_waiting",
+			 queue_writes_in_flight(r->queue), "counters", stats_counters_json(r->stats), "forward", fwd);
 }
 
+/* 503 only while stopping or not accepting: a Redis outage the buffer absorbs is "degraded", 200. */
 static void reply_status(struct admin *a, struct evhttp_request *req)
 {
-	const struct relay *r = a->r;
-	bool connected = queue_ready(r->queue);
-	json_t *o = status_json(r, r->stopping ? "stopping" : connected ? "ok" : "degraded", connected);
+	enum health_ready ready = readiness(a);
+	json_t *o = status_json(a, ready, queue_ready(a->r->queue));
 	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
-	httpd_reply_json(req, connected && !r->stopping ? 200 : 503, text);
+	httpd_reply_json(req, ready == HEALTH_READY ? 200 : 503, text);
 	free(text);
 	json_decref(o);
+}
+
+/* ---- /metrics ---- */
+
+static enum metrics_result add_health(struct metrics *m, enum health_ready ready, enum health_live live)
+{
+	enum metrics_result r;
+
+	if ((r = metrics_declare(m, "sentryq_ready", METRICS_GAUGE,
+				 "1 while a new ingest request would be accepted (the ready health check).", NULL)) != METRICS_OK ||
+	    (r = metrics_declare(m, "sentryq_live", METRICS_GAUGE,
+				 "1 while the event loop runs its self-check (the live health check).", NULL)) != METRICS_OK ||
+	    (r = metrics_add(m, "sentryq_ready", NULL, ready == HEALTH_READY)) != METRICS_OK)
+		return r;
+	return metrics_add(m, "sentryq_live", NULL, live == HEALTH_LIVE);
+}
+
+static void free_text(const void *data, size_t len, void *extra)
+{
+	(void)len;
+	(void)extra;
+	free((void *)data);
+}
+
+static void reply_metrics(struct admin *a, struct evhttp_request *req)
+{
+	struct metrics *m = metrics_new();
+	char *text = NULL;
+	size_t len = 0;
+
+	if (m == NULL || telemetry_collect(a->r->telemetry, m) != TELEMETRY_OK ||
+	    add_health(m, readiness(a), liveness(a)) != METRICS_OK || metrics_render(m, &text, &len) != METRICS_OK) {
+		metrics_free(m);
+		httpd_reply_error(req, 503, "out of memory", 1);
+		return;
+	}
+	metrics_free(m);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", METRICS_CONTENT_TYPE);
+	evbuffer_add_reference(evhttp_request_get_output_buffer(req), text, len, free_text, NULL);
+	evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+/* ---- handlers ---- */
+
+static bool serve(struct admin *a, struct evhttp_request *req, const char *path, bool metrics)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	enum admin_path kind = path_kind(path);
+
+	if (kind == ADMIN_NONE || (kind == ADMIN_METRICS && !metrics) || (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD))
+		return false;
+	switch (kind) {
+	case ADMIN_STATUS: reply_status(a, req); break;
+	case ADMIN_METRICS: reply_metrics(a, req); break;
+	case ADMIN_LIVE: reply_health(req, liveness(a) == HEALTH_LIVE); break;
+	case ADMIN_READY: reply_health(req, readiness(a) == HEALTH_READY); break;
+	case ADMIN_NONE: break;
+	}
+	return true;
 }
 
 bool admin_handle(void *arg, struct evhttp_request *req, const char *path)
 {
 	struct admin *a = arg;
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 
-	/* Health checks are not counted as traffic. */
-	if (strcmp(path, "/status") == 0 && (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)) {
-		reply_status(a, req);
-		return true;
-	}
-	return false;
+	return serve(a, req, path, a->r->cfg->metrics_on_ingest);
+}
+
+bool admin_handle_internal(void *arg, struct evhttp_request *req, const char *path)
+{
+	return serve(arg, req, path, true);
+}
+
+void admin_observe(void *arg, struct evhttp_request *req, const char *path, double seconds)
+{
+	struct admin *a = arg;
+
+	/* Health checks and scrapes are not traffic. */
+	if (path_kind(path) == ADMIN_NONE)
+		telemetry_observe(a->r->telemetry, req, path, seconds);
 }
 
 struct admin *admin_new(struct relay *r)
 {
 	struct admin *a = calloc(1, sizeof(*a));
+	struct timeval tv = clock_timeval(HEALTH_BEAT_PERIOD);
 
-	if (a != NULL)
-		a->r = r;
+	if (a == NULL)
+		return NULL;
+	a->r = r;
+	a->last_beat = clock_mono();
+	if ((a->beat_ev = event_new(r->base, -1, EV_PERSIST, beat_cb, a)) == NULL) {
+		free(a);
+		return NULL;
+	}
+	evtimer_add(a->beat_ev, &tv);
 	return a;
 }
 
 void admin_free(struct admin *a)
 {
+	if (a == NULL)
+		return;
+	if (a->beat_ev != NULL)
+		event_free(a->beat_ev);
 	free(a);
 }

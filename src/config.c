@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "category.h"
 #include "endpoint.h"
@@ -27,6 +28,8 @@ enum key_type { KT_STRING, KT_INT, KT_LONG, KT_SIZE, KT_DOUBLE, KT_BOOL, KT_STRL
 
 #define KEY_REQUIRED 0x1 /* must be present when its enclosing group / list entry is */
 #define KEY_INHERIT 0x2  /* default is copied from the struct config field at .inherit */
+#define KEY_SECRET 0x4   /* never printed: keys, secrets, passwords, project names */
+#define KEY_NO_ENV 0x8   /* no SENTRYQ_* variable (the deprecated log_level: log.level has it) */
 
 /* Extra check on a stored value; string keys get the string, others NULL. 0 or -1 with why. */
 typedef int (*key_check_fn)(void *obj, const char *val, char *why, size_t whylen);
@@ -70,6 +73,7 @@ static int check_reply(void *obj, const char *val, char *why, size_t whylen);
 static int check_category(void *obj, const char *val, char *why, size_t whylen);
 static int check_pattern(void *obj, const char *val, char *why, size_t whylen);
 static int check_hostport(void *obj, const char *val, char *why, size_t whylen);
+static int check_format(void *obj, const char *val, char *why, size_t whylen);
 
 static const struct key_def top_keys[] = {
 	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
@@ -86,7 +90,7 @@ static const struct key_def top_keys[] = {
 	{ K_DBL("listen.client_timeout", CFG, client_timeout), .def = 30, .min = 0.001, .max = 3600 },
 	{ K_STR("redis.host", CFG, redis_host), .def_str = "127.0.0.1", .min = 1, .max = 255 },
 	{ K_INT("redis.port", CFG, redis_port), .def = 6379, .min = 1, .max = 65535 },
-	{ K_STR("redis.password", CFG, redis_password), .min = 1, .max = 512 },
+	{ K_STR("redis.password", CFG, redis_password), .min = 1, .max = 512, .flags = KEY_SECRET },
 	{ K_INT("redis.db", CFG, redis_db), .def = 0, .min = 0, .max = 1000 },
 	{ K_STR("redis.unix_socket", CFG, redis_unix_socket), .min = 1, .max = 107 /* sun_path */ },
 	{ K_STR("redis.prefix", CFG, redis_prefix), .def_str = "sentryq:", .min = 0, .max = 128,
@@ -129,12 +133,18 @@ static const struct key_def top_keys[] = {
 	  .max = 1099511627776.0 },
 	{ K_BOOL("rate_limits.passthrough", CFG, rate_limits_passthrough), .def = 0 },
 	{ K_DBL("shutdown_timeout", CFG, shutdown_timeout), .def = 10, .min = 0.001, .max = 3600 },
-	{ K_STR("log_level", CFG, log_level), .def_str = "info", .min = 1, .max = 16,
-	  .check = check_level },
+	{ K_STR("log.level", CFG, log_level), .min = 1, .max = 16, .check = check_level },
+	{ K_STR("log.format", CFG, log_format), .def_str = "text", .min = 1, .max = 16, .check = check_format },
+	{ K_DBL("log.stats_period", CFG, log_stats_period), .def = 60, .min = 0, .max = 86400 },
+	{ K_STR("log_level", CFG, log_level_deprecated), .min = 1, .max = 16, .check = check_level,
+	  .flags = KEY_NO_ENV },
+	{ K_STR("metrics.address", CFG, metrics_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
+	{ K_INT("metrics.port", CFG, metrics_port), .def = 0, .min = 0, .max = 65535 },
+	{ K_BOOL("metrics.on_ingest", CFG, metrics_on_ingest), .def = 1 },
 	{ K_STR("default_route.upstream", CFG, default_upstream), .min = 1, .max = NAME_MAX_LEN,
 	  .check = check_name, .flags = KEY_REQUIRED },
 	{ K_STR("default_route.project", CFG, default_project), .min = 1, .max = NAME_MAX_LEN,
-	  .check = check_name, .flags = KEY_REQUIRED },
+	  .check = check_name, .flags = KEY_REQUIRED | KEY_SECRET },
 };
 
 static const struct key_def upstream_keys[] = {
@@ -153,10 +163,11 @@ static const struct key_def upstream_keys[] = {
 
 static const struct key_def project_keys[] = {
 	{ K_STR("name", PRJ, name), .min = 1, .max = NAME_MAX_LEN, .check = check_name,
-	  .flags = KEY_REQUIRED },
+	  .flags = KEY_REQUIRED | KEY_SECRET },
 	{ K_STR("key", PRJ, key), .min = 1, .max = CRED_MAX_LEN, .check = check_credential,
-	  .flags = KEY_REQUIRED },
-	{ K_STR("secret", PRJ, secret), .min = 1, .max = CRED_MAX_LEN, .check = check_credential },
+	  .flags = KEY_REQUIRED | KEY_SECRET },
+	{ K_STR("secret", PRJ, secret), .min = 1, .max = CRED_MAX_LEN, .check = check_credential,
+	  .flags = KEY_SECRET },
 	{ K_LONG("id", PRJ, id), .min = 1, .max = ID_MAX, .flags = KEY_REQUIRED },
 };
 
@@ -165,7 +176,8 @@ static const struct key_def project_keys[] = {
 
 static const struct key_def mirror_keys[] = {
 	{ K_STR("upstream", MIR, upstream), .min = 1, .max = NAME_MAX_LEN, .check = check_name, .flags = KEY_REQUIRED },
-	{ K_STR("project", MIR, project), .min = 1, .max = NAME_MAX_LEN, .check = check_name, .flags = KEY_REQUIRED },
+	{ K_STR("project", MIR, project), .min = 1, .max = NAME_MAX_LEN, .check = check_name,
+	  .flags = KEY_REQUIRED | KEY_SECRET },  /* a project name is a DSN secret */
 };
 
 static const struct key_def endpoint_keys[] = {
@@ -330,6 +342,14 @@ static int check_level(void *obj, const char *val, char *why, size_t whylen)
 	if (log_level_of(val, NULL) == 0)
 		return 0;
 	snprintf(why, whylen, "must be one of debug, info, warn, error");
+	return -1;
+}
+
+static int check_format(void *obj, const char *val, char *why, size_t whylen)
+{
+	if (log_format_of(val, NULL) == 0)
+		return 0;
+	snprintf(why, whylen, "must be \"text\" or \"json\"");
 	return -1;
 }
 
@@ -626,19 +646,100 @@ static int integer_bounds(const struct key_def *k, long long v, char *why, size_
 	return 0;
 }
 
+/* ---- ${NAME} references --------------------------------------------------------------------- */
+
+#define REF_NAME_MAX 64
+
+/* The name of a "${NAME}" reference starting at p (p[0..1] == "${"): its length, 0 when bad. */
+static size_t ref_name(const char *p)
+{
+	size_t n = 0;
+
+	for (p += 2; p[n] != '}'; n++)
+		if (n == REF_NAME_MAX || !((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z') || p[n] == '_' ||
+					   (n > 0 && p[n] >= '0' && p[n] <= '9')))
+			return 0;
+	return n;
+}
+
+static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t want = (*len + n + 1) * 2;
+		char *p = realloc(*buf, want);
+
+		if (p == NULL)
+			return -1;
+		*buf = p;
+		*cap = want;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+/*
+ * A string value with its "${NAME}" references replaced by the environment's values ("$${" is a
+ * literal "${", any other '$' stays). An unset variable is an error naming it, never its value.
+ */
+static int expand_refs(const char *v, char **out, char *why, size_t whylen)
+{
+	size_t len = 0, cap = 0, n;
+	char *buf = NULL, name[REF_NAME_MAX + 1];
+	const char *val;
+	int rc = 0;
+
+	rc = append(&buf, &len, &cap, "", 0);
+	while (rc == 0 && *v) {
+		if (v[0] == '$' && v[1] == '$' && v[2] == '{') {
+			rc = append(&buf, &len, &cap, "${", 2), v += 3;
+		} else if (v[0] != '$' || v[1] != '{') {
+			rc = append(&buf, &len, &cap, v, 1), v++;
+		} else if ((n = ref_name(v)) == 0) {
+			snprintf(why, whylen, "has a bad ${NAME} reference (letters, digits and '_'; $${ is a literal ${)");
+			rc = -1;
+		} else if (memcpy(name, v + 2, n), name[n] = '\0', (val = getenv(name)) == NULL) {
+			snprintf(why, whylen, "environment variable '%s' is not set", name);
+			rc = -1;
+		} else {
+			rc = append(&buf, &len, &cap, val, strlen(val)), v += n + 3;
+		}
+	}
+	if (rc != 0 && why[0] == '\0')
+		snprintf(why, whylen, "out of memory");
+	if (rc != 0) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* Expand, bound and keep a string value (from the file or the environment). */
+static int keep_string(const struct key_def *k, void *obj, const char *v, char *why, size_t whylen)
+{
+	char **field = AT(obj, k, char *), *x;
+
+	why[0] = '\0';
+	if (expand_refs(v, &x, why, whylen) < 0)
+		return -1;
+	if (string_bounds(k, x, why, whylen) < 0) {
+		free(x);
+		return -1;
+	}
+	free(*field);
+	*field = x;
+	return 0;
+}
+
 static int store_string(struct loader *ld, const config_setting_t *s, const struct key_def *k,
 			void *obj, const char *disp)
 {
-	const char *v = config_setting_get_string(s);
-	char **field = AT(obj, k, char *);
 	char why[128];
 
-	if (string_bounds(k, v, why, sizeof(why)) < 0)
+	if (keep_string(k, obj, config_setting_get_string(s), why, sizeof(why)) < 0)
 		return fail(ld, s, disp, "%s", why);
-	free(*field);
-	*field = strdup(v);
-	if (*field == NULL)
-		return fail(ld, s, disp, "out of memory");
 	return 0;
 }
 
@@ -1037,6 +1138,147 @@ static int load_endpoint(struct loader *ld, config_setting_t *elem, const char *
 static const struct list_spec endpoint_list = { "endpoint", 64, sizeof(struct config_endpoint), load_endpoint,
 						true };
 
+/* ---- the environment: SENTRYQ_<SECTION>_<KEY> overrides ------------------------------------- */
+
+static void env_var(const char *key, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "SENTRYQ_");
+
+	for (const char *p = key; *p && n + 1 < len; p++)
+		buf[n++] = *p == '.' ? '_' : (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
+	buf[n < len ? n : len - 1] = '\0';
+}
+
+static int env_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < NELEM(yes); i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return *out = true, 0;
+		if (strcasecmp(v, no[i]) == 0)
+			return *out = false, 0;
+	}
+	return -1;
+}
+
+/* A list from the environment: "a,b" (spaces around items dropped), each item checked. */
+static int env_list(const struct key_def *k, void *obj, const char *v, char *why, size_t whylen)
+{
+	struct config_strlist *l = AT(obj, k, struct config_strlist), nl = { NULL, 0 };
+	size_t cap = 1;
+	const char *p;
+
+	for (p = v; *p; p++)
+		cap += *p == ',';
+	if ((nl.v = calloc(cap + 1, sizeof(char *))) == NULL)
+		return snprintf(why, whylen, "out of memory"), -1;
+	for (p = v;;) {
+		size_t n = strcspn(p, ","), b = 0, e = n;
+
+		while (b < e && p[b] == ' ')
+			b++;
+		while (e > b && p[e - 1] == ' ')
+			e--;
+		if (e > b) {
+			if ((nl.v[nl.n] = strndup(p + b, e - b)) == NULL) {
+				snprintf(why, whylen, "out of memory");
+				goto bad;
+			}
+			if (k->check != NULL && k->check(obj, nl.v[nl.n++], why, whylen) < 0)
+				goto bad;
+		}
+		if (p[n] == '\0')
+			break;
+		p += n + 1;
+	}
+	if (nl.n < k->min || nl.n > k->max) {
+		snprintf(why, whylen, "must list between %.0f and %.0f items, comma-separated", k->min, k->max);
+		goto bad;
+	}
+	for (size_t j = 0; j < l->n; j++)
+		free(l->v[j]);
+	free(l->v);
+	*l = nl;
+	return 0;
+bad:
+	for (size_t j = 0; j < nl.n; j++)
+		free(nl.v[j]);
+	free(nl.v);
+	return -1;
+}
+
+/* One variable's text as the key's type, bounded and checked as a file value would be. */
+static int env_value(const struct key_def *k, void *obj, const char *v, char *why, size_t whylen)
+{
+	char *end;
+	long long i;
+	double d;
+
+	errno = 0;
+	if (k->type == KT_STRLIST)
+		return env_list(k, obj, v, why, whylen);
+	if (k->type == KT_STRING) {
+		if (keep_string(k, obj, v, why, whylen) < 0)
+			return -1;
+	} else if (k->type == KT_BOOL) {
+		if (env_bool(v, AT(obj, k, bool)) < 0)
+			return snprintf(why, whylen, "expected true or false"), -1;
+	} else if (k->type == KT_DOUBLE) {
+		d = strtod(v, &end);
+		if (end == v || *end != '\0' || errno == ERANGE)
+			return snprintf(why, whylen, "expected a number"), -1;
+		if (!(d >= k->min && d <= k->max))
+			return snprintf(why, whylen, "must be between %g and %g", k->min, k->max), -1;
+		*AT(obj, k, double) = d;
+	} else {
+		i = strtoll(v, &end, 10);
+		if (end == v || *end != '\0' || errno == ERANGE)
+			return snprintf(why, whylen, "expected an integer"), -1;
+		if (integer_bounds(k, i, why, whylen) < 0)
+			return -1;
+		if (k->type == KT_INT)
+			*AT(obj, k, int) = (int)i;
+		else if (k->type == KT_LONG)
+			*AT(obj, k, long) = (long)i;
+		else
+			*AT(obj, k, size_t) = (size_t)i;
+	}
+	return k->check != NULL ? k->check(obj, k->type == KT_STRING ? *AT(obj, k, char *) : NULL, why, whylen) : 0;
+}
+
+/* Every top-level scalar key whose variable is set, over what the file said. */
+static int apply_env(struct loader *ld)
+{
+	char var[KEY_DISP_MAX + 16], why[256];
+
+	for (size_t i = 0; i < NELEM(top_keys); i++) {
+		const struct key_def *k = &top_keys[i];
+		const char *v;
+
+		if (k->flags & KEY_NO_ENV)
+			continue;
+		env_var(k->name, var, sizeof(var));
+		if ((v = getenv(var)) == NULL)
+			continue;
+		if (env_value(k, ld->cfg, v, why, sizeof(why)) < 0) {
+			snprintf(ld->err, ld->errlen, "environment %s: key '%s': %s", var, k->name, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+enum config_check config_env_name(const char *key, char *buf, size_t len)
+{
+	int i = find_key(&top_scope, key);
+
+	if (i < 0 || (top_keys[i].flags & KEY_NO_ENV) || len == 0)
+		return CONFIG_KEY_UNKNOWN;
+	env_var(key, buf, len);
+	return CONFIG_VALUE_OK;
+}
+
 /* ---- checks across keys ---------------------------------------------------------------------- */
 
 /* Each mirror names another configured project, once. */
@@ -1091,22 +1333,44 @@ static int check_redis(struct loader *ld)
 	return 0;
 }
 
-static int check_cross(struct loader *ld)
+/* log.level wins over the deprecated top-level log_level; both in the file is an error. */
+static int settle_log(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+
+	if (cfg->log_level_deprecated != NULL && config_lookup(&ld->lc, "log.level") != NULL)
+		return fail(ld, config_lookup(&ld->lc, "log_level"), "log_level",
+			    "deprecated, and log.level is set too: keep log.level only");
+	if (cfg->log_level == NULL &&
+	    (cfg->log_level = strdup(cfg->log_level_deprecated ? cfg->log_level_deprecated : "info")) == NULL)
+		return fail(ld, NULL, "log.level", "out of memory");
+	return 0;
+}
+
+static int check_metrics(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+
+	if (!cfg->metrics_on_ingest && cfg->metrics_port == 0)
+		return fail(ld, config_lookup(&ld->lc, "metrics.on_ingest"), "metrics.on_ingest",
+			    "false needs metrics.port: /metrics would be served nowhere");
+	if (cfg->metrics_port == cfg->listen_port && strcmp(cfg->metrics_address, cfg->listen_address) == 0)
+		return fail(ld, config_lookup(&ld->lc, "metrics.port"), "metrics.port",
+			    "must differ from listen.port (%d) on the same address", cfg->listen_port);
+	return 0;
+}
+
+static int check_default_route(struct loader *ld)
 {
 	const struct config *cfg = ld->cfg;
 	const struct config_upstream *up;
 
-	for (size_t i = 0; i < cfg->nupstreams; i++)
-		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
-			if (check_mirrors(ld, i, j) < 0)
-				return -1;
-	if (cfg->forward_retry_initial > cfg->forward_retry_max)
-		return fail(ld, config_lookup(&ld->lc, "forward.retry_initial"), "forward.retry_initial",
-			    "must not exceed forward.retry_max (%g)", cfg->forward_retry_max);
-	if (check_redis(ld) < 0)
-		return -1;
-	if (cfg->default_upstream == NULL)
+	if (cfg->default_upstream == NULL && cfg->default_project == NULL)
 		return 0;
+	/* A group in the file has both (KEY_REQUIRED); the environment may have set only one. */
+	if (cfg->default_upstream == NULL || cfg->default_project == NULL)
+		return fail(ld, NULL, cfg->default_upstream == NULL ? "default_route.upstream" : "default_route.project",
+			    "missing (default_route needs both upstream and project)");
 	up = config_upstream_by_name(cfg, cfg->default_upstream);
 	if (up == NULL)
 		return fail(ld, config_lookup(&ld->lc, "default_route.upstream"),
@@ -1115,6 +1379,22 @@ static int check_cross(struct loader *ld)
 		return fail(ld, config_lookup(&ld->lc, "default_route.project"),
 			    "default_route.project", "upstream '%s' has no such project", up->name);
 	return 0;
+}
+
+static int check_cross(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+
+	if (cfg->forward_retry_initial > cfg->forward_retry_max)
+		return fail(ld, config_lookup(&ld->lc, "forward.retry_initial"), "forward.retry_initial",
+			    "must not exceed forward.retry_max (%g)", cfg->forward_retry_max);
+	if (settle_log(ld) < 0 || check_metrics(ld) < 0 || check_redis(ld) < 0)
+		return -1;
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
+			if (check_mirrors(ld, i, j) < 0)
+				return -1;
+	return check_default_route(ld);
 }
 
 /* ---- public ------------------------------------------------------------------------------------ */
@@ -1157,9 +1437,11 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		snprintf(ld.err, ld.errlen, "%s: out of memory", path);
 		goto out;
 	}
-	/* upstreams come back unloaded from the walk: their defaults need forward.* settled */
+	/* upstreams come back unloaded from the walk: their defaults need forward.* settled, the
+	 * environment's overrides included */
 	if (apply_defaults(&ld, &top_scope, ld.cfg) < 0 ||
 	    walk_scope(&ld, config_root_setting(&ld.lc), &top_scope, ld.cfg, "", lists) < 0 ||
+	    apply_env(&ld) < 0 ||
 	    load_list(&ld, lists[0], config_root_setting(&ld.lc), "upstreams", &upstream_list,
 		      (void **)&ld.cfg->upstreams, &ld.cfg->nupstreams) < 0 ||
 	    load_list(&ld, lists[1], config_root_setting(&ld.lc), "endpoints", &endpoint_list,
@@ -1304,4 +1586,119 @@ const char *const *config_key_names(void)
 	names[n] = NULL;
 	return names;
 #undef SCOPED
+}
+
+/* ---- printing the effective configuration ------------------------------------------------------ */
+
+static void print_string(FILE *out, const char *v)
+{
+	fputc('"', out);
+	for (const char *p = v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fputc('\\', out);
+		fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+/* The shortest text that reads back as the same number. */
+static void print_double(FILE *out, double d)
+{
+	char buf[40];
+
+	snprintf(buf, sizeof(buf), "%.15g", d);
+	if (strtod(buf, NULL) != d)
+		snprintf(buf, sizeof(buf), "%.17g", d);
+	fputs(buf, out);
+	if (strpbrk(buf, ".eEn") == NULL)
+		fputs(".0", out);  /* libconfig reads "5" as an integer, "5.0" as a float */
+}
+
+static void print_list(FILE *out, const struct config_strlist *l)
+{
+	fputs("(", out);
+	for (size_t i = 0; i < l->n; i++) {
+		fputs(i > 0 ? ", " : " ", out);
+		print_string(out, l->v[i]);
+	}
+	fputs(l->n > 0 ? " )" : ")", out);
+}
+
+static void print_key(FILE *out, const struct key_def *k, const void *obj, const char *disp)
+{
+	const char *str = k->type == KT_STRING ? *(char *const *)(const void *)((const char *)obj + k->offset) : NULL;
+	const void *at = (const char *)obj + k->offset;
+
+	if ((k->type == KT_STRING && str == NULL) ||
+	    (k->type == KT_STRLIST && ((const struct config_strlist *)at)->n == 0)) {
+		fprintf(out, "# %s is not set\n", disp);
+		return;
+	}
+	fprintf(out, "%s = ", disp);
+	if (k->flags & KEY_SECRET)
+		fputs("\"********\"", out);
+	else if (k->type == KT_STRING)
+		print_string(out, str);
+	else if (k->type == KT_INT)
+		fprintf(out, "%d", *(const int *)at);
+	else if (k->type == KT_LONG)
+		fprintf(out, "%ld", *(const long *)at);
+	else if (k->type == KT_SIZE)
+		fprintf(out, "%zu", *(const size_t *)at);
+	else if (k->type == KT_DOUBLE)
+		print_double(out, *(const double *)at);
+	else if (k->type == KT_STRLIST)
+		print_list(out, at);
+	else
+		fputs(*(const bool *)at ? "true" : "false", out);
+	fputs(";\n", out);
+}
+
+static void print_scope(FILE *out, const struct scope *sc, const void *obj, const char *prefix)
+{
+	char disp[KEY_DISP_MAX];
+
+	for (size_t i = 0; i < sc->nkeys; i++) {
+		if (sc->keys[i].flags & KEY_NO_ENV && sc == &top_scope)
+			continue;  /* the deprecated spelling: log.level shows the value in force */
+		key_display(disp, sizeof(disp), prefix, sc->keys[i].name);
+		print_key(out, &sc->keys[i], obj, disp);
+	}
+}
+
+enum config_print config_print(const struct config *cfg, FILE *out)
+{
+	char prefix[KEY_DISP_MAX];
+
+	fprintf(out, "# sentryq: the configuration in force from %s (SENTRYQ_* variables and ${NAME} references\n"
+		     "# applied); keys, secrets, passwords and project names are masked.\n", cfg->file);
+	print_scope(out, &top_scope, cfg, "");
+	for (size_t i = 0; i < cfg->nupstreams; i++) {
+		const struct config_upstream *up = &cfg->upstreams[i];
+
+		snprintf(prefix, sizeof(prefix), "upstreams[%zu]", i);
+		print_scope(out, &upstream_scope, up, prefix);
+		for (size_t j = 0; j < up->nprojects; j++) {
+			snprintf(prefix, sizeof(prefix), "upstreams[%zu].projects[%zu]", i, j);
+			print_scope(out, &project_scope, &up->projects[j], prefix);
+			for (size_t m = 0; m < up->projects[j].nmirrors; m++) {
+				snprintf(prefix, sizeof(prefix), "upstreams[%zu].projects[%zu].mirror[%zu]", i, j, m);
+				print_scope(out, &mirror_scope, &up->projects[j].mirrors[m], prefix);
+			}
+		}
+	}
+	for (size_t i = 0; i < cfg->nendpoints; i++) {
+		snprintf(prefix, sizeof(prefix), "endpoints[%zu]", i);
+		print_scope(out, &endpoint_scope, &cfg->endpoints[i], prefix);
+	}
+	return fflush(out) == 0 && !ferror(out) ? CONFIG_PRINT_OK : CONFIG_PRINT_FAILED;
+}
+
+enum config_perm config_permissions(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return CONFIG_PERM_UNKNOWN;
+	return (st.st_mode & S_IROTH) ? CONFIG_PERM_OTHERS : CONFIG_PERM_PRIVATE;
 }

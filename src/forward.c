@@ -426,7 +426,8 @@ static void limited(struct fwd_route *rt, struct evhttp_request *resp)
 	for (size_t i = 0; i < set.n; i++)
 		if (set.l[i].seconds > longest)
 			longest = set.l[i].seconds;
-	log_warn("forward: %s rate limited: %zu limit(s), the longest %.0fs", rt->label, set.n, longest);
+	log_kv_warn(LOG_FIELDS(LOG_STR("route", rt->label), LOG_INT("limits", set.n), LOG_REAL("longest_s", longest)),
+		    "forward: %s rate limited: %zu limit(s), the longest %.0fs", rt->label, set.n, longest);
 	stats_add(rt->f->r->stats, STATS_RATE_LIMITED, 1);
 }
 
@@ -461,8 +462,10 @@ static void bury(struct fwd_call *c, const char *reason, int status)
 		.dead_at_ms = clock_epoch_ms(),
 	};
 
-	log_warn("forward: %s %s dead-lettered: %s (status %d, %lld attempts)", rt->label, c->id, reason, status,
-		 c->attempts);
+	log_kv_warn(LOG_FIELDS(LOG_STR("route", rt->label), LOG_STR("id", c->id), LOG_STR("reason", reason),
+			       LOG_INT("status", status), LOG_INT("attempts", c->attempts)),
+		    "forward: %s %s dead-lettered: %s (status %d, %lld attempts)", rt->label, c->id, reason, status,
+		    c->attempts);
 	stats_add(rt->f->r->stats, dead_counter(reason), 1);
 	if (queue_dead(rt->f->r->queue, &info, dead_done, c) != QUEUE_SENT)
 		dead_done(c, QUEUE_DONE_LOST);
@@ -765,6 +768,11 @@ void forward_resume(struct forward *f)
 		snprintf(f->routes[i].cursor, sizeof(f->routes[i].cursor), "0");
 		route_kick(&f->routes[i]);
 	}
+}
+
+const struct upstream *forward_upstream(const struct forward *f, size_t i)
+{
+	return i < f->r->cfg->nupstreams ? f->ups[i] : NULL;
 }
 
 int forward_in_flight(const struct forward *f)

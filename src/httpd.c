@@ -56,6 +56,8 @@ struct httpd {
 	} chain[HANDLERS_MAX];
 	size_t nchain;
 	const char *name;
+	httpd_observer observer;
+	void *observer_arg;
 };
 
 /* One client connection, seen through the framing filter. */
@@ -84,6 +86,7 @@ struct hconn {
 	size_t current;                /* bytes reserved for the request being read (chunked grows) */
 	char *big;                     /* a large body being collected in one piece (CONTIGUOUS_MIN) */
 	size_t big_len, big_off;
+	double req_since;              /* the request in the handlers' hands arrived (0: none observed) */
 	char key[24];
 };
 
@@ -660,6 +663,14 @@ static void request_done(struct evhttp_request *req, void *arg)
 		memmove(c->reserved, c->reserved + 1, (size_t)(c->nreserved - 1) * sizeof(c->reserved[0]));
 		c->nreserved--;
 	}
+	if (c->req_since > 0 && h->observer != NULL) {
+		char path[ENDPOINT_PATH_MAX];
+		double seconds = clock_mono() - c->req_since;
+
+		c->req_since = 0;
+		request_path(req, path, sizeof(path));
+		h->observer(h->observer_arg, req, path, seconds);
+	}
 	/* The last answer of a connection that ends: kick_cb closes once the socket has taken it. */
 	if (c->close_after && c->nreserved == 0 && !c->in_body)
 		c->closing = true;
@@ -670,11 +681,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct httpd *h = arg;
 	char path[ENDPOINT_PATH_MAX];
+	struct hconn *c;
 
 	evhttp_request_set_on_complete_cb(req, request_done, h);
 	request_path(req, path, sizeof(path));
 	if (answer_reject(h, req))
 		return;
+	if (h->observer != NULL && (c = conn_of(h, req)) != NULL)
+		c->req_since = clock_mono();
 	for (size_t i = 0; i < h->nchain; i++)
 		if (h->chain[i].fn(h->chain[i].arg, req, path))
 			return;
@@ -770,6 +784,12 @@ int httpd_add_handler(struct httpd *h, httpd_handler fn, void *arg)
 	h->chain[h->nchain].fn = fn;
 	h->chain[h->nchain++].arg = arg;
 	return 0;
+}
+
+void httpd_set_observer(struct httpd *h, httpd_observer fn, void *arg)
+{
+	h->observer = fn;
+	h->observer_arg = arg;
 }
 
 void httpd_stop_accepting(struct httpd *h)

@@ -13,8 +13,8 @@
 #include <event2/event.h>
 
 #include "admin.h"
-#include "clock.h"
 #include "budget.h"
+#include "clock.h"
 #include "config.h"
 #include "deadtool.h"
 #include "forward.h"
@@ -25,9 +25,13 @@
 #include "log.h"
 #include "queue.h"
 #include "relay.h"
+#include "report.h"
 #include "route.h"
 #include "stats.h"
+#include "telemetry.h"
 #include "throttle.h"
+
+#define INTERNAL_MAX_CONNECTIONS 64   /* the internal listener (metrics.port): scrapers and probes */
 
 struct shutdown {
 	struct relay *r;
@@ -38,20 +42,24 @@ struct shutdown {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: sentryq [-c FILE] [-t] [-V] [-h]\n"
-		"       sentryq [-c FILE] dead list [--json] | dead replay (--all | ID...) | dead purge (--all | ID...)\n"
+		"usage: sentryq [-c FILE] [-t [--print]] [-V] [-h]\n"
+		"       sentryq [-c FILE] dead list [--json] [--route UP/PROJECT] | dead replay (--all [--route UP/PROJECT] | ID...) |\n"
+		"                         dead purge (--all [--route UP/PROJECT] | ID...)\n"
 		"       sentryq [-c FILE] legacy drain --from HOST:PORT[/DB] [--dry-run] [--list NAME] [--body-prefix PREFIX]\n"
 		"       sentryq import-legacy-config OLD.py > sentryq.conf\n"
 		"  -c FILE  configuration file (default: $SENTRYQ_CONFIG)\n"
 		"  -t       check the configuration and exit (0 valid, 1 invalid)\n"
+		"  --print  with -t: print the configuration in force (environment applied, secrets masked)\n"
 		"  -V       print the version and exit\n"
 		"  -h       this help\n"
 		"  dead list [--json]          list the dead letters (one line each, or a JSON array)\n"
 		"  dead replay (--all | ID...) re-queue dead letters to their route's stream\n"
-		"  dead purge (--all | ID...)  delete dead letters\n"
+		"  dead purge (--all | ID...)  delete dead letters (and their large bodies)\n"
+		"  --route UPSTREAM/PROJECT    with dead list, replay --all, purge --all: one destination's only\n"
 		"  legacy drain --from ...     move the old pipeline's Redis queue into sentryq's (--dry-run: count only)\n"
 		"  import-legacy-config OLD.py convert the legacy Python forwarder's config (read, never run)\n"
-		"Runs in the foreground and logs to stderr. SIGTERM/SIGINT drain and exit; a second one exits at once.\n");
+		"Runs in the foreground and logs to stderr. SIGTERM/SIGINT drain and exit; a second one exits at once.\n"
+		"Every key outside the upstreams list may be set by SENTRYQ_<SECTION>_<KEY> (SENTRYQ_LISTEN_PORT=9100).\n");
 }
 
 static void on_drained(void *arg)
@@ -98,26 +106,36 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(s->r->base);
 		return;
 	}
-	log_info("shutdown: signal %d, draining (up to %.1fs)", (int)sig, s->r->cfg->shutdown_timeout);
+	/* The listener stays open while draining: health checks answer "not ready" (so a load balancer
+	 * sees the drain), ingest answers 503 + Retry-After; it closes when the process exits. */
+	log_info("shutdown: signal %d, draining (up to %.1fs); ready answers 503", (int)sig, s->r->cfg->shutdown_timeout);
 	s->r->stopping = true;
-	httpd_stop_accepting(s->r->httpd);
 	evtimer_add(s->timer, &tv);
 	evtimer_add(s->poll, &poll);
 }
 
-/* *sub: index in argv of the `dead` or `legacy` subcommand, 0 when the relay is to run. */
-static int parse_args(int argc, char **argv, const char **file, bool *check, int *sub)
-{
-	int opt;
+/* What the command line asks. sub: index in argv of the `dead` or `legacy` subcommand, 0 when the
+ * relay is to run. */
+struct args {
+	const char *file;
+	bool check, print;
+	int sub;
+};
 
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option longopts[] = { { "print", no_argument, NULL, 'P' }, { NULL, 0, NULL, 0 } };
+	const char **file = &a->file;
+	int opt, *sub = &a->sub;
+
+	memset(a, 0, sizeof(*a));
 	*file = getenv("SENTRYQ_CONFIG");
-	*check = false;
-	*sub = 0;
 	/* '+': stop at the first operand, so the subcommand's own options ("--json") reach it untouched. */
-	while ((opt = getopt(argc, argv, "+c:tVh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:tVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': *file = optarg; break;
-		case 't': *check = true; break;
+		case 't': a->check = true; break;
+		case 'P': a->check = a->print = true; break;
 		case 'V': printf("sentryq %s\n", SENTRYQ_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -168,7 +186,7 @@ static int connection_cap(const struct config *cfg)
 	}
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		upstream += cfg->upstreams[i].max_connections;
-	room -= 64 + upstream;
+	room -= 64 + upstream + (cfg->metrics_port > 0 ? INTERNAL_MAX_CONNECTIONS : 0);
 	if (room < 16)
 		room = 16;
 	if (cfg->listen_max_connections > 0 && cfg->listen_max_connections <= room)
@@ -180,6 +198,23 @@ static int connection_cap(const struct config *cfg)
 }
 
 /* One listener: the admin endpoints first, then ingest, which answers everything else. */
+/* The internal listener: the admin endpoints only, for scrapers and probes. */
+static int start_internal(struct relay *r)
+{
+	const struct config *cfg = r->cfg;
+	struct httpd_params hp = {
+		.address = cfg->metrics_address, .port = cfg->metrics_port, .max_body = 65536, .max_head = 16 * 1024,
+		.client_timeout = cfg->client_timeout, .head_timeout = cfg->head_timeout,
+		.min_body_rate = cfg->min_body_rate, .max_connections = INTERNAL_MAX_CONNECTIONS,
+		.budget = NULL, .name = "metrics",  /* GETs only: no body is ever held */
+	};
+
+	if ((r->metrics_httpd = httpd_new(r->base, &hp)) == NULL)
+		return -1;
+	httpd_add_handler(r->metrics_httpd, admin_handle_internal, r->admin);
+	return 0;
+}
+
 static int start_http(struct relay *r)
 {
 	const struct config *cfg = r->cfg;
@@ -190,12 +225,13 @@ static int start_http(struct relay *r)
 		.budget = r->budget, .name = "ingest",
 	};
 
-	if ((r->admin = admin_new(r)) == NULL || (r->ingest = ingest_new(r)) == NULL ||
-	    (r->httpd = httpd_new(r->base, &hp)) == NULL)
+	if ((r->telemetry = telemetry_new(r)) == NULL || (r->admin = admin_new(r)) == NULL ||
+	    (r->ingest = ingest_new(r)) == NULL || (r->httpd = httpd_new(r->base, &hp)) == NULL)
 		return -1;
 	httpd_add_handler(r->httpd, admin_handle, r->admin);
 	httpd_add_handler(r->httpd, ingest_handle, r->ingest);
-	return 0;
+	httpd_set_observer(r->httpd, admin_observe, r->admin);
+	return cfg->metrics_port > 0 ? start_internal(r) : 0;
 }
 
 static int start(struct relay *r)
@@ -225,9 +261,9 @@ static int start(struct relay *r)
 		return -1;
 	r->started = time(NULL);
 	r->queue = queue_new(r->base, r->cfg, &(struct queue_hooks){ on_queue_ready, on_queue_arrival, r });
-	if (r->queue == NULL || (r->forward = forward_new(r)) == NULL)
+	if (r->queue == NULL || (r->forward = forward_new(r)) == NULL || start_http(r) != 0)
 		return -1;
-	return start_http(r);
+	return (r->report = report_new(r)) != NULL ? 0 : -1;
 }
 
 static void stop(struct relay *r)
@@ -236,8 +272,11 @@ static void stop(struct relay *r)
 	queue_free(r->queue);
 	forward_free(r->forward);
 	httpd_free(r->httpd);
+	httpd_free(r->metrics_httpd);
 	ingest_free(r->ingest);
 	admin_free(r->admin);
+	telemetry_free(r->telemetry);
+	report_free(r->report);
 	throttle_free(r->throttle);
 	route_free(r->routes);
 	stats_free(r->stats);
@@ -248,63 +287,106 @@ static void stop(struct relay *r)
 	budget_free(r->budget);  /* last: bodies libevent frees with the base give back to it */
 }
 
-int main(int argc, char **argv)
+/* What an operator should know about the file itself: said at start and by -t. */
+static void config_warnings(const struct config *cfg, bool cli)
 {
-	struct relay r;
-	struct shutdown s;
-	const char *file;
-	char err[1024];
-	bool check;
-	int rc = 1, sub;
+	const char *what[2] = { NULL, NULL };
 
-	memset(&r, 0, sizeof(r));
+	if (config_permissions(cfg->file) == CONFIG_PERM_OTHERS)
+		what[0] = "is readable by every user: it holds every project's Sentry secret (chmod o-r)";
+	if (cfg->log_level_deprecated != NULL)
+		what[1] = "sets the deprecated top-level log_level: write log = { level = ...; } instead";
+	for (size_t i = 0; i < 2; i++) {
+		if (what[i] != NULL && cli)
+			fprintf(stderr, "sentryq: warning: %s %s\n", cfg->file, what[i]);
+		else if (what[i] != NULL)
+			log_kv_warn(LOG_FIELDS(LOG_STR("file", cfg->file)), "config: %s %s", cfg->file, what[i]);
+	}
+}
+
+static int check_config(const struct config *cfg, const struct args *a)
+{
+	config_warnings(cfg, true);
+	if (a->print)
+		return config_print(cfg, stdout) == CONFIG_PRINT_OK ? 0 : 1;
+	printf("sentryq: %s: configuration ok (%zu upstreams)\n", a->file, cfg->nupstreams);
+	return 0;
+}
+
+/* libevent's own messages go through the log, so a JSON log stays JSON. */
+static void on_libevent_log(int severity, const char *msg)
+{
+	enum log_level lvl = severity == EVENT_LOG_ERR ? LOG_ERROR : severity == EVENT_LOG_WARN ? LOG_WARN
+							: severity == EVENT_LOG_MSG ? LOG_INFO : LOG_DEBUG;
+
+	if (lvl >= log_settings.threshold)
+		log_kv(lvl, LOG_FIELDS(LOG_STR("source", "libevent")), "libevent: %s", msg);
+}
+
+/* The relay itself: start, signals as loop events, run until drained or told twice. */
+static int run(struct relay *r)
+{
+	struct shutdown s;
+	int rc = 1;
+
 	memset(&s, 0, sizeof(s));
-	if (argc > 1 && strcmp(argv[1], "import-legacy-config") == 0) /* needs no configuration */
-		return (int)legacyconf_run(argc - 1, argv + 1, stdout, stderr);
-	if (parse_args(argc, argv, &file, &check, &sub) != 0)
-		return 2;
-	r.cfg = config_load(file, err, sizeof(err));
-	if (r.cfg == NULL) {
-		fprintf(stderr, "sentryq: %s\n", err);
-		return 1;
-	}
-	if (check) {
-		printf("sentryq: %s: configuration ok (%zu upstreams)\n", file, r.cfg->nupstreams);
-		config_free(r.cfg);
-		return 0;
-	}
-	if (sub > 0) {
-		rc = strcmp(argv[sub], "dead") == 0 ? deadtool_run(r.cfg, argc - sub, argv + sub)
-						    : (int)legacytool_run(r.cfg, argc - sub, argv + sub);
-		config_free(r.cfg);
-		return rc;
-	}
-	log_set_level(r.cfg->log_level);
+	log_set_level(r->cfg->log_level);
+	log_set_format(r->cfg->log_format);
+	event_set_log_callback(on_libevent_log);
+	config_warnings(r->cfg, false);
 	signal(SIGPIPE, SIG_IGN);
 	/* A fixed threshold (glibc's moves up to 32 MiB as blocks are freed): every allocation of a
 	 * megabyte or more, a large body above all, is its own mapping and goes back to the system
 	 * when freed, instead of staying in the heap as resident memory. */
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
-	if (start(&r) != 0)
+	if (start(r) != 0)
 		goto out;
-	s.r = &r;
-	s.sigterm = evsignal_new(r.base, SIGTERM, on_signal, &s);
-	s.sigint = evsignal_new(r.base, SIGINT, on_signal, &s);
-	s.timer = evtimer_new(r.base, on_timeout, &s);
-	s.poll = event_new(r.base, -1, EV_PERSIST, drain_poll, &s);
+	s.r = r;
+	s.sigterm = evsignal_new(r->base, SIGTERM, on_signal, &s);
+	s.sigint = evsignal_new(r->base, SIGINT, on_signal, &s);
+	s.timer = evtimer_new(r->base, on_timeout, &s);
+	s.poll = event_new(r->base, -1, EV_PERSIST, drain_poll, &s);
 	if (s.sigterm == NULL || s.sigint == NULL || s.timer == NULL || s.poll == NULL)
 		goto out;
 	evsignal_add(s.sigterm, NULL);
 	evsignal_add(s.sigint, NULL);
-	log_info("sentryq %s started (config %s, %zu upstreams)", SENTRYQ_VERSION, file, r.cfg->nupstreams);
-	rc = event_base_dispatch(r.base) < 0 ? 1 : 0;
+	log_info("sentryq %s started (config %s, %zu upstreams)", SENTRYQ_VERSION, r->cfg->file, r->cfg->nupstreams);
+	rc = event_base_dispatch(r->base) < 0 ? 1 : 0;
 out:
 	if (s.sigterm) event_free(s.sigterm);
 	if (s.sigint) event_free(s.sigint);
 	if (s.timer) event_free(s.timer);
 	if (s.poll) event_free(s.poll);
-	stop(&r);
+	stop(r);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct relay r;
+	struct args a;
+	char err[1024];
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if (argc > 1 && strcmp(argv[1], "import-legacy-config") == 0) /* needs no configuration */
+		return (int)legacyconf_run(argc - 1, argv + 1, stdout, stderr);
+	if (parse_args(argc, argv, &a) != 0)
+		return 2;
+	r.cfg = config_load(a.file, err, sizeof(err));
+	if (r.cfg == NULL) {
+		fprintf(stderr, "sentryq: %s\n", err);
+		return 1;
+	}
+	if (a.check)
+		rc = check_config(r.cfg, &a);
+	else if (a.sub > 0 && strcmp(argv[a.sub], "dead") == 0)
+		rc = deadtool_run(r.cfg, argc - a.sub, argv + a.sub);
+	else if (a.sub > 0)
+		rc = (int)legacytool_run(r.cfg, argc - a.sub, argv + a.sub);
+	else
+		rc = run(&r);
 	config_free(r.cfg);
 	return rc;
 }

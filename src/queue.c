@@ -25,6 +25,13 @@
 #define QUEUE_CHUNKS_IN_FLIGHT 2
 #define QUEUE_BODY_TTL "86400"       /* a large body whose entry was never written expires */
 
+/* What Redis said about one stream at the last refresh (for /metrics). */
+struct stream_gauge {
+	struct queue *q;
+	long long entries;              /* XLEN */
+	long long memory;               /* MEMORY USAGE: bytes Redis holds for the stream */
+};
+
 struct queue {
 	const struct config *cfg;
 	struct redisconn *rc;
@@ -32,7 +39,9 @@ struct queue {
 	struct event *tick_ev;          /* pending refresh and buffer retries */
 
 	char **streams;                 /* every configured route's stream */
+	struct stream_gauge *gauges;    /* parallel to streams */
 	size_t nstreams;
+	unsigned long connects;         /* times Redis became ready */
 	long long pending;              /* cached sum of XLEN, plus local puts since */
 	long long pending_acc;
 	long long bytes;                /* cached bytes counter: body bytes queued (approximate) */
@@ -111,6 +120,7 @@ static void on_ready(void *arg)
 {
 	struct queue *q = arg;
 
+	q->connects++;
 	log_info("redis: ready (%zu streams, consumer %s, %zu entries buffered)", q->nstreams, q->consumer,
 		 buffer_count(q->buf));
 	buffer_rewind(q->buf);
@@ -133,12 +143,24 @@ static void on_lost(void *arg)
 
 static void xlen_reply(void *arg, redisReply *rep)
 {
-	struct queue *q = arg;
+	struct stream_gauge *g = arg;
+	struct queue *q = g->q;
 
-	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
 		q->pending_acc += rep->integer;
+		g->entries = rep->integer;
+	}
 	if (q->xlen_left > 0 && --q->xlen_left == 0)
 		q->pending = q->pending_acc;
+}
+
+static void memory_reply(void *arg, redisReply *rep)
+{
+	struct stream_gauge *g = arg;
+
+	/* nil: no such key; an error (MEMORY renamed or denied): the gauge stays as it was */
+	if (rep != NULL && (rep->type == REDIS_REPLY_INTEGER || rep->type == REDIS_REPLY_NIL))
+		g->memory = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
 }
 
 static void bytes_reply(void *arg, redisReply *rep)
@@ -159,9 +181,11 @@ static void refresh_pending(struct queue *q)
 		return;
 	q->pending_acc = 0;
 	sendf(q, bytes_reply, q, 2, "GET", q->bytes_key);
-	for (size_t i = 0; i < q->nstreams; i++)
-		if (sendf(q, xlen_reply, q, 2, "XLEN", q->streams[i]) == QUEUE_SENT)
+	for (size_t i = 0; i < q->nstreams; i++) {
+		if (sendf(q, xlen_reply, &q->gauges[i], 2, "XLEN", q->streams[i]) == QUEUE_SENT)
 			q->xlen_left++;
+		sendf(q, memory_reply, &q->gauges[i], 3, "MEMORY", "USAGE", q->streams[i]);
+	}
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -194,6 +218,22 @@ long long queue_pending(const struct queue *q)
 long long queue_bytes(const struct queue *q)
 {
 	return q->bytes > 0 ? q->bytes : 0;
+}
+
+size_t queue_streams(const struct queue *q)
+{
+	return q->nstreams;
+}
+
+void queue_stream_gauges(const struct queue *q, size_t i, struct queue_stream_gauges *out)
+{
+	out->entries = i < q->nstreams ? q->gauges[i].entries : 0;
+	out->memory_bytes = i < q->nstreams ? q->gauges[i].memory : 0;
+}
+
+unsigned long queue_connects(const struct queue *q)
+{
+	return q->connects;
 }
 
 /* ---- put ---- */
@@ -784,7 +824,8 @@ static int build_streams(struct queue *q)
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		n += cfg->upstreams[i].nprojects;
 	q->streams = calloc(n ? n : 1, sizeof(char *));
-	if (q->streams == NULL)
+	q->gauges = calloc(n ? n : 1, sizeof(*q->gauges));
+	if (q->streams == NULL || q->gauges == NULL)
 		return -1;
 	for (size_t i = 0; i < cfg->nupstreams; i++) {
 		const struct config_upstream *up = &cfg->upstreams[i];
@@ -793,7 +834,7 @@ static int build_streams(struct queue *q)
 			if (queue_stream(q, up->name, up->projects[j].name, name, sizeof(name)) != 0 ||
 			    (q->streams[q->nstreams] = strdup(name)) == NULL)
 				return -1;
-			q->nstreams++;
+			q->gauges[q->nstreams++].q = q;
 		}
 	}
 	return 0;
@@ -863,6 +904,7 @@ void queue_free(struct queue *q)
 	for (size_t i = 0; i < q->nstreams; i++)
 		free(q->streams[i]);
 	free(q->streams);
+	free(q->gauges);
 	free(q);
 }
 

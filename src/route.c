@@ -279,3 +279,14 @@ int route_lookup(const struct route *rt, const char *key, const char *secret, lo
 	set_detail(detail, detail_len, "%s", "");
 	return 0;
 }
+
+void route_label(const struct config *cfg, const char *upstream, const char *project, char *buf, size_t len)
+{
+	const struct config_upstream *up = config_upstream_by_name(cfg, upstream);
+	const struct config_project *pr = project != NULL ? config_project_by_name(up, project) : NULL;
+
+	if (pr != NULL)
+		snprintf(buf, len, "%s/%ld", upstream, pr->id);
+	else
+		snprintf(buf, len, "%s%s", upstream, project != NULL ? "/?" : "");
+}

@@ -9,7 +9,8 @@ struct stats {
 
 static const char *const counter_names[STATS__COUNT] = {
 	"received", "enqueued", "forwarded", "retried", "dead", "rejected", "upstream_failed", "backpressure",
-	"rate_limited", "dead_permanent", "dead_max_age", "dead_max_attempts", "buffered",
+	"rate_limited", "dead_permanent", "dead_max_age", "dead_max_attempts", "buffered", "reloads",
+	"reload_failures",
 };
 
 struct stats *stats_new(void)
@@ -25,6 +26,11 @@ void stats_free(struct stats *st)
 void stats_add(struct stats *st, enum stats_counter c, unsigned long long n)
 {
 	st->v[c] += n;
+}
+
+unsigned long long stats_get(const struct stats *st, enum stats_counter c)
+{
+	return st->v[c];
 }
 
 json_t *stats_counters_json(const struct stats *st)

@@ -47,6 +47,7 @@ struct upstream {
 	int in_flight;
 	int reserved;
 	struct outage outage;  /* reachable, interrupted or down (pure state machine) */
+	struct upstream_counts counts;
 	SSL_CTX *tls;          /* https upstreams only */
 	char host_header[300];
 };
@@ -56,6 +57,7 @@ struct call {
 	int slot;
 	unsigned gen;
 	unsigned stamp;                /* outage stamp at send: a failure wave moves the state once */
+	double sent_at;                /* monotonic: the latency histogram */
 	struct evhttp_request *req;
 	struct event *connect_timer;   /* forward.connect_timeout while the connection is not up */
 	upstream_done_cb cb;
@@ -128,6 +130,9 @@ static void conn_closed(struct evhttp_connection *conn, void *arg)
 	s->stale = s->tls;
 }
 
+/* Upper bounds of the upstream latency histogram, seconds. */
+static const double latency_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
+
 struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
@@ -147,6 +152,7 @@ struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg
 		return NULL;
 	}
 	request_host(cfg, u->host_header, sizeof(u->host_header));
+	metrics_histogram_init(&u->counts.latency, latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]));
 	outage_init(&u->outage, &(struct outage_params){ r->cfg->forward_retry_initial, r->cfg->forward_retry_max,
 							  r->cfg->forward_outage_grace }, clock_mono());
 	return u;
@@ -245,23 +251,29 @@ static bool tcp_connected(struct evhttp_connection *conn);
 static void log_change(const struct upstream *u, enum outage_change ch, int status)
 {
 	const struct outage *o = &u->outage;
-	double now = clock_mono(), wait = outage_wait(o, now);
+	double now = clock_mono(), wait = outage_wait(o, now), out = now - o->first_failure;
+	const char *name = u->cfg->name;
 
 	switch (ch) {
 	case OUTAGE_BECAME_INTERRUPTED:
-		log_warn("upstream %s: %s; retrying in %.1fs", u->cfg->name,
-			 status ? "answered with a server error" : "no answer", wait);
+		log_kv_warn(LOG_FIELDS(LOG_STR("upstream", name), LOG_STR("state", "interrupted"), LOG_INT("status", status),
+				       LOG_REAL("retry_in_s", wait)),
+			    "upstream %s: %s; retrying in %.1fs", name, status ? "answered with a server error" : "no answer",
+			    wait);
 		break;
 	case OUTAGE_BECAME_DOWN:
-		log_warn("upstream %s: down (failing for %.0fs); probing with one request, next in %.1fs", u->cfg->name,
-			 now - o->first_failure, wait);
+		log_kv_warn(LOG_FIELDS(LOG_STR("upstream", name), LOG_STR("state", "down"), LOG_REAL("failing_s", out),
+				       LOG_REAL("retry_in_s", wait)),
+			    "upstream %s: down (failing for %.0fs); probing with one request, next in %.1fs", name, out, wait);
 		break;
 	case OUTAGE_PROBE_FAILED:
-		log_info("upstream %s: still down after %.0fs; next probe in %.1fs", u->cfg->name,
-			 now - o->first_failure, wait);
+		log_kv_info(LOG_FIELDS(LOG_STR("upstream", name), LOG_STR("state", "down"), LOG_REAL("failing_s", out),
+				       LOG_REAL("retry_in_s", wait)),
+			    "upstream %s: still down after %.0fs; next probe in %.1fs", name, out, wait);
 		break;
 	case OUTAGE_RECOVERED:
-		log_info("upstream %s: back up after %.1fs", u->cfg->name, now - o->first_failure);
+		log_kv_info(LOG_FIELDS(LOG_STR("upstream", name), LOG_STR("state", "up"), LOG_REAL("outage_s", out)),
+			    "upstream %s: back up after %.1fs", name, out);
 		break;
 	default:
 		break;
@@ -292,6 +304,11 @@ static void call_done(struct evhttp_request *resp, void *arg)
 	if (status != 0)
 		u->slots[c->slot].connected = tcp_connected(u->slots[c->slot].conn);
 	u->in_flight--;
+	metrics_histogram_observe(&u->counts.latency, clock_mono() - c->sent_at);
+	if (status != 0)
+		u->counts.answered[outcome_of(status)]++;
+	else
+		u->counts.no_answer++;
 	note_answer(u, c->stamp, status);
 	c->cb(c->arg, status, status != 0 ? resp : NULL);
 	free(c);
@@ -414,6 +431,7 @@ void upstream_send(struct upstream *u, const struct request *rq, const struct up
 	c->stamp = outage_stamp(&u->outage);
 	c->req = req;
 	c->connect_timer = NULL;
+	c->sent_at = clock_mono();
 	u->in_flight++;
 	/* Armed before the request is made: libevent may fail it (and run call_done, which frees
 	 * the timer with the call) inside evhttp_make_request, after which c must not be touched. */
@@ -434,6 +452,7 @@ fail:
 	if (hand != NULL && !handed)
 		hand->release(rq->body, rq->body_len, hand->arg);
 	free(c);
+	u->counts.no_answer++;
 	note_answer(u, outage_stamp(&u->outage), 0);
 	cb(arg, 0, NULL);
 }
@@ -448,6 +467,21 @@ bool upstream_ready(const struct upstream *u)
 const struct outage *upstream_outage(const struct upstream *u)
 {
 	return &u->outage;
+}
+
+const struct upstream_counts *upstream_counts(const struct upstream *u)
+{
+	return &u->counts;
+}
+
+const char *upstream_state_name(const struct upstream *u)
+{
+	switch (u->outage.state) {
+	case OUTAGE_UP: return "up";
+	case OUTAGE_INTERRUPTED: return "probing";
+	case OUTAGE_DOWN: return "down";
+	}
+	return "down";
 }
 
 json_t *upstream_status_json(const struct upstream *u)

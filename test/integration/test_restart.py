@@ -275,9 +275,10 @@ def test_sigterm_while_forwards_stall():
 
 
 def test_sigterm_not_ready_at_once_then_second_signal_exits():
-    """SIGTERM: the listening socket closes and /status on a connection already open answers 503
-    "stopping" at once, while forwards stuck upstream are given shutdown_timeout (20 s here);
-    a second SIGTERM exits at once. Nothing is lost: the next run delivers everything."""
+    """SIGTERM: /status on a connection already open answers 503 "stopping" at once, and the
+    listening socket stays open while forwards stuck upstream are given shutdown_timeout (20 s
+    here): a new connection's ready check answers 503, so a load balancer sees the drain. A second
+    SIGTERM exits at once. Nothing is lost: the next run delivers everything."""
     mock = S["mock"]
     fresh({"default": {"stall": 30}})
     sq = start("shutdown_timeout = 20.0;\n")
@@ -287,18 +288,21 @@ def test_sigterm_not_ready_at_once_then_second_signal_exits():
     try:
         check(ka.send("GET", "/status").status == 200, "/status not 200 before SIGTERM")
         sq.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: not port_open(S["port"]), 5, "the listening socket closed after SIGTERM")
+        wait_for(lambda: ka.send("GET", "/status").status == 503, 5, "/status 503 after SIGTERM")
         r = ka.send("GET", "/status")
-        check(r.status == 503 and r.json().get("status") == "stopping",
-              "/status on an open connection after SIGTERM: %r" % r)
+        check(r.json().get("status") == "stopping", "/status on an open connection after SIGTERM: %r" % r)
     finally:
         ka.close()
+    check(port_open(S["port"]), "the listening socket closed at SIGTERM: a load balancer cannot see the drain")
+    r = request(S["port"], "GET", "/api/relay/healthcheck/ready/")
+    check(r.status == 503 and r.json() == {"is_healthy": False}, "ready on a new connection while draining: %r" % r)
     check(sq.alive(), "sentryq exited before shutdown_timeout with forwards in flight")
     t0 = time.monotonic()
     rc = sq.stop(signal.SIGTERM, timeout=10)
     took = time.monotonic() - t0
     print("# second SIGTERM: exit %r after %.2fs" % (rc, took))
     check(rc == 0 and took < 2, "second SIGTERM: exit %r after %.1fs, want 0 at once" % (rc, took))
+    check(not port_open(S["port"]), "port still open after exit")
     mock.reset()
     start()
     got = wait_all_delivered(sent, 60)

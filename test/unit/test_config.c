@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -685,6 +686,262 @@ static void test_error_sentinels(void **state)
 	expect_error("redis = { wait_timeout = 0; };\n" UPS, 1, "redis.wait_timeout", "must be between");
 }
 
+/* ---- log and metrics groups ------------------------------------------------------------------- */
+
+static void test_log_and_metrics_groups(void **state)
+{
+	struct config *cfg = load_ok(UPS);
+
+	assert_string_equal(cfg->log_level, "info");
+	assert_null(cfg->log_level_deprecated);
+	assert_string_equal(cfg->log_format, "text");
+	assert_true(cfg->log_stats_period == 60.0);
+	assert_string_equal(cfg->metrics_address, "127.0.0.1");
+	assert_int_equal(cfg->metrics_port, 0);
+	assert_true(cfg->metrics_on_ingest);
+	config_free(cfg);
+	cfg = load_ok("log = { level = \"debug\"; format = \"JSON\"; stats_period = 0; };\n"
+		      "metrics = { port = 9102; on_ingest = false; address = \"::1\"; };\n" UPS);
+	assert_string_equal(cfg->log_level, "debug");
+	assert_string_equal(cfg->log_format, "JSON");
+	assert_true(cfg->log_stats_period == 0.0);
+	assert_int_equal(cfg->metrics_port, 9102);
+	assert_false(cfg->metrics_on_ingest);
+	config_free(cfg);
+	/* the deprecated top-level spelling still works, alone */
+	cfg = load_ok("log_level = \"warn\";\n" UPS);
+	assert_string_equal(cfg->log_level, "warn");
+	assert_string_equal(cfg->log_level_deprecated, "warn");
+	config_free(cfg);
+	expect_error("log_level = \"warn\";\nlog = { level = \"info\"; };\n" UPS, 1, "log_level", "log.level");
+	expect_error("log = { format = \"xml\"; };\n" UPS, 1, "log.format", "\"json\"");
+	expect_error("log = { stats_period = -1; };\n" UPS, 1, "log.stats_period", NULL);
+	expect_error("metrics = { on_ingest = false; };\n" UPS, 1, "metrics.on_ingest", "metrics.port");
+	expect_error("metrics = { port = 9000; };\n" UPS, 1, "metrics.port", "listen.port");
+}
+
+/* ---- the environment -------------------------------------------------------------------------- */
+
+static void test_env_names(void **state)
+{
+	const char *const *names = config_key_names();
+	char a[128], b[128];
+	size_t with_env = 0;
+
+	assert_int_equal(config_env_name("listen.port", a, sizeof(a)), CONFIG_VALUE_OK);
+	assert_string_equal(a, "SENTRYQ_LISTEN_PORT");
+	assert_int_equal(config_env_name("shutdown_timeout", a, sizeof(a)), CONFIG_VALUE_OK);
+	assert_string_equal(a, "SENTRYQ_SHUTDOWN_TIMEOUT");
+	assert_int_equal(config_env_name("default_route.upstream", a, sizeof(a)), CONFIG_VALUE_OK);
+	assert_string_equal(a, "SENTRYQ_DEFAULT_ROUTE_UPSTREAM");
+	assert_int_equal(config_env_name("log.level", a, sizeof(a)), CONFIG_VALUE_OK);
+	assert_string_equal(a, "SENTRYQ_LOG_LEVEL");
+	/* SENTRYQ_LOG_LEVEL is log.level's: the deprecated spelling has none */
+	assert_int_equal(config_env_name("log_level", a, sizeof(a)), CONFIG_KEY_UNKNOWN);
+	assert_int_equal(config_env_name("upstreams.[].url", a, sizeof(a)), CONFIG_KEY_UNKNOWN);
+	assert_int_equal(config_env_name("no.such", a, sizeof(a)), CONFIG_KEY_UNKNOWN);
+	/* every scalar outside the lists has one, no two share one, none is SENTRYQ_CONFIG (main's) */
+	for (size_t i = 0; names[i] != NULL; i++) {
+		if (strncmp(names[i], "upstreams", 9) == 0 || strncmp(names[i], "endpoints", 9) == 0 ||
+		    strcmp(names[i], "log_level") == 0)
+			continue;
+		assert_int_equal(config_env_name(names[i], a, sizeof(a)), CONFIG_VALUE_OK);
+		assert_string_not_equal(a, "SENTRYQ_CONFIG");
+		with_env++;
+		for (size_t j = i + 1; names[j] != NULL; j++)
+			if (config_env_name(names[j], b, sizeof(b)) == CONFIG_VALUE_OK)
+				assert_string_not_equal(a, b);
+	}
+	assert_true(with_env > 40);
+}
+
+static void clear_env(void)
+{
+	const char *vars[] = { "SENTRYQ_LISTEN_PORT", "SENTRYQ_REDIS_HOST", "SENTRYQ_SHUTDOWN_TIMEOUT",
+			       "SENTRYQ_RATE_LIMITS_PASSTHROUGH", "SENTRYQ_QUEUE_MAX_BYTES", "SENTRYQ_LOG_LEVEL",
+			       "SENTRYQ_FORWARD_TIMEOUT", "SENTRYQ_REDIS_PASSWORD", "SENTRYQ_DEFAULT_ROUTE_UPSTREAM",
+			       "SQT_SECRET", "SQT_HOST", "SQT_UNSET" };
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+}
+
+static void test_env_overrides(void **state)
+{
+	struct config *cfg;
+
+	clear_env();
+	setenv("SENTRYQ_LISTEN_PORT", "9100", 1);
+	setenv("SENTRYQ_REDIS_HOST", "redis", 1);
+	setenv("SENTRYQ_SHUTDOWN_TIMEOUT", "2.5", 1);
+	setenv("SENTRYQ_RATE_LIMITS_PASSTHROUGH", "yes", 1);
+	setenv("SENTRYQ_QUEUE_MAX_BYTES", "5368709120", 1);
+	setenv("SENTRYQ_LOG_LEVEL", "ERROR", 1);
+	setenv("SENTRYQ_FORWARD_TIMEOUT", "4", 1);
+	cfg = load_ok("listen = { port = 9000; };\nredis = { host = \"db\"; };\nlog_level = \"debug\";\n" UPS);
+	assert_int_equal(cfg->listen_port, 9100);
+	assert_string_equal(cfg->redis_host, "redis");
+	assert_true(cfg->shutdown_timeout == 2.5);
+	assert_true(cfg->rate_limits_passthrough);
+	assert_true(cfg->queue_max_bytes == 5368709120ULL);
+	assert_string_equal(cfg->log_level, "ERROR");   /* the variable wins over the file */
+	assert_int_equal(cfg->redis_sentinels.n, 0);
+	config_free(cfg);
+	/* a list from the environment: comma-separated, each item checked as in the file */
+	setenv("SENTRYQ_REDIS_SENTINELS", "10.0.0.1:26379, s2 ,[::1]:26380", 1);
+	setenv("SENTRYQ_REDIS_MASTER_NAME", "mymaster", 1);
+	setenv("SENTRYQ_FORWARD_HEADERS", "X-Request-Id", 1);
+	cfg = load_ok("forward = { headers = ( \"X-A\", \"X-B\" ); };\n" UPS);
+	assert_int_equal(cfg->redis_sentinels.n, 3);
+	assert_string_equal(cfg->redis_sentinels.v[1], "s2");
+	assert_null(cfg->redis_sentinels.v[3]);
+	assert_int_equal(cfg->forward_headers.n, 1);  /* the variable replaces the file's list */
+	assert_string_equal(cfg->forward_headers.v[0], "X-Request-Id");
+	unsetenv("SENTRYQ_REDIS_SENTINELS");
+	unsetenv("SENTRYQ_REDIS_MASTER_NAME");
+	unsetenv("SENTRYQ_FORWARD_HEADERS");
+	/* forward.* from the environment still reaches the upstreams that inherit it */
+	assert_true(cfg->forward_timeout == 4.0 && cfg->upstreams[0].timeout == 4.0);
+	config_free(cfg);
+	/* a list from the environment: comma-separated, each item checked as in the file */
+	setenv("SENTRYQ_REDIS_SENTINELS", "10.0.0.1:26379, s2 ,[::1]:26380", 1);
+	setenv("SENTRYQ_REDIS_MASTER_NAME", "mymaster", 1);
+	setenv("SENTRYQ_FORWARD_HEADERS", "X-Request-Id", 1);
+	cfg = load_ok("forward = { headers = ( \"X-A\", \"X-B\" ); };\n" UPS);
+	assert_int_equal(cfg->redis_sentinels.n, 3);
+	assert_string_equal(cfg->redis_sentinels.v[1], "s2");
+	assert_null(cfg->redis_sentinels.v[3]);
+	assert_int_equal(cfg->forward_headers.n, 1);  /* the variable replaces the file's list */
+	assert_string_equal(cfg->forward_headers.v[0], "X-Request-Id");
+	unsetenv("SENTRYQ_REDIS_SENTINELS");
+	unsetenv("SENTRYQ_REDIS_MASTER_NAME");
+	unsetenv("SENTRYQ_FORWARD_HEADERS");
+	config_free(cfg);
+	clear_env();
+}
+
+/* The variable's name is given, the value never (it may be a secret). */
+static void expect_env_error(const char *var, const char *value, const char *key, const char *extra)
+{
+	char err[512] = "", want[160];
+	struct config *cfg;
+
+	clear_env();
+	setenv(var, value, 1);
+	cfg = load_text(UPS, err, sizeof(err));
+	unsetenv(var);
+	assert_null(cfg);
+	snprintf(want, sizeof(want), "environment %s: key '%s': ", var, key);
+	assert_true(strncmp(err, want, strlen(want)) == 0 || (print_message("got: %s\n", err), 0));
+	if (extra != NULL)
+		assert_contains(err, extra);
+	if (strlen(value) > 2)
+		assert_null(strstr(err, value));
+}
+
+static void test_env_errors(void **state)
+{
+	expect_env_error("SENTRYQ_LISTEN_PORT", "70000", "listen.port", "between 1 and 65535");
+	expect_env_error("SENTRYQ_LISTEN_PORT", "90x0", "listen.port", "integer");
+	expect_env_error("SENTRYQ_LISTEN_PORT", "", "listen.port", "integer");
+	expect_env_error("SENTRYQ_SHUTDOWN_TIMEOUT", "soon", "shutdown_timeout", "number");
+	expect_env_error("SENTRYQ_RATE_LIMITS_PASSTHROUGH", "maybe", "rate_limits.passthrough", "true or false");
+	expect_env_error("SENTRYQ_LOG_LEVEL", "chatty", "log.level", "debug, info");
+	expect_env_error("SENTRYQ_REDIS_PASSWORD", "bad\tsecret-value", "redis.password", "control characters");
+	expect_env_error("SENTRYQ_FORWARD_HEADERS", "X-Ok, Host", "forward.headers", "sets itself");
+	setenv("SENTRYQ_REDIS_MASTER_NAME", "m", 1);
+	expect_env_error("SENTRYQ_REDIS_SENTINELS", " , ", "redis.sentinels", "comma-separated");
+	unsetenv("SENTRYQ_REDIS_MASTER_NAME");
+	clear_env();
+	/* half a default_route from the environment: the other half is missing */
+	setenv("SENTRYQ_DEFAULT_ROUTE_UPSTREAM", "wow", 1);
+	expect_error(UPS, 0, "default_route.project", "needs both");
+	clear_env();
+}
+
+static void test_env_references(void **state)
+{
+	struct config *cfg;
+
+	clear_env();
+	setenv("SQT_SECRET", "5f0c1d2e3a4b5c6d7e8f901234567890", 1);
+	setenv("SQT_HOST", "sentry.example", 1);
+	cfg = load_ok("redis = { password = \"${SQT_SECRET}\"; prefix = \"p$${x}:$q:\"; };\n"
+		      "upstreams = (\n"
+		      "  { name = \"wow\"; url = \"https://${SQT_HOST}:8443/x\";\n"
+		      "    projects = ( { name = \"vod_be\"; key = \"" KEY_VOD "\"; secret = \"${SQT_SECRET}\"; id = 20; } ); }\n"
+		      ");\n");
+	assert_string_equal(cfg->redis_password, "5f0c1d2e3a4b5c6d7e8f901234567890");
+	assert_string_equal(cfg->redis_prefix, "p${x}:$q:");  /* $${ is a literal ${, a lone $ stays */
+	assert_string_equal(cfg->upstreams[0].host, "sentry.example");  /* checks run on the result */
+	assert_int_equal(cfg->upstreams[0].port, 8443);
+	assert_string_equal(cfg->upstreams[0].projects[0].secret, "5f0c1d2e3a4b5c6d7e8f901234567890");
+	config_free(cfg);
+	/* an unset variable is named; its would-be place is not a value to echo */
+	expect_error("redis = { password = \"${SQT_UNSET}\"; };\n" UPS, 1, "redis.password",
+		     "environment variable 'SQT_UNSET' is not set");
+	expect_error("redis = { password = \"${SQT-X}\"; };\n" UPS, 1, "redis.password", "bad ${NAME}");
+	expect_error("redis = { password = \"${SQT_HOST\"; };\n" UPS, 1, "redis.password", "bad ${NAME}");
+	/* the expanded value is checked like a written one, without being quoted */
+	setenv("SQT_SECRET", "has space", 1);
+	expect_error("upstreams = (\n  { name = \"wow\"; url = \"http://h\";\n"
+		     "    projects = ( { name = \"p\"; key = \"${SQT_SECRET}\"; id = 1; } ); }\n);\n",
+		     3, "upstreams[0].projects[0].key", "may contain only");
+	clear_env();
+}
+
+static void test_print_masks_secrets(void **state)
+{
+	struct config *cfg = load_ok("redis = { password = \"r3dis-pass-word\"; };\n"
+				     "forward = { headers = ( \"X-Request-Id\", \"X-Tenant\" ); };\n"
+				     "default_route = { upstream = \"wow\"; project = \"vod_be\"; };\n"
+				     "upstreams = (\n"
+				     "  { name = \"wow\"; url = \"http://127.0.0.1:9001\";\n"
+				     "    projects = ( { name = \"vod_be\"; key = \"" KEY_VOD "\"; secret = \"s3cr3t-value\"; id = 20; } ); }\n"
+				     ");\n");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	assert_int_equal(config_print(cfg, out), CONFIG_PRINT_OK);
+	fclose(out);
+	assert_contains(buf, "listen.port = 9000;\n");
+	assert_contains(buf, "shutdown_timeout = 10.0;\n");
+	assert_contains(buf, "log.level = \"info\";\n");
+	assert_contains(buf, "rate_limits.passthrough = false;\n");
+	assert_contains(buf, "upstreams[0].name = \"wow\";\n");
+	assert_contains(buf, "upstreams[0].url = \"http://127.0.0.1:9001\";\n");
+	assert_contains(buf, "upstreams[0].projects[0].id = 20;\n");
+	assert_contains(buf, "upstreams[0].projects[0].secret = \"********\";\n");
+	assert_contains(buf, "redis.password = \"********\";\n");
+	assert_contains(buf, "# redis.unix_socket is not set\n");
+	assert_contains(buf, "forward.headers = ( \"X-Request-Id\", \"X-Tenant\" );\n");
+	assert_contains(buf, "# redis.sentinels is not set\n");
+	/* keys, secrets, passwords and project names appear nowhere */
+	assert_null(strstr(buf, KEY_VOD));
+	assert_null(strstr(buf, "a6f4"));
+	assert_null(strstr(buf, "s3cr3t-value"));
+	assert_null(strstr(buf, "r3dis-pass-word"));
+	assert_null(strstr(buf, "vod_be"));
+	free(buf);
+	config_free(cfg);
+}
+
+static void test_permissions(void **state)
+{
+	char path[] = "/tmp/sentryq-perm-XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(config_permissions(path), CONFIG_PERM_PRIVATE);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(config_permissions(path), CONFIG_PERM_OTHERS);
+	unlink(path);
+	assert_int_equal(config_permissions(path), CONFIG_PERM_UNKNOWN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -708,6 +965,13 @@ int main(void)
 		cmocka_unit_test(test_check_values),
 		cmocka_unit_test(test_sentinels),
 		cmocka_unit_test(test_error_sentinels),
+		cmocka_unit_test(test_log_and_metrics_groups),
+		cmocka_unit_test(test_env_names),
+		cmocka_unit_test(test_env_overrides),
+		cmocka_unit_test(test_env_errors),
+		cmocka_unit_test(test_env_references),
+		cmocka_unit_test(test_print_masks_secrets),
+		cmocka_unit_test(test_permissions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@ Modules by concern; a test imports what it uses from each, e.g. `from sqtest.pro
   sentryq   sentryq processes, run_cli, the one config writer, the standard test stack, and the
             per-suite log checks (sanitizer reports, leaked credentials, graceful-stop exit codes)
   fixtures  the captured SDK requests, replay, body codecs and envelope parsing
+  prom      /metrics scraped and parsed (python3-prometheus-client), sample look-ups
   ledger    what a fault case sent and what arrived: Ledger, Loader, Delivery, summary, checks
   world     one fault case's processes (World), relay-side Project, the fast fault timings
   runner    main(): runs the test_* functions of a test file and prints the verdict

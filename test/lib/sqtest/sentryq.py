@@ -1,7 +1,9 @@
 """sentryq.py - sentryq processes, run_cli, the one config writer, the standard test stack, and
 the checks made on every sentryq a suite ran: no sanitizer report, no configured credential in a
-log, every graceful stop exited 0 (process_health, called by the runner)."""
+log, every graceful stop exited 0, and with log.format = "json" every line one JSON object with
+ts, level and msg (process_health, called by the runner)."""
 
+import json
 import os
 import re
 import signal
@@ -56,9 +58,14 @@ SETTINGS = (
     ("consumer", "forward", "consumer", str),
     ("passthrough", "rate_limits", "passthrough", bool),
     ("shutdown_timeout", None, "shutdown_timeout", float),
-    ("log_level", None, "log_level", str),
+    ("log_level", "log", "level", str),
+    ("log_format", "log", "format", str),
+    ("stats_period", "log", "stats_period", float),
+    ("metrics_port", "metrics", "port", int),
+    ("metrics_on_ingest", "metrics", "on_ingest", bool),
 )
-GROUPS = ("listen", "redis", "queue", "forward", "rate_limits")
+GROUPS = ("listen", "redis", "queue", "forward", "rate_limits", "log", "metrics")
+JSON_LOG = re.compile(r'\blog\s*[=:]\s*\{[^}]*\bformat\s*[=:]\s*"json"', re.I)
 # What a config has unless a keyword says otherwise (None leaves a setting to sentryq's default).
 DEFAULTS = dict(max_body=20971520, prefix="sentryq:", buffer_bytes=0, fwd_timeout=5.0, retry_initial=0.2,
                 retry_max=1.0, claim_idle=2.0)
@@ -122,26 +129,32 @@ class Sentryq:
         self.port = None
         self.config_path = None
         self.logs = []  # one stderr file per start
+        self.json_logs = set()  # the logs of starts with log.format = "json"
         self.secrets = set()  # credentials of every config started: must never reach the log
         _sentryqs.append(self)
 
-    def write_config(self, text, name="sentryq.conf"):
+    def write_config(self, text, name="sentryq.conf", mode=0o600):
+        """The config file, 0600 unless told (it holds every project's secret)."""
         path = os.path.join(self.dir, name)
         with open(path, "w") as f:
             f.write(text)
+        os.chmod(path, mode)
         return path
 
-    def start(self, config_text, port=None, wait=True, timeout=15, env=None):
-        """Run `sentryq -c` on config_text; port defaults to listen.port of the text."""
+    def start(self, config_text, port=None, wait=True, timeout=15, env=None, config_mode=0o600):
+        """Run `sentryq -c` on config_text; port defaults to listen.port of the text. env: the
+        whole environment of the process (None: this one's)."""
         if port is None:
             m = re.search(r"listen\s*[=:]\s*\{[^}]*?\bport\s*[=:]\s*(\d+)", config_text)
             check(m, "no listen.port in the config text")
             port = int(m.group(1))
         self.port = port
-        self.config_path = self.write_config(config_text)
+        self.config_path = self.write_config(config_text, mode=config_mode)
         self.secrets |= config_secrets(config_text)
         log = os.path.join(self.dir, "stderr-%d.log" % (len(self.logs) + 1))
         self.logs.append(log)
+        if JSON_LOG.search(config_text) or (env or {}).get("SENTRYQ_LOG_FORMAT", "").lower() == "json":
+            self.json_logs.add(log)
         with open(log, "wb") as errf:
             self.proc = spawn([self.bin, "-c", self.config_path], stdin=subprocess.DEVNULL,
                               stdout=errf, stderr=errf, env=env)
@@ -150,13 +163,20 @@ class Sentryq:
         return self
 
     def wait_ready(self, timeout=15):
+        """/status 200 with Redis connected (200 alone may be a Redis outage the buffer absorbs)."""
         def ready():
             check(self.proc.poll() is None, "sentryq exited with %s during start-up" % self.proc.returncode)
-            return self.status()[0] == 200
+            st, doc = self.status()
+            return st == 200 and doc.get("redis", {}).get("connected") is True
         wait_for(ready, timeout, "sentryq /status 200 on port %d" % self.port)
 
     def status(self):
         return get_json(self.port, "/status")
+
+    def json_log(self, index=-1):
+        """The lines of a start's stderr (default the last) parsed as JSON (log.format = "json")."""
+        with open(self.logs[index], "rb") as f:
+            return [json.loads(line) for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -260,9 +280,25 @@ def _leaked(text, secrets):
     return None
 
 
+def json_log_problem(text):
+    """The first line of a log.format = "json" log that is not one JSON object with ts, level and
+    msg, as "line N: why" ("" when every line is)."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if SANITIZER.search(line):
+            continue  # reported on its own
+        try:
+            doc = json.loads(line)
+        except ValueError as e:
+            return "line %d is not JSON (%s): %r" % (n, e, line[:200])
+        if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("ts", "level", "msg")):
+            return "line %d lacks ts, level or msg: %r" % (n, line[:200])
+    return ""
+
+
 def process_health():
     """What is wrong with the sentryq processes run so far ("" when nothing): a graceful stop that
-    exited non-zero, a sanitizer report or a configured credential in a log."""
+    exited non-zero, a sanitizer report or a configured credential in a log, a JSON log line that
+    is not JSON."""
     out = list(_cli_reports)
     for sig, rc, log in _exits:
         if rc != 0:
@@ -280,6 +316,9 @@ def process_health():
             sec = _leaked(text, sq.secrets)
             if sec:
                 out.append("a credential from the config (%s...) appears in %s" % (sec[:3], path))
+            bad = json_log_problem(text) if path in sq.json_logs else ""
+            if bad:
+                out.append("log.format = \"json\" but in %s %s" % (path, bad))
     return "\n".join(out)
 
 
