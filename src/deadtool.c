@@ -230,16 +230,35 @@ static bool field_is(const redisReply *f, const char *s, size_t len)
 	return f != NULL && f->type == REDIS_REPLY_STRING && f->len == len && memcmp(f->str, s, len) == 0;
 }
 
+/* The project --route names: "UPSTREAM/PROJECT", or "UPSTREAM/ID" with the real id, as /status
+ * and /metrics name routes. NULL when the upstream has neither. */
+static const char *route_project(const struct dt *d, const char *up, size_t uplen, const char *pr)
+{
+	char name[128];
+	const struct config_upstream *u;
+
+	snprintf(name, sizeof(name), "%.*s", (int)uplen, up);
+	if ((u = config_upstream_by_name(d->cfg, name)) == NULL)
+		return pr;  /* a route no longer configured: its dead letters still carry the name */
+	if (config_project_by_name(u, pr) != NULL || pr[0] == '\0' || strspn(pr, "0123456789") != strlen(pr))
+		return pr;
+	for (size_t i = 0; i < u->nprojects; i++)
+		if (u->projects[i].id == atol(pr))
+			return u->projects[i].name;
+	return pr;
+}
+
 /* Whether a dead letter belongs to the --route destination (every one without --route). */
 static bool dt_wanted(const struct dt *d, const redisReply *el)
 {
-	const char *slash;
+	const char *slash, *pr;
 
 	if (d->route == NULL)
 		return true;
 	slash = strchr(d->route, '/');
+	pr = route_project(d, d->route, (size_t)(slash - d->route), slash + 1);
 	return field_is(dt_field(el, "up"), d->route, (size_t)(slash - d->route)) &&
-	       field_is(dt_field(el, "pr"), slash + 1, strlen(slash + 1));
+	       field_is(dt_field(el, "pr"), pr, strlen(pr));
 }
 
 /* ---- list ---- */
