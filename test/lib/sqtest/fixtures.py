@@ -220,3 +220,25 @@ def parse_envelope(body):
 def ordered_json(data):
     """Parse JSON keeping object key order (objects become lists of pairs)."""
     return json.loads(data, object_pairs_hook=lambda pairs: [(k, v) for k, v in pairs])
+
+
+def check_envelope_rewrite(sent, got, want_dsn, sdk_key, real_key, what):
+    """A forwarded envelope (both bodies decoded) against what the SDK sent: a header "dsn" became
+    want_dsn and a trace.public_key that was the SDK's key became real_key; every other header
+    field, the field order, and every byte after the header line are unchanged."""
+    s_hdr, s_rest = split_envelope(sent)
+    g_hdr, g_rest = split_envelope(got)
+    check(g_rest == s_rest, "%s: envelope items changed (%d bytes sent after the header, %d forwarded)" % (
+        what, len(s_rest), len(g_rest)))
+    s, g = json.loads(s_hdr), json.loads(g_hdr)
+    check(list(g) == list(s), "%s: header fields %r, sent %r" % (what, list(g), list(s)))
+    for k, v in s.items():
+        if k == "dsn":
+            check(g[k] == want_dsn, "%s: header dsn %r, want %r" % (what, g[k], want_dsn))
+        elif k == "trace" and isinstance(v, dict):
+            want = dict(v)
+            if want.get("public_key") == sdk_key:
+                want["public_key"] = real_key
+            check(g[k] == want and list(g[k]) == list(v), "%s: header trace %r, want %r" % (what, g[k], want))
+        else:
+            check(g[k] == v, "%s: header field %s changed: %r, sent %r" % (what, k, g[k], v))

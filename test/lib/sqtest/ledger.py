@@ -11,10 +11,11 @@ import json
 import re
 import threading
 import time
+import zlib
 
-from sqtest.fixtures import new_event_id
+from sqtest.fixtures import decode_body, new_event_id
 from sqtest.http import Response, request
-from sqtest.mock import rec_body
+from sqtest.mock import rec_body, rec_header
 from sqtest.proc import check
 
 EID_RE = re.compile(rb'"event_id":\s*"([0-9a-f]{32})"')
@@ -23,6 +24,24 @@ EID_RE = re.compile(rb'"event_id":\s*"([0-9a-f]{32})"')
 def eid_of(body):
     m = EID_RE.search(body[:300])
     return m.group(1).decode() if m else None
+
+
+def rec_eid(rec):
+    """The event id of a mock record: of its body after Content-Encoding (a store event, or an
+    envelope's header line); None when there is none."""
+    ce = rec_header(rec, "Content-Encoding")
+    try:
+        return eid_of(decode_body(rec_body(rec), ce[0] if ce else None))
+    except (OSError, EOFError, ValueError, zlib.error):
+        return None
+
+
+def records_by_eid(records):
+    """{event id: [records]} of mock records, in the order they came."""
+    out = {}
+    for rec in records:
+        out.setdefault(rec_eid(rec), []).append(rec)
+    return out
 
 
 class Ledger:
@@ -49,10 +68,8 @@ class Ledger:
     def post(self, port, eid, timeout=10.0):
         """Returns the Response; status 0 (body: the exception) when the connection failed."""
         prj, body = self.events[eid]
-        auth = "Sentry sentry_key=%s, sentry_version=7, sentry_client=faults/1.0, sentry_secret=%s" % (
-            prj.upstream, prj.name)
         try:
-            r = request(port, "POST", prj.api + "store/", [("X-Sentry-Auth", auth),
+            r = request(port, "POST", prj.api + "store/", [("X-Sentry-Auth", prj.auth()),
                         ("Content-Type", "application/json")], body, timeout=timeout)
             res = r.status
         except Exception as e:  # connection refused / reset while sentryq dies: not acknowledged
