@@ -230,8 +230,16 @@ static void put_reply(void *arg, redisReply *rep)
 	free(p);
 }
 
-/* Every copy of a mirrored request in one script: all are queued, or none. */
+/* Every copy of a mirrored request in one script: all are queued, or none. A script is not
+ * rolled back when a command in it fails, so every key is checked before the first write (an
+ * XADD to a key of another type would fail after the copies before it were written). */
 static const char put_script[] =
+	"for i = 2, #KEYS do\n"
+	"  local t = redis.call('TYPE', KEYS[i]).ok\n"
+	"  if t ~= 'none' and t ~= 'stream' then\n"
+	"    return redis.error_reply('WRONGTYPE a destination key is not a stream; no copy queued')\n"
+	"  end\n"
+	"end\n"
 	"local id\n"
 	"for i = 2, #KEYS do id = redis.call('XADD', KEYS[i], '*', unpack(ARGV, 2)) end\n"
 	"redis.call('INCRBY', KEYS[1], ARGV[1] * (#KEYS - 1))\n"
