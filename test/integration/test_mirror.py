@@ -199,6 +199,28 @@ def test_both_copies_in_redis_before_the_200():
         w.close()
 
 
+def test_a_copy_refused_by_redis_queues_none():
+    # A key of another type where the mirror's stream belongs: that XADD fails, so none may be
+    # written (a script is not rolled back: the primary's copy would be queued, and delivered,
+    # although the SDK was told the request failed).
+    w, wow, saas, primary, mirror = mirrored_world(start_mocks=False)
+    try:
+        w.redis.command("SET", w.stream(mirror), "not a stream")
+        led = Ledger()
+        eid, r = led.send(w.port, primary, "wt", 0)
+        check(r.status == 503, "answered %r although the mirror's copy cannot be written" % r)
+        check(w.xlen(primary) == 0, "the primary's stream holds %d entries of a request answered 503" %
+              w.xlen(primary))
+        check(w.redis.command("GET", w.prefix + "bytes") in (None, b"0"), "byte counter moved")
+        w.redis.command("DEL", w.stream(mirror))
+        eid, r = led.send(w.port, primary, "wt", 1)
+        check(r.status == 200, "answered %r once the key is gone" % r)
+        check(w.stream_event_ids(primary) == [eid] and w.stream_event_ids(mirror) == [eid],
+              "streams %r %r" % (w.stream_event_ids(primary), w.stream_event_ids(mirror)))
+    finally:
+        w.close()
+
+
 def test_buffered_copies_reach_both_streams():
     # Redis away: the copies wait in the memory buffer, together, and reach both streams after.
     w, wow, saas, primary, mirror = mirrored_world(start_mocks=False, buffer_bytes=67108864)
