@@ -18,14 +18,15 @@ from sqtest.fixtures import (check_envelope_rewrite, decode_body, load_fixture, 
 from sqtest.http import parse_sentry_auth, query_pairs, request  # noqa: E402
 from sqtest.ledger import Ledger, Loader, check_delivery, records_by_eid, summary  # noqa: E402
 from sqtest.mock import rec_body, rec_header  # noqa: E402
-from sqtest.proc import check, free_port, wait_for  # noqa: E402
+from sqtest.proc import check, free_port, masked, wait_for  # noqa: E402
 from sqtest.runner import main  # noqa: E402
 from sqtest.world import DEFAULT_TIMINGS, Project, World, upstream_state  # noqa: E402
 
 SEC_WOW, SEC_SAAS = "5e1f4c3a8b6d9e0f1a2b3c4d0d2c7a9b", "9e0f1a2b3c4d5e1f4c3a8b6d0d2c7a9b"
-# etc/sentryq.conf, forward: the defaults every timing below is derived from.
-RETRY_INITIAL, OUTAGE_GRACE, JITTER, TICK = 1.0, 10.0, 0.1, 0.1
-MAX_CONNECTIONS = 16
+# The timings the bounds below are derived from: forward.retry_initial's default (etc/sentryq.conf),
+# the +-10 % jitter on every wait (OUTAGE_JITTER, include/outage.h) and the forwarder's 100 ms tick
+# (TICK_PERIOD, src/forward.c).
+RETRY_INITIAL, JITTER, TICK = 1.0, 0.1, 0.1
 
 
 def mirrored_world(wow_port=None, saas_port=None, start_mocks=True, wow_latency=None, saas_latency=None,
@@ -114,6 +115,8 @@ def test_each_destination_gets_its_own_id_and_key():
             carrier = ("query", query) if query else ("auth", hdrs[0][1]) if hdrs else ("dsn", None)
             sent[eid] = (kind, "envelope/", plain, carrier)
 
+        names = {primary.key: "<wow key>", primary.secret: "<wow secret>", mirror.key: "<saas key>",
+                 mirror.secret: "<saas secret>"}
         for dest, mock, other in dests(w, primary, mirror):
             got = wait_for(lambda: (lambda g: g if all(e in g for e in sent) else None)(ok_records(mock)), 15,
                            "all %d requests at %s" % (len(sent), dest.upstream))
@@ -129,15 +132,16 @@ def test_each_destination_gets_its_own_id_and_key():
                     want = [(k, {"sentry_key": dest.key, "sentry_secret": dest.secret}.get(k, v))
                             for k, v in parse_sentry_auth(value)]
                     check(len(auth) == 1 and parse_sentry_auth(auth[0]) == want,
-                          "%s: X-Sentry-Auth %r, want %r" % (what, auth, want))
+                          "%s: X-Sentry-Auth %s, want %s" % (what, masked(auth, names), masked(want, names)))
                 else:
-                    check(not auth, "%s: X-Sentry-Auth added: %r" % (what, auth))
+                    check(not auth, "%s: X-Sentry-Auth added: %s" % (what, masked(auth, names)))
                 if carrier == "query":
                     want = [(k, {"sentry_key": dest.key, "sentry_secret": dest.secret}.get(k, v))
                             for k, v in query_pairs(value)]
-                    check(query_pairs(rec["query"]) == want, "%s: query %r, want %r" % (what, rec["query"], want))
+                    check(query_pairs(rec["query"]) == want, "%s: query %s, want %s" % (
+                        what, masked(rec["query"], names), masked(want, names)))
                 else:
-                    check(rec["query"] == "", "%s: query %r added" % (what, rec["query"]))
+                    check(rec["query"] == "", "%s: query %s added" % (what, masked(rec["query"], names)))
                 ce = rec_header(rec, "Content-Encoding")
                 body = decode_body(rec_body(rec), ce[0] if ce else None)
                 if kind == "store" or kind == "envelope-plain":
@@ -145,7 +149,7 @@ def test_each_destination_gets_its_own_id_and_key():
                 else:
                     check(ce == (["gzip"] if "gzip" in kind else []), "%s: Content-Encoding %r" % (what, ce))
                     check_envelope_rewrite(plain, body, "http://%s@127.0.0.1:%d/%d" % (dest.key, mock.port, dest.id),
-                                           "wow", dest.key, what)
+                                           "wow", dest.key, what, names)
                 # nothing of the other destination leaks into this copy
                 raw = json.dumps(rec["headers"]) + rec["query"] + body.decode("utf-8", "replace")
                 check(other.key not in raw and other.secret not in raw,
@@ -502,6 +506,18 @@ def test_dead_replay_per_destination():
         check([o["event_id"] for o in lst] == p_dead and lst[0]["upstream"] == "wow",
               "dead letters left after the mirror's replay: %r" % lst)
         check(w.xlen(primary) == 0, "the primary's stream holds %d entries" % w.xlen(primary))
+        # --route names a destination for --all only: ids name their entries already.
+        p = w.dead("replay", lst[0]["id"], "--route", primary.route)
+        check(p.returncode == 2, "dead replay ID --route exited %r: %r" % (p.returncode, p.stderr))
+        # purge per destination: the mirror has none left, the primary's one goes
+        p = w.dead("purge", "--all", "--route", mirror.route)
+        check(p.returncode == 0 and p.stdout == "purged 0\n", "purge --route %s: %r %r" % (
+            mirror.route, p.stdout, p.stderr))
+        check(len(dead_json(w)) == 1, "the mirror's purge removed another route's dead letter")
+        p = w.dead("purge", "--all", "--route", primary.route)
+        check(p.returncode == 0 and p.stdout == "purged 1\n", "purge --route %s: %r %r" % (
+            primary.route, p.stdout, p.stderr))
+        check(dead_json(w) == [], "dead letters left after purging both routes")
     finally:
         w.close()
 
