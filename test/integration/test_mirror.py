@@ -18,7 +18,7 @@ from sqtest.fixtures import (check_envelope_rewrite, decode_body, load_fixture, 
 from sqtest.http import parse_sentry_auth, query_pairs, request  # noqa: E402
 from sqtest.ledger import Ledger, Loader, check_delivery, records_by_eid, summary  # noqa: E402
 from sqtest.mock import rec_body, rec_header  # noqa: E402
-from sqtest.proc import check, free_port, masked, wait_for  # noqa: E402
+from sqtest.proc import check, free_port, masked, tmpdir, wait_for  # noqa: E402
 from sqtest.runner import main  # noqa: E402
 from sqtest.world import DEFAULT_TIMINGS, Project, World, upstream_state  # noqa: E402
 
@@ -246,6 +246,31 @@ def test_buffered_copies_reach_both_streams():
         saas.start()
         for name in ("wow", "saas"):
             check_delivery(led, w.wait_delivered(led, led.acked, 30, names=[name]), allow_unacked=False)
+    finally:
+        w.close()
+
+
+def test_spooled_copies_reach_both_destinations():
+    # Redis away, then sentryq stopped: both copies of each buffered request go to the spool file
+    # and, read back at the next start, to both destinations.
+    spool = os.path.join(tmpdir("sentryq-spool-"), "sentryq.spool")
+    w, wow, saas, primary, mirror = mirrored_world(buffer_bytes=67108864, redis_extra='spool_file = "%s";' % spool)
+    try:
+        led = Ledger()
+        w.redis.stop()
+        wait_for(lambda: not w.status()["redis"]["connected"], 10, "sentryq to see Redis gone")
+        for i in range(5):
+            led.send(w.port, primary, "spool", i)
+        check(len(led.acked) == 5, "answers while Redis is away: %s" % led.statuses())
+        check(w.status()["queue"]["buffered"] == 10, "queue.buffered %r, want 10" % w.status()["queue"])
+        rc = w.sq.stop(timeout=20)
+        w.killed = True  # stopped on purpose
+        check(rc == 0 and os.path.exists(spool), "stop exited %s, spool written: %s" % (rc, os.path.exists(spool)))
+        w.redis.start()
+        w.restart()
+        for name in ("wow", "saas"):
+            check_delivery(led, w.wait_delivered(led, led.acked, 30, names=[name]), allow_unacked=False)
+        w.wait_pending_zero()
     finally:
         w.close()
 
