@@ -192,6 +192,14 @@ class Delivery:
         gaps = [b - a for ts in self.ok_t.values() for a, b in zip(sorted(ts), sorted(ts)[1:])]
         self.dup_gap_min = min(gaps) if gaps else None
 
+    def last_first_ok(self, eids):
+        """When the last of eids first arrived (mock time of each one's first 2xx): all delivered by then."""
+        return max(min(self.ok_t[e]) for e in eids)
+
+    def latencies(self, ledger, eids):
+        """{eid: seconds from the SDK's answer to the first 2xx at the mock} (same host clock)."""
+        return {e: min(self.ok_t[e]) - ledger.t_answer[e] for e in eids}
+
 
 def summary(case, ledger, d, counters, extra=""):
     """The line the lead copies into the issue note."""

@@ -69,8 +69,8 @@ class World:
         self.killed = False
         self.prefix = None
 
-    def mock(self, name, port=None, start=True):
-        m = Mock(port)
+    def mock(self, name, port=None, start=True, latency_ms=None):
+        m = Mock(port, latency_ms=latency_ms)
         if start:
             m.start()
         self.mocks[name] = m
