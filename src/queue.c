@@ -484,7 +484,9 @@ static void put_failed(struct put_ctx *p, enum queue_done r)
  * Every copy in one script: all are queued, or none. KEYS: the byte counter, the streams, then
  * the body key when ARGV[2] is "1"; ARGV: the body length, that flag, the fields. A large body
  * must be complete under its key; it is kept (PERSIST) from here on, and each further copy gets
- * its own copy of it, so every entry owns the body it deletes.
+ * its own copy of it, so every entry owns the body it deletes. A script is not rolled back when a
+ * command in it fails, so every key is checked before the first write (an XADD to a key of another
+ * type would fail after the copies before it were written).
  */
 static const char put_script[] =
 	"local big = ARGV[2] == '1'\n"
@@ -497,6 +499,12 @@ static const char put_script[] =
 	"    return redis.error_reply('ERR sentryq: large body incomplete (expired or lost)')\n"
 	"  end\n"
 	"  redis.call('PERSIST', bk)\n"
+	"end\n"
+	"for i = 2, n + 1 do\n"
+	"  local t = redis.call('TYPE', KEYS[i]).ok\n"
+	"  if t ~= 'none' and t ~= 'stream' then\n"
+	"    return redis.error_reply('WRONGTYPE a destination key is not a stream; no copy queued')\n"
+	"  end\n"
 	"end\n"
 	"local f = {}\n"
 	"for i = 3, #ARGV do f[#f + 1] = ARGV[i] end\n"

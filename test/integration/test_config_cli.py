@@ -129,6 +129,83 @@ def test_default_route_unknown_upstream():
     expect_config_error(text, "droute.conf", also=("nope",))
 
 
+MIRRORED = """\
+listen = { address = "127.0.0.1"; port = %(port)d; };
+redis  = { host = "127.0.0.1"; port = 6379; prefix = "sentryq-cli:"; };
+upstreams = (
+  { name = "wow"; url = "http://127.0.0.1:9001";
+    projects = (
+      { name = "vod_be"; key = "a6f431e198734105aef464f6e702351f";
+        secret = "563b78f7bc1941828df0e5ebd79cc17a"; id = 20;
+        mirror = (
+%(mirrors)s
+        ); },
+      { name = "vod_copy"; key = "b6f431e198734105aef464f6e702351f"; id = 22; } ); },
+  { name = "saas"; url = "http://127.0.0.1:9002";
+    projects = (
+      { name = "vod_saas"; key = "c6f431e198734105aef464f6e702351f"; id = 21; },
+      { name = "other_saas"; key = "d6f431e198734105aef464f6e702351f"; id = 23; } ); }
+);
+"""
+
+
+def mirrored_text(*mirrors):
+    """MIRRORED with vod_be's mirror list: one (upstream, project) per line, marked "# mirror <i>"."""
+    lines = "\n".join('          { upstream = "%s"; project = "%s"; }%s  # mirror %d' % (
+        m + ("," if i < len(mirrors) - 1 else "", i)) for i, m in enumerate(mirrors))
+    return MIRRORED % {"port": free_port(), "mirrors": lines}
+
+
+def test_mirror_good():
+    # to another upstream, and to another project of the same upstream
+    p = run_cli(["-t", "-c", conf(mirrored_text(("saas", "vod_saas"), ("wow", "vod_copy")), "mirror-good.conf")])
+    check(p.returncode == 0, "-t on a config with mirrors exited %r: %r" % (p.returncode, p.stderr))
+
+
+def expect_mirror_error(name, mirrors, bad, why, secret_names):
+    """Mirror number `bad` of `mirrors` is refused at its own line; no project name shown."""
+    text = mirrored_text(*mirrors)
+    msg = expect_config_error(text, name, key="mirror[%d]" % bad, needle="# mirror %d" % bad, also=(why,))
+    for n in secret_names:
+        check(n not in msg, "%s: the message shows project name %r (a DSN secret): %r" % (name, n, msg))
+
+
+def test_mirror_unknown_upstream():
+    expect_mirror_error("mirror-up.conf", [("saas", "vod_saas"), ("nope", "vod_saas")], 1,
+                        "names no configured upstream", ["vod_saas", "vod_be"])
+
+
+def test_mirror_unknown_project():
+    expect_mirror_error("mirror-pr.conf", [("saas", "no_such_prj")], 0,
+                        "names no project of that upstream", ["no_such_prj", "vod_be"])
+    # a project of another upstream is not one of this upstream's
+    expect_mirror_error("mirror-pr2.conf", [("saas", "vod_copy")], 0,
+                        "names no project of that upstream", ["vod_copy", "vod_be"])
+
+
+def test_mirror_itself():
+    expect_mirror_error("mirror-self.conf", [("saas", "vod_saas"), ("wow", "vod_be")], 1,
+                        "names the project itself", ["vod_be"])
+
+
+def test_mirror_same_destination_twice():
+    expect_mirror_error("mirror-dup.conf", [("saas", "vod_saas"), ("wow", "vod_copy"), ("saas", "vod_saas")],
+                        2, "names the same project as an earlier mirror", ["vod_saas", "vod_be"])
+
+
+def test_mirror_list_bounded():
+    # 8 mirrors at most: the config has 3 other projects, so a 9th entry is a list too long
+    nine = [("saas", "vod_saas"), ("wow", "vod_copy"), ("saas", "other_saas")] * 3
+    expect_config_error(mirrored_text(*nine), "mirror-nine.conf", key="mirror", needle="mirror = (",
+                        also=("at most 8",))
+
+
+def test_mirror_missing_project_key():
+    text = mirrored_text(("saas", "vod_saas")).replace('{ upstream = "saas"; project = "vod_saas"; }',
+                                                       '{ upstream = "saas"; }')
+    expect_config_error(text, "mirror-nokey.conf", key="project", needle="# mirror 0")
+
+
 def test_missing_file():
     path = os.path.join(tmpdir(), "absent.conf")
     p = run_cli(["-t", "-c", path])

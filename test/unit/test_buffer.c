@@ -1,5 +1,6 @@
 /* test_buffer.c - the in-memory FIFO used while Redis is away: order, the byte bound, copies that
- * outlive the caller's memory, and the send cursor through take, rewind and remove. */
+ * outlive the caller's memory, the send cursor through take, rewind and remove, and the copies of
+ * a mirrored request pushed all or none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -346,6 +347,145 @@ static void test_counts_return_to_zero(void **state)
 	buffer_free(NULL);
 }
 
+/* The bytes one copy of make("a", "{}", 2) counts for in `stream`. */
+static size_t item_size_in(const char *stream)
+{
+	struct buffer *b = buffer_new((size_t)-1);
+	size_t n;
+
+	assert_non_null(b);
+	assert_int_equal(push(b, stream, "a", false), BUFFER_OK);
+	n = buffer_bytes(b);
+	buffer_free(b);
+	return n;
+}
+
+static void test_push_each_all_in_order(void **state)
+{
+	static const char *const streams[] = { "sq:q:wow:vod_be", "sq:q:saas:vod_saas", "sq:q:wow:other" };
+	struct buffer *b = buffer_new(1 << 20);
+	struct entry e = make("m", "mirrored\0body", 13);
+	struct buffer_item *it;
+	size_t want = 0;
+
+	(void)state;
+	assert_int_equal(push(b, "before", "x", false), BUFFER_OK);
+	assert_int_equal(buffer_push_each(b, streams, 3, &e, false, NOW_MS), BUFFER_OK);
+	assert_int_equal(push(b, "after", "y", false), BUFFER_OK);
+	assert_int_equal(buffer_count(b), 5);
+	assert_string_equal(id_of(buffer_take(b)), "x");
+	/* one copy per stream, in the order given, right behind what was there */
+	for (size_t i = 0; i < 3; i++) {
+		const struct entry *c;
+
+		it = buffer_take(b);
+		c = buffer_item_entry(it);
+		assert_string_equal(buffer_item_stream(it), streams[i]);
+		assert_string_equal(c->event_id, "m");
+		assert_string_equal(c->headers, e.headers);
+		assert_int_equal(c->body_len, 13);
+		assert_memory_equal(c->body, "mirrored\0body", 13);
+		assert_ptr_not_equal(c->body, e.body);
+		assert_int_equal(c->categories, B(ERROR));
+		assert_int_equal(c->received_ms, 1);
+	}
+	assert_string_equal(id_of(buffer_take(b)), "y");
+	assert_null(buffer_take(b));
+	/* each copy is an item of its own: removing one leaves the others */
+	it = buffer_next(b, buffer_next(b, NULL));  /* the first copy */
+	assert_string_equal(buffer_item_stream(it), streams[0]);
+	buffer_remove(b, it);
+	it = buffer_next(b, buffer_next(b, NULL));
+	assert_string_equal(buffer_item_stream(it), streams[1]);
+	assert_int_equal(buffer_count(b), 4);
+	/* the bytes are the sum of what each copy would count alone */
+	buffer_free(b);
+	b = buffer_new((size_t)-1);
+	for (size_t i = 0; i < 3; i++)
+		want += item_size_in(streams[i]);
+	e = make("a", "{}", 2);
+	assert_int_equal(buffer_push_each(b, streams, 3, &e, false, NOW_MS), BUFFER_OK);
+	assert_int_equal(buffer_bytes(b), want);
+	/* one stream is buffer_push */
+	assert_int_equal(buffer_push_each(b, streams, 1, &e, false, NOW_MS), BUFFER_OK);
+	assert_int_equal(buffer_bytes(b), want + item_size_in(streams[0]));
+	assert_int_equal(buffer_count(b), 4);
+	buffer_free(b);
+}
+
+static void test_push_each_all_or_none(void **state)
+{
+	static const char *const streams[] = { "s", "mirror-one", "mirror-two-longer" };
+	size_t one = item_size_in("s"), total = one + item_size_in("mirror-one") + item_size_in("mirror-two-longer");
+	struct entry e = make("a", "{}", 2);
+	struct buffer *b;
+
+	(void)state;
+	/* exactly at the bound: all in */
+	b = buffer_new(total);
+	assert_int_equal(buffer_push_each(b, streams, 3, &e, false, NOW_MS), BUFFER_OK);
+	assert_int_equal(buffer_count(b), 3);
+	assert_int_equal(buffer_bytes(b), total);
+	buffer_free(b);
+	/* one byte short: none in, though the first copies alone would fit */
+	b = buffer_new(total - 1);
+	assert_int_equal(buffer_push_each(b, streams, 3, &e, false, NOW_MS), BUFFER_FULL);
+	assert_int_equal(buffer_count(b), 0);
+	assert_int_equal(buffer_bytes(b), 0);
+	assert_null(buffer_take(b));
+	/* the copies fit on their own, not behind what the buffer holds */
+	assert_int_equal(push(b, "s", "x", false), BUFFER_OK);
+	assert_int_equal(buffer_push_each(b, streams, 3, &e, false, NOW_MS), BUFFER_FULL);
+	assert_int_equal(buffer_count(b), 1);
+	assert_int_equal(buffer_bytes(b), one);
+	assert_string_equal(id_of(buffer_take(b)), "x");
+	assert_null(buffer_take(b));
+	/* force (from the spool): the bound does not apply, all go in */
+	assert_int_equal(buffer_push_each(b, streams, 3, &e, true, NOW_MS), BUFFER_OK);
+	assert_int_equal(buffer_count(b), 4);
+	assert_int_equal(buffer_bytes(b), one + total);
+	assert_string_equal(buffer_item_stream(buffer_take(b)), "s");
+	assert_string_equal(buffer_item_stream(buffer_take(b)), "mirror-one");
+	assert_string_equal(buffer_item_stream(buffer_take(b)), "mirror-two-longer");
+	buffer_free(b);
+	/* a zero bound takes no copies unforced */
+	b = buffer_new(0);
+	assert_int_equal(buffer_push_each(b, streams, 2, &e, false, NOW_MS), BUFFER_FULL);
+	assert_int_equal(buffer_count(b), 0);
+	assert_int_equal(buffer_push_each(b, streams, 2, &e, true, NOW_MS), BUFFER_OK);
+	assert_int_equal(buffer_count(b), 2);
+	buffer_free(b);
+}
+
+static void test_push_each_stream_count(void **state)
+{
+	const char *streams[BUFFER_STREAMS_MAX + 1];
+	char names[BUFFER_STREAMS_MAX + 1][16];
+	struct entry e = make("a", "{}", 2);
+	struct buffer *b = buffer_new((size_t)-1);
+
+	(void)state;
+	for (size_t i = 0; i <= BUFFER_STREAMS_MAX; i++) {
+		snprintf(names[i], sizeof(names[i]), "s%zu", i);
+		streams[i] = names[i];
+	}
+	/* no stream, or more than BUFFER_STREAMS_MAX: refused, nothing pushed, even forced */
+	assert_int_not_equal(buffer_push_each(b, streams, 0, &e, false, NOW_MS), BUFFER_OK);
+	assert_int_not_equal(buffer_push_each(b, streams, 0, &e, true, NOW_MS), BUFFER_OK);
+	assert_int_not_equal(buffer_push_each(b, streams, BUFFER_STREAMS_MAX + 1, &e, false, NOW_MS), BUFFER_OK);
+	assert_int_not_equal(buffer_push_each(b, streams, BUFFER_STREAMS_MAX + 1, &e, true, NOW_MS), BUFFER_OK);
+	assert_int_equal(buffer_count(b), 0);
+	assert_int_equal(buffer_bytes(b), 0);
+	assert_null(buffer_take(b));
+	/* BUFFER_STREAMS_MAX is taken */
+	assert_int_equal(buffer_push_each(b, streams, BUFFER_STREAMS_MAX, &e, false, NOW_MS), BUFFER_OK);
+	assert_int_equal(buffer_count(b), BUFFER_STREAMS_MAX);
+	for (size_t i = 0; i < BUFFER_STREAMS_MAX; i++)
+		assert_string_equal(buffer_item_stream(buffer_take(b)), names[i]);
+	assert_null(buffer_take(b));
+	buffer_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +498,9 @@ int main(void)
 		cmocka_unit_test(test_remove_under_cursor),
 		cmocka_unit_test(test_next_walk),
 		cmocka_unit_test(test_counts_return_to_zero),
+		cmocka_unit_test(test_push_each_all_in_order),
+		cmocka_unit_test(test_push_each_all_or_none),
+		cmocka_unit_test(test_push_each_stream_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

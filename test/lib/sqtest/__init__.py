@@ -1,8 +1,9 @@
 """sqtest - the Python test library of sentryq (standard library only).
 
 Modules by concern; a test imports what it uses from each, e.g. `from sqtest.proc import check`:
-  proc      failures (check, TestFailure), bounded polling (wait_for), child processes and temp dirs
-            cleaned up at exit, programs that print READY <port>, free loopback ports, /proc figures
+  proc      failures (check, TestFailure, masked credentials in messages), bounded polling
+            (wait_for), child processes and temp dirs cleaned up at exit, programs that print
+            READY <port>, free loopback ports, /proc figures
   resp      a RESP2 client and a redis-server controller
   redis_ha  a Sentinel topology: a master, replicas and redis-sentinels, failover helpers
   http      a raw HTTP/1.1 client, a keep-alive connection, Sentry auth parsing, CORS/error checks
@@ -10,10 +11,11 @@ Modules by concern; a test imports what it uses from each, e.g. `from sqtest.pro
   tls       a test CA and server certificates made with the openssl CLI
   sentryq   sentryq processes, run_cli, the one config writer, the standard test stack, and the
             per-suite log checks (sanitizer reports, leaked credentials, graceful-stop exit codes)
-  fixtures  the captured SDK requests, replay, body codecs and envelope parsing
+  fixtures  the captured SDK requests, replay, body codecs, envelope parsing and rewrite checks
   prom      /metrics scraped and parsed (python3-prometheus-client), sample look-ups
   ledger    what a fault case sent and what arrived: Ledger, Loader, Delivery, summary, checks
-  world     one fault case's processes (World), relay-side Project, the fast fault timings
+  world     one fault case's processes (World), relay-side Project (and its mirrors), the fast fault
+            timings and DEFAULT_TIMINGS (sentryq's own)
   runner    main(): runs the test_* functions of a test file and prints the verdict
 
 A test file puts test/lib on sys.path itself, relative to its own location.

@@ -13,7 +13,7 @@ import subprocess
 import zlib
 
 from sqtest.http import request
-from sqtest.proc import SOURCE_ROOT, TestFailure, check, need_tool, spawn
+from sqtest.proc import SOURCE_ROOT, TestFailure, check, masked, need_tool, spawn
 
 FIXTURE_DIRS = [os.path.join(SOURCE_ROOT, "..", "shared", "fixtures", "sdk-requests"),
                 os.path.join(SOURCE_ROOT, "shared", "fixtures", "sdk-requests")]
@@ -220,3 +220,30 @@ def parse_envelope(body):
 def ordered_json(data):
     """Parse JSON keeping object key order (objects become lists of pairs)."""
     return json.loads(data, object_pairs_hook=lambda pairs: [(k, v) for k, v in pairs])
+
+
+def check_envelope_rewrite(sent, got, want_dsn, sdk_key, real_key, what, labels=None):
+    """A forwarded envelope (both bodies decoded) against what the SDK sent: a header "dsn" became
+    want_dsn and a trace.public_key that was the SDK's key became real_key; every other header
+    field, the field order, and every byte after the header line are unchanged. Failure messages
+    show keys masked, or by the names in labels ({key: name})."""
+    labels = dict({real_key: "<real key>"}, **(labels or {}))
+    s_hdr, s_rest = split_envelope(sent)
+    g_hdr, g_rest = split_envelope(got)
+    check(g_rest == s_rest, "%s: envelope items changed (%d bytes sent after the header, %d forwarded)" % (
+        what, len(s_rest), len(g_rest)))
+    s, g = json.loads(s_hdr), json.loads(g_hdr)
+    check(list(g) == list(s), "%s: header fields %r, sent %r" % (what, list(g), list(s)))
+    for k, v in s.items():
+        if k == "dsn":
+            check(g[k] == want_dsn, "%s: header dsn %s, want %s" % (
+                what, masked(g[k], labels), masked(want_dsn, labels)))
+        elif k == "trace" and isinstance(v, dict):
+            want = dict(v)
+            if want.get("public_key") == sdk_key:
+                want["public_key"] = real_key
+            check(g[k] == want and list(g[k]) == list(v), "%s: header trace %s, want %s" % (
+                what, masked(g[k], labels), masked(want, labels)))
+        else:
+            check(g[k] == v, "%s: header field %s changed: %s, sent %s" % (
+                what, k, masked(g[k], labels), masked(v, labels)))

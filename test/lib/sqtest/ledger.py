@@ -11,10 +11,11 @@ import json
 import re
 import threading
 import time
+import zlib
 
-from sqtest.fixtures import new_event_id
+from sqtest.fixtures import decode_body, new_event_id
 from sqtest.http import Response, request
-from sqtest.mock import rec_body
+from sqtest.mock import rec_body, rec_header
 from sqtest.proc import check
 
 EID_RE = re.compile(rb'"event_id":\s*"([0-9a-f]{32})"')
@@ -23,6 +24,24 @@ EID_RE = re.compile(rb'"event_id":\s*"([0-9a-f]{32})"')
 def eid_of(body):
     m = EID_RE.search(body[:300])
     return m.group(1).decode() if m else None
+
+
+def rec_eid(rec):
+    """The event id of a mock record: of its body after Content-Encoding (a store event, or an
+    envelope's header line); None when there is none."""
+    ce = rec_header(rec, "Content-Encoding")
+    try:
+        return eid_of(decode_body(rec_body(rec), ce[0] if ce else None))
+    except (OSError, EOFError, ValueError, zlib.error):
+        return None
+
+
+def records_by_eid(records):
+    """{event id: [records]} of mock records, in the order they came."""
+    out = {}
+    for rec in records:
+        out.setdefault(rec_eid(rec), []).append(rec)
+    return out
 
 
 class Ledger:
@@ -49,10 +68,8 @@ class Ledger:
     def post(self, port, eid, timeout=10.0):
         """Returns the Response; status 0 (body: the exception) when the connection failed."""
         prj, body = self.events[eid]
-        auth = "Sentry sentry_key=%s, sentry_version=7, sentry_client=faults/1.0, sentry_secret=%s" % (
-            prj.upstream, prj.name)
         try:
-            r = request(port, "POST", prj.api + "store/", [("X-Sentry-Auth", auth),
+            r = request(port, "POST", prj.api + "store/", [("X-Sentry-Auth", prj.auth()),
                         ("Content-Type", "application/json")], body, timeout=timeout)
             res = r.status
         except Exception as e:  # connection refused / reset while sentryq dies: not acknowledged
@@ -174,6 +191,14 @@ class Delivery:
         # parallel (not a lost answer being retried).
         gaps = [b - a for ts in self.ok_t.values() for a, b in zip(sorted(ts), sorted(ts)[1:])]
         self.dup_gap_min = min(gaps) if gaps else None
+
+    def last_first_ok(self, eids):
+        """When the last of eids first arrived (mock time of each one's first 2xx): all delivered by then."""
+        return max(min(self.ok_t[e]) for e in eids)
+
+    def latencies(self, ledger, eids):
+        """{eid: seconds from the SDK's answer to the first 2xx at the mock} (same host clock)."""
+        return {e: min(self.ok_t[e]) - ledger.t_answer[e] for e in eids}
 
 
 def summary(case, ledger, d, counters, extra=""):

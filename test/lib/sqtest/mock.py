@@ -25,6 +25,7 @@ class Mock:
         self.latency_ms = latency_ms
         self.proc = None
         self.port = None
+        self.earlier = []  # records of earlier runs, kept by stop(keep_records=True)
 
     def start(self, timeout=10):
         args = [PYTHON, MOCK, "--port", str(self.fixed_port or 0)]
@@ -38,12 +39,24 @@ class Mock:
 
     @property
     def url(self):
-        return "%s://127.0.0.1:%d" % ("https" if self.tls[0] else "http", self.port)
+        """Also of a mock made with a fixed port and not started yet (an upstream that is away)."""
+        return "%s://127.0.0.1:%d" % ("https" if self.tls[0] else "http", self.port or self.fixed_port)
 
-    def stop(self):
+    def stop(self, keep_records=False):
+        """Kill the mock (an upstream gone at once: connections reset, nothing answered). A new
+        start() begins with no records; keep_records saves this run's for all_requests()."""
         if self.proc and self.proc.poll() is None:
+            if keep_records:
+                self.earlier.extend(self.requests())
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def all_requests(self):
+        """The records kept from earlier runs, then the running one's (seq restarts per run)."""
+        return list(self.earlier) + (self.requests() if self.alive() else [])
 
     def _control(self, method, path, doc=None):
         body = json.dumps(doc).encode() if doc is not None else b""

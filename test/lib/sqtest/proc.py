@@ -35,6 +35,19 @@ def check(cond, msg):
         raise TestFailure(msg)
 
 
+_HEX32 = re.compile(r"(?<![0-9a-fA-F])([0-9a-fA-F]{4})[0-9a-fA-F]{28}(?![0-9a-fA-F])")
+
+
+def masked(value, labels=None):
+    """repr(value) with every 32-hex-digit run (a project key or secret) cut to its first four
+    digits and "****", as sentryq's log does: for failure messages that may show credentials.
+    labels: {credential: "<name>"}, shown by name instead (which key went where)."""
+    text = value if isinstance(value, str) else repr(value)
+    for cred, name in (labels or {}).items():
+        text = text.replace(cred, name)
+    return _HEX32.sub(r"\1****", text)
+
+
 def wait_for(cond, timeout, what, interval=0.02, max_interval=0.25):
     """Poll cond() until it returns a truthy value (returned) or timeout seconds pass (fails).
     The interval grows by half each round, up to max_interval (max_interval=interval: fixed).

@@ -24,11 +24,20 @@ _cli_reports = []  # sanitizer reports seen in run_cli output
 
 # ---------------------------------------------------------------- config
 
-def project_conf(name, key, id, secret=None):
+def project_conf(name, key, id, secret=None, mirror=None):
+    """One project block. mirror: [(upstream, project), ...], the further destinations of the
+    project's requests (mirror routes), in order."""
     s = '{ name = "%s"; key = "%s"; id = %d; ' % (name, key, id)
     if secret:
         s += 'secret = "%s"; ' % secret
+    if mirror:
+        s += "mirror = ( %s ); " % ", ".join('{ upstream = "%s"; project = "%s"; }' % m for m in mirror)
     return s + "}"
+
+
+def stream_key(prefix, upstream, project):
+    """The Redis stream of one route (as src/entry.c spells it)."""
+    return "%sq:%s:%s" % (prefix, upstream, project)
 
 
 def upstream_conf(name, url, projects):

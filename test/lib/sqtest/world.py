@@ -5,7 +5,8 @@ from sqtest.ledger import Delivery
 from sqtest.mock import Mock
 from sqtest.proc import TestFailure, free_port, wait_for
 from sqtest.resp import Redis
-from sqtest.sentryq import Sentryq, make_config, project_conf, status_counters, upstream_conf
+from sqtest.sentryq import (Sentryq, make_config, project_conf, run_cli, status_counters, stream_key,
+                            upstream_conf)
 
 # Every delivery knob, with timings fast enough for a case to run in seconds (make_config keywords).
 FAULT_SETTINGS = dict(max_body=None, prefix="sqf:", redis_timeout=1.0, reconnect_max=0.5, buffer_bytes=0,
@@ -13,20 +14,46 @@ FAULT_SETTINGS = dict(max_body=None, prefix="sqf:", redis_timeout=1.0, reconnect
                       retry_initial=0.2, retry_max=2.0, claim_idle=2.0, max_connections=16,
                       max_attempts=0, passthrough=False, shutdown_timeout=3.0, log_level="info")
 
+# The same knobs left out of the config, so sentryq runs at its own defaults (etc/sentryq.conf):
+# for cases that measure a timing users see (World.start(ups, **DEFAULT_TIMINGS)).
+DEFAULT_TIMINGS = dict(redis_timeout=None, reconnect_max=None, fwd_timeout=None, connect_timeout=None,
+                       retry_initial=None, retry_max=None, outage_grace=None, claim_idle=None,
+                       max_connections=None, max_attempts=None, shutdown_timeout=None)
+
 
 class Project:
-    """One relay-side project: SDKs post with sentry_key=<upstream>, sentry_secret=<name>."""
+    """One relay-side project: SDKs post with sentry_key=<upstream>, sentry_secret=<name>.
+    secret: the project's real secret (sent upstream when the SDK sent one); mirror: the Projects
+    its requests are also delivered to (mirror routes)."""
 
-    def __init__(self, upstream, name, pid):
+    def __init__(self, upstream, name, pid, secret=None, mirror=()):
         self.upstream, self.name, self.id = upstream, name, pid
         self.key = ("%032x" % (0xfa000000 + pid))[-32:]
+        self.secret = secret
+        self.mirror = list(mirror)
 
     def conf(self):
-        return project_conf(self.name, self.key, self.id)
+        return project_conf(self.name, self.key, self.id, self.secret,
+                            [(m.upstream, m.name) for m in self.mirror])
 
     @property
     def api(self):
         return "/api/%d/" % self.id
+
+    @property
+    def label(self):
+        """How /status names the route: "<upstream>/<real id>" (never the project name)."""
+        return "%s/%d" % (self.upstream, self.id)
+
+    @property
+    def route(self):
+        """How `sentryq dead ... --route` names it: UPSTREAM/PROJECT."""
+        return "%s/%s" % (self.upstream, self.name)
+
+    def auth(self, client="faults/1.0"):
+        """The X-Sentry-Auth an SDK with DSN http://<upstream>:<name>@relay/<n> sends (rule 1)."""
+        return "Sentry sentry_key=%s, sentry_version=7, sentry_client=%s, sentry_secret=%s" % (
+            self.upstream, client, self.name)
 
 
 class World:
@@ -40,9 +67,10 @@ class World:
         self.cfg = None
         self.bad_gauges = []
         self.killed = False
+        self.prefix = None
 
-    def mock(self, name, port=None, start=True):
-        m = Mock(port)
+    def mock(self, name, port=None, start=True, latency_ms=None):
+        m = Mock(port, latency_ms=latency_ms)
         if start:
             m.start()
         self.mocks[name] = m
@@ -52,7 +80,9 @@ class World:
         """Config text for a sentryq on port against this world's Redis. ups: [(name, url,
         [Project])]; over: make_config keywords over FAULT_SETTINGS."""
         text = [upstream_conf(n, url, [p.conf() for p in prjs]) for n, url, prjs in ups]
-        return make_config(port, self.redis.port, text, **dict(FAULT_SETTINGS, **over))
+        settings = dict(FAULT_SETTINGS, **over)
+        self.prefix = settings["prefix"] or "sentryq:"
+        return make_config(port, self.redis.port, text, **settings)
 
     def start(self, ups, **over):
         self.cfg = self.config(self.port, ups, **over)
@@ -65,10 +95,12 @@ class World:
         return self.sq
 
     def records(self, names=None):
+        """What the mocks named (all by default) recorded, with the runs a stop(keep_records=True)
+        kept."""
         out = []
         for n, m in self.mocks.items():
-            if (names is None or n in names) and m.proc and m.proc.poll() is None:
-                out.extend(m.requests())
+            if names is None or n in names:
+                out.extend(m.all_requests())
         return out
 
     def delivery(self, ledger, names=None):
@@ -96,6 +128,24 @@ class World:
 
     def counters(self):
         return status_counters(self.sq)
+
+    def stream(self, prj):
+        """The Redis stream of a Project's route."""
+        return stream_key(self.prefix, prj.upstream, prj.name)
+
+    def xlen(self, prj):
+        return self.redis.command("XLEN", self.stream(prj))
+
+    def stream_event_ids(self, prj):
+        """The event id (field "id") of every entry in a Project's stream, in stream order."""
+        out = []
+        for _, kv in self.redis.command("XRANGE", self.stream(prj), "-", "+"):
+            out.append(dict(zip(kv[::2], kv[1::2])).get(b"id", b"").decode())
+        return out
+
+    def dead(self, *args):
+        """`sentryq -c <this world's config> dead ARGS...` (CompletedProcess)."""
+        return run_cli(["-c", self.sq.config_path, "dead"] + list(args))
 
     def status(self):
         """/status body. Every queue gauge must be a non-negative integer whenever it is read; a bad
