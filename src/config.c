@@ -15,6 +15,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "sentinel.h"
+#include "text.h"
 
 #define CONFIG_FILE_MAX (16u << 20) /* a relay config is a few KiB; refuse anything absurd */
 #define UPSTREAMS_MAX CONFIG_UPSTREAMS_MAX
@@ -418,36 +419,6 @@ static int check_hostport(void *obj, const char *val, char *why, size_t whylen)
 	return sentinel_parse_addr(val, host, sizeof(host), &port, why, whylen) == SENTINEL_OK ? 0 : -1;
 }
 
-/* ---- url ---------------------------------------------------------------------------------- */
-
-static int url_host_ok(const char *h, size_t n, bool bracketed)
-{
-	const char *ok = bracketed ? "0123456789abcdefABCDEF:." :
-		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
-
-	if (n == 0 || n > 253)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (strchr(ok, h[i]) == NULL)
-			return 0;
-	return 1;
-}
-
-/* Port text between ':' and the end of the authority; 0 when invalid. */
-static int url_port(const char *p, const char *end)
-{
-	long v = 0;
-
-	if (p == end || end - p > 5)
-		return 0;
-	for (; p < end; p++) {
-		if (*p < '0' || *p > '9')
-			return 0;
-		v = v * 10 + (*p - '0');
-	}
-	return v >= 1 && v <= 65535 ? (int)v : 0;
-}
-
 /* Find host and port in the authority [p, end). */
 static int url_authority(const char *p, const char *end, const char **host, size_t *hostlen,
 			 int *port, char *why, size_t whylen)
@@ -459,7 +430,7 @@ static int url_authority(const char *p, const char *end, const char **host, size
 	if (*p == '[') {
 		const char *rb = memchr(p, ']', (size_t)(end - p));
 
-		if (rb == NULL || !url_host_ok(p + 1, (size_t)(rb - p - 1), true))
+		if (rb == NULL || !text_host_ok(p + 1, (size_t)(rb - p - 1), true))
 			return snprintf(why, whylen, "has a bad IPv6 literal"), -1;
 		*host = p + 1;
 		*hostlen = (size_t)(rb - p - 1);
@@ -471,10 +442,10 @@ static int url_authority(const char *p, const char *end, const char **host, size
 		colon = colon ? colon : end;
 		*host = p;
 		*hostlen = (size_t)(colon - p);
-		if (!url_host_ok(p, *hostlen, false))
+		if (!text_host_ok(p, *hostlen, false))
 			return snprintf(why, whylen, "must name a host (letters, digits, '.', '-')"), -1;
 	}
-	if (colon != end && (*port = url_port(colon + 1, end)) == 0)
+	if (colon != end && (*port = text_port(colon + 1, end)) == 0)
 		return snprintf(why, whylen, "port must be between 1 and 65535"), -1;
 	return 0;
 }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
+
 __attribute__((format(printf, 3, 4)))
 static enum sentinel_parse bad(char *why, size_t whylen, const char *fmt, ...);
 
@@ -19,34 +21,6 @@ static enum sentinel_parse bad(char *why, size_t whylen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return SENTINEL_BAD;
-}
-
-static bool host_ok(const char *h, size_t n, bool bracketed)
-{
-	const char *ok = bracketed ? "0123456789abcdefABCDEF:." :
-		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
-
-	if (n == 0 || n > 253)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (strchr(ok, h[i]) == NULL)
-			return false;
-	return true;
-}
-
-/* Decimal 1..65535 filling [p, end) exactly; 0 when not. */
-static int port_of(const char *p, const char *end)
-{
-	long v = 0;
-
-	if (p == end || end - p > 5)
-		return 0;
-	for (; p < end; p++) {
-		if (*p < '0' || *p > '9')
-			return 0;
-		v = v * 10 + (*p - '0');
-	}
-	return v >= 1 && v <= 65535 ? (int)v : 0;
 }
 
 enum sentinel_parse sentinel_parse_addr(const char *s, char *host, size_t hostlen, int *port, char *why,
@@ -71,12 +45,12 @@ enum sentinel_parse sentinel_parse_addr(const char *s, char *host, size_t hostle
 		colon = colon != NULL ? colon : end;
 		n = (size_t)(colon - s);
 	}
-	if (!host_ok(h, n, v6))
+	if (!text_host_ok(h, n, v6))
 		return bad(why, whylen, v6 ? "has a bad IPv6 literal" : "must be host:port (host: letters, digits, '.', '-', '_')");
 	if (n + 1 > hostlen)
 		return bad(why, whylen, "host too long");
 	*port = SENTINEL_DEFAULT_PORT;
-	if (*colon == ':' && (*port = port_of(colon + 1, end)) == 0)
+	if (*colon == ':' && (*port = text_port(colon + 1, end)) == 0)
 		return bad(why, whylen, "port must be between 1 and 65535");
 	memcpy(host, h, n);
 	host[n] = '\0';

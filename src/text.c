@@ -2,6 +2,7 @@
 #include "text.h"
 
 #include <stdint.h>
+#include <string.h>
 
 int text_hexval(int c)
 {
@@ -59,4 +60,31 @@ enum text_result text_b64_decode(const char *in, size_t n, unsigned char *out, s
 		return TEXT_MALFORMED;
 	*outlen = o;
 	return TEXT_OK;
+}
+
+bool text_host_ok(const char *h, size_t n, bool bracketed)
+{
+	const char *ok = bracketed ? "0123456789abcdefABCDEF:." :
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strchr(ok, h[i]) == NULL)
+			return false;
+	return true;
+}
+
+int text_port(const char *p, const char *end)
+{
+	long v = 0;
+
+	if (p == end || end - p > 5)
+		return 0;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		v = v * 10 + (*p - '0');
+	}
+	return v >= 1 && v <= 65535 ? (int)v : 0;
 }
