@@ -5,13 +5,19 @@ Modules by concern; a test imports what it uses from each, e.g. `from sqtest.pro
             cleaned up at exit, programs that print READY <port>, free loopback ports, /proc figures
   resp      a RESP2 client and a redis-server controller
   http      a raw HTTP/1.1 client, a keep-alive connection, Sentry auth parsing, CORS/error checks
-  mock      the mock upstream (test/mock_upstream.py): free or fixed port, plain or TLS control
+  mock      the mock upstream (test/mock_upstream.py): free or fixed port, plain or TLS control,
+            its program, pause (a hung server that recovers) and concurrency stats
   tls       a test CA and server certificates made with the openssl CLI
-  sentryq   sentryq processes, run_cli, the one config writer, the standard test stack, and the
-            per-suite log checks (sanitizer reports, leaked credentials, graceful-stop exit codes)
-  fixtures  the captured SDK requests, replay, body codecs and envelope parsing
-  ledger    what a fault case sent and what arrived: Ledger, Loader, Delivery, summary, checks
-  world     one fault case's processes (World), relay-side Project, the fast fault timings
+  sentryq   sentryq processes, run_cli, the one config writer, the shipped defaults read from
+            etc/sentryq.conf (shipped_settings, TIMINGS), the standard test stack, and the per-suite
+            log checks (sanitizer reports, leaked credentials, graceful-stop exit codes)
+  fixtures  the captured SDK requests, replay, body codecs, envelope parsing, and envelopes built
+            from real SDK items (sdk_envelope)
+  ledger    what a fault case sent and what arrived: Ledger (store events and envelopes), Loader,
+            Delivery (with the mock's delivery times), summary, checks
+  world     one fault case's processes (World) at the shipped defaults (FAULT_SETTINGS; what a case
+            changes is printed), relay-side Project, a background Sampler, the outage model's
+            attempt times (probe_times)
   runner    main(): runs the test_* functions of a test file and prints the verdict
 
 A test file puts test/lib on sys.path itself, relative to its own location.

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 
-from sqtest.fixtures import new_event_id
+from sqtest.fixtures import new_event_id, sdk_envelope
 from sqtest.http import Response, request
 from sqtest.mock import rec_body
 from sqtest.proc import check
@@ -35,6 +35,7 @@ class Ledger:
         self.acked = set()
         self.t_answer = {}  # eid -> time.time() of the answer
         self.responses = {}  # eid -> Response (kept for non-2xx only)
+        self.endpoint = {}  # eid -> "envelope/" for envelopes (default: "store/")
 
     def make(self, prj, tag, i):
         eid = new_event_id()
@@ -46,14 +47,25 @@ class Ledger:
             self.events[eid] = (prj, body)
         return eid
 
+    def make_envelope(self, prj, kinds):
+        """An envelope of real SDK items (kinds: "transaction", "event"), posted to envelope/."""
+        eid = new_event_id()
+        body = sdk_envelope(kinds, eid)
+        with self.lock:
+            self.events[eid] = (prj, body)
+            self.endpoint[eid] = "envelope/"
+        return eid
+
     def post(self, port, eid, timeout=10.0):
         """Returns the Response; status 0 (body: the exception) when the connection failed."""
         prj, body = self.events[eid]
         auth = "Sentry sentry_key=%s, sentry_version=7, sentry_client=faults/1.0, sentry_secret=%s" % (
             prj.upstream, prj.name)
+        ep = self.endpoint.get(eid, "store/")
+        ctype = "application/x-sentry-envelope" if ep == "envelope/" else "application/json"
         try:
-            r = request(port, "POST", prj.api + "store/", [("X-Sentry-Auth", auth),
-                        ("Content-Type", "application/json")], body, timeout=timeout)
+            r = request(port, "POST", prj.api + ep, [("X-Sentry-Auth", auth),
+                        ("Content-Type", ctype)], body, timeout=timeout)
             res = r.status
         except Exception as e:  # connection refused / reset while sentryq dies: not acknowledged
             r, res = Response(0, [], repr(e).encode()), "error:%s" % type(e).__name__
@@ -74,6 +86,10 @@ class Ledger:
 
     def send(self, port, prj, tag, i, timeout=10.0):
         eid = self.make(prj, tag, i)
+        return eid, self.post(port, eid, timeout)
+
+    def send_envelope(self, port, prj, kinds, timeout=10.0):
+        eid = self.make_envelope(prj, kinds)
         return eid, self.post(port, eid, timeout)
 
     def of(self, prj):
@@ -164,7 +180,7 @@ class Delivery:
             self.attempts.setdefault(eid, []).append(rec)
             if isinstance(rec["status"], int) and 200 <= rec["status"] < 300:
                 self.ok.setdefault(eid, []).append(body)
-                self.ok_t.setdefault(eid, []).append(rec["t"])
+                self.ok_t.setdefault(eid, []).append(rec.get("answer_at", rec["t"]))
         self.corrupt = [e for e, bodies in self.ok.items()
                         if any(b != ledger.events[e][1] for b in bodies)]
         self.dups = sum(len(b) - 1 for b in self.ok.values())
@@ -174,6 +190,23 @@ class Delivery:
         # parallel (not a lost answer being retried).
         gaps = [b - a for ts in self.ok_t.values() for a, b in zip(sorted(ts), sorted(ts)[1:])]
         self.dup_gap_min = min(gaps) if gaps else None
+
+    def delivered_at(self, eid):
+        """The mock's time.time() of the first 2xx answer for eid (None: not delivered)."""
+        ts = self.ok_t.get(eid)
+        return min(ts) if ts else None
+
+    def last_delivered_at(self, eids):
+        """When the last of eids was delivered (its first 2xx), by the mock's clock."""
+        ts = [self.delivered_at(e) for e in eids]
+        check(ts and all(t is not None for t in ts), "last_delivered_at: %d of %d not delivered" % (
+            sum(1 for t in ts if t is None), len(ts)))
+        return max(ts)
+
+    def first_attempt_at(self, eid):
+        """The mock's time.time() of the first request for eid that reached it (None: none)."""
+        recs = self.attempts.get(eid)
+        return min(r["t"] for r in recs) if recs else None
 
 
 def summary(case, ledger, d, counters, extra=""):
