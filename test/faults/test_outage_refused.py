@@ -60,7 +60,7 @@ def refused_for(tag, pid, fault_s, goal_s):
         for t, u in outage:
             if u["state"] == "up":
                 continue
-            check(0 <= u["down_for_s"] <= t - t_fault + 0.5,
+            check(0 <= u["down_for_s"] <= t - t_fault + 1.0,
                   "down_for_s %.2f at %.2f s into the outage" % (u["down_for_s"], t - t_fault))
             check(0 <= u["retry_in_s"] <= s["retry_max"], "retry_in_s %r" % u["retry_in_s"])
         down = [(t, u) for t, u in outage if u["state"] == "down"]

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from sqtest.ledger import Ledger, check_delivery, summary  # noqa: E402
 from sqtest.proc import check, free_port, wait_for  # noqa: E402
 from sqtest.runner import main  # noqa: E402
-from sqtest.sentryq import Sentryq, make_config  # noqa: E402
+from sqtest.sentryq import Sentryq  # noqa: E402
 from sqtest.world import Project, World  # noqa: E402
 
 

@@ -170,8 +170,8 @@ class Sampler:
     call was made, value) of every call that did not raise (a /status or mock read failing now and
     then is not a sample, only counted)."""
 
-    def __init__(self, fn, interval=0.1):
-        self.fn, self.interval = fn, interval
+    def __init__(self, fn, interval=0.1, limit=1800):
+        self.fn, self.interval, self.limit = fn, interval, limit  # limit: seconds it samples at most
         self.samples = []
         self.errors = 0
         self._stop = threading.Event()
@@ -182,7 +182,8 @@ class Sampler:
         return self
 
     def _run(self):
-        while not self._stop.is_set():
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
             t = time.time()
             try:
                 self.samples.append((t, self.fn()))
