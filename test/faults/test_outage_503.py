@@ -45,6 +45,7 @@ def test_503_burst_with_a_full_wave_in_flight():
         sampler = Sampler(lambda: upstream_state(w, "up"), 0.1).start()
         t_burst = mock.program(default={"status": 503})
         mock.pause(0)  # the held wave is answered now, by the 503 program: the burst starts with 16 in flight
+        pending = w.status()["queue"]["pending"]
         time.sleep(max(0.0, t_burst + BURST_S - time.time()))  # the scenario: 503 for BURST_S seconds
         t_end = mock.program(default={"status": 200})
         d = w.wait_delivered(led, led.acked, 30)
@@ -80,6 +81,10 @@ def test_503_burst_with_a_full_wave_in_flight():
         check("upstream up: back up after" in log, "the log does not say the upstream is back up")
         check(upstream_state(w, "up")["state"] == "up", "upstream not up after the burst")
         c = w.counters()
+        check(pending > 0, "queue.pending was 0 while the upstream answered 503")
+        check(c.get("retried", 0) - c0.get("retried", 0) > 0, "counters.retried did not move after 503 answers")
+        check(c.get("forwarded", 0) - c0.get("forwarded", 0) >= N, "counters.forwarded moved by %d, want >= %d" % (
+            c.get("forwarded", 0) - c0.get("forwarded", 0), N))
         summary("outage 503-burst-4s-16-in-flight", led, d, c,
                 "held_at_start=%d attempts_during_burst=%d waves=%d delivered_last_%.2fs_after_burst_end "
                 "(goal <= %.0fs) upstream_failed=%d" % (

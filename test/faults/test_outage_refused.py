@@ -35,6 +35,7 @@ def refused_for(tag, pid, fault_s, goal_s):
         t_fault = time.time()  # nothing listens on the port from here (it never did)
         Loader(led, w.port, [led.make(prj, tag, i) for i in range(N)], workers=8).start().join(30)
         check(len(led.acked) == N, "acknowledged %d of %d with Redis up: %s" % (len(led.acked), N, led.statuses()))
+        pending = w.status()["queue"]["pending"]
         time.sleep(max(0.0, t_fault + fault_s - time.time()))  # the scenario: refused for fault_s seconds
         c1 = w.counters()
         mock.start()
@@ -44,6 +45,7 @@ def refused_for(tag, pid, fault_s, goal_s):
         check_delivery(led, d, allow_unacked=False)
         w.wait_pending_zero()
         took = d.last_delivered_at(led.acked) - t_listen
+        check(pending > 0, "queue.pending was 0 while the upstream refused connections")
         outage = [(t, u) for t, u in samples if t < t_listen]
         states = [u["state"] for _, u in outage]
         check("interrupted" in states, "/status never showed the upstream interrupted while refused: %s" %
