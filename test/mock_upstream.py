@@ -5,8 +5,19 @@ Usage: mock_upstream.py --port 0 [--tls-cert C --tls-key K] [--latency-ms N]
 Prints "READY <port>" once listening on 127.0.0.1. Control API under /__mock/ (never recorded):
   GET  /__mock/requests[?since=SEQ]  recorded requests as a JSON list
   GET  /__mock/count                 {"count": n}
-  POST /__mock/reset                 clear records and program
-  POST /__mock/program               {"rules": [...], "default": {...}} (see README of the tests)
+  POST /__mock/reset                 clear records and program, end a pause
+  POST /__mock/program               {"rules": [...], "default": {...}} (see README of the tests);
+                                     answers {"ok": true, "t": <time.time() it took effect>}
+  POST /__mock/pause                 {"seconds": s}: every request arriving from now until now + s
+                                     is held until the pause ends, then answered by the program in
+                                     force then (a server that hung and recovered); 0 ends a pause
+                                     at once. Answers {"ok": true, "t": now, "until": end}
+  GET  /__mock/stats                 {"count", "concurrent" (requests being handled now, held ones
+                                     included), "max_concurrent" (since the last max_reset),
+                                     "paused_until", "listening_since", "now"}: times are time.time()
+  POST /__mock/max_reset             max_concurrent := concurrent
+Each record: "arrived" when the request was read, "t" when its answer was decided (later only for a
+request held by a pause), "answer_at" when the answer is sent (t + delay + latency).
 A response is {"status": N, "headers": {...}, "body": "...", "count": n, "delay": s} or
 {"stall": s} (hold, then close without answer) or {"drop": true} (close without answer).
 """
@@ -70,6 +81,21 @@ class State:
         self.program = Program()
         self.latency = latency_ms / 1000.0
         self.stopping = threading.Event()
+        self.listening_since = None
+        self.concurrent = 0        # requests being handled (read, not yet answered), held ones too
+        self.max_concurrent = 0
+        self.paused_until = 0.0    # time.time(); requests arriving before it wait for it
+        self.unpaused = threading.Condition(self.lock)
+
+    def hold_while_paused(self):
+        """Block while a pause is in force (it may be extended or ended meanwhile). Bounded by the
+        pause itself: every wait is at most until paused_until, which only a control call moves."""
+        with self.lock:
+            while not self.stopping.is_set():
+                left = self.paused_until - time.time()
+                if left <= 0:
+                    return
+                self.unpaused.wait(left)
 
 
 def event_id_of(body, content_encoding):
@@ -166,6 +192,9 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.records = []
                 st.program = Program()
+                st.paused_until = 0.0
+                st.max_concurrent = st.concurrent
+                st.unpaused.notify_all()
             return self._send(200, b'{"ok":true}')
         if path == "/__mock/program" and method == "POST":
             try:
@@ -174,6 +203,28 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(400, json.dumps({"detail": str(e)}).encode())
             with st.lock:
                 st.program = prog
+                t = time.time()
+            return self._send(200, json.dumps({"ok": True, "t": t}).encode())
+        if path == "/__mock/pause" and method == "POST":
+            try:
+                secs = float(json.loads(body or b"{}").get("seconds", 0))
+            except (ValueError, TypeError, AttributeError) as e:
+                return self._send(400, json.dumps({"detail": str(e)}).encode())
+            if not 0 <= secs <= 3600:
+                return self._send(400, b'{"detail":"seconds must be within 0..3600"}')
+            with st.lock:
+                t = time.time()
+                st.paused_until = t + secs
+                st.unpaused.notify_all()
+            return self._send(200, json.dumps({"ok": True, "t": t, "until": t + secs}).encode())
+        if path == "/__mock/stats" and method == "GET":
+            with st.lock:
+                doc = {"count": len(st.records), "concurrent": st.concurrent, "max_concurrent": st.max_concurrent,
+                       "paused_until": st.paused_until, "listening_since": st.listening_since, "now": time.time()}
+            return self._send(200, json.dumps(doc).encode())
+        if path == "/__mock/max_reset" and method == "POST":
+            with st.lock:
+                st.max_concurrent = st.concurrent
             return self._send(200, b'{"ok":true}')
         return self._send(404, b'{"detail":"unknown control path"}')
 
@@ -188,6 +239,18 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/__mock/"):
             return self._control(self.command, path, query, body)
         st = self.server.state
+        arrived = time.time()
+        with st.lock:
+            st.concurrent += 1
+            st.max_concurrent = max(st.max_concurrent, st.concurrent)
+        try:
+            st.hold_while_paused()
+            self._decide_and_answer(st, path, query, body, arrived)
+        finally:
+            with st.lock:
+                st.concurrent -= 1
+
+    def _decide_and_answer(self, st, path, query, body, arrived):
         with st.lock:
             resp = st.program.next_response(self.command, path, query, body)
             if "stall" in resp:
@@ -196,15 +259,25 @@ class Handler(BaseHTTPRequestHandler):
                 action = "drop"
             else:
                 action = int(resp.get("status", 200))
+            t = time.time()
+            delay = self._delay(resp, action)
             st.records.append({
                 "seq": len(st.records), "method": self.command, "path": path, "query": query,
                 "headers": [[k, v] for k, v in self.headers.items()],
                 "body_b64": base64.b64encode(body).decode("ascii"),
-                "status": action, "t": time.time(),
+                "status": action, "t": t, "arrived": arrived, "answer_at": t + delay,
             })
-        self._answer(resp, action, body)
+        self._answer(resp, action, body, delay)
 
-    def _answer(self, resp, action, body):
+    def _delay(self, resp, action):
+        if action in ("stall", "drop"):
+            return 0.0
+        delay = float(resp.get("delay", 0))
+        if 200 <= action < 300:
+            delay += self.server.state.latency
+        return delay
+
+    def _answer(self, resp, action, body, delay):
         st = self.server.state
         if action == "stall":
             st.stopping.wait(float(resp["stall"]))
@@ -217,9 +290,6 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        delay = float(resp.get("delay", 0))
-        if 200 <= action < 300:
-            delay += st.latency
         if delay > 0:
             st.stopping.wait(delay)
         if "body" in resp:
@@ -239,6 +309,10 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
+    def server_activate(self):
+        super().server_activate()
+        self.listening_since = time.time()  # listen() returned: connections are accepted from here
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="programmable mock Sentry upstream")
@@ -249,6 +323,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     srv = Server(("127.0.0.1", args.port), Handler)
     srv.state = State(args.latency_ms)
+    srv.state.listening_since = srv.listening_since
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key or args.tls_cert)
@@ -261,6 +336,8 @@ def main(argv=None):
         pass
     finally:
         srv.state.stopping.set()
+        with srv.state.lock:
+            srv.state.unpaused.notify_all()
         srv.server_close()
     return 0
 

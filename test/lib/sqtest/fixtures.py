@@ -247,3 +247,32 @@ def check_envelope_rewrite(sent, got, want_dsn, sdk_key, real_key, what, labels=
         else:
             check(g[k] == v, "%s: header field %s changed: %s, sent %s" % (
                 what, k, masked(g[k], labels), masked(v, labels)))
+
+
+# Real SDK items to build envelopes from: the item, the fixture it comes from, and that fixture's
+# event id (replaced by the new event's, same length, so an item's "length" stays true).
+SDK_ITEMS = {
+    "transaction": ("python-transaction-1.json", "1c4d64bc873f4146ac57dd57b9d70a79"),
+    "event": ("node-exception-2.json", "bf1d1a926b6b4d8cab9bbcc3943093b2"),
+}
+
+
+def sdk_envelope(kinds, eid):
+    """An envelope body with one real SDK item per kind ("transaction", "event") under a header
+    naming eid, each item taken from a captured SDK request with its event id replaced by eid.
+    The header carries no dsn and no trace.public_key, so sentryq forwards it byte for byte."""
+    check(HEX32.match(eid), "event id %r is not 32 hex digits" % eid)
+    sent_at, parts = None, []
+    for kind in kinds:
+        name, old = SDK_ITEMS[kind]
+        fx = load_fixture(name)
+        body = decode_body(fx["body"], fx_header(fx, "Content-Encoding"))
+        hdr, items = parse_envelope(body)
+        sent_at = sent_at or hdr.get("sent_at")
+        match = [(ih, pl) for ih, pl in items if ih.get("type") == kind]
+        check(match, "fixture %s has no %s item" % (name, kind))
+        ih, pl = match[0]
+        pl = pl.replace(old.encode(), eid.encode())
+        parts.append(json.dumps(ih, separators=(",", ":")).encode() + b"\n" + pl)
+    head = {"event_id": eid, "sent_at": sent_at, "sdk": {"name": "sentry.python", "version": "1.9.10"}}
+    return json.dumps(head, separators=(",", ":")).encode() + b"\n" + b"\n".join(parts) + b"\n"

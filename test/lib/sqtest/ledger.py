@@ -13,7 +13,7 @@ import threading
 import time
 import zlib
 
-from sqtest.fixtures import decode_body, new_event_id
+from sqtest.fixtures import decode_body, new_event_id, sdk_envelope
 from sqtest.http import Response, request
 from sqtest.mock import rec_body, rec_header
 from sqtest.proc import check
@@ -54,6 +54,7 @@ class Ledger:
         self.acked = set()
         self.t_answer = {}  # eid -> time.time() of the answer
         self.responses = {}  # eid -> Response (kept for non-2xx only)
+        self.endpoint = {}  # eid -> "envelope/" for envelopes (default: "store/")
 
     def make(self, prj, tag, i):
         eid = new_event_id()
@@ -65,12 +66,23 @@ class Ledger:
             self.events[eid] = (prj, body)
         return eid
 
+    def make_envelope(self, prj, kinds):
+        """An envelope of real SDK items (kinds: "transaction", "event"), posted to envelope/."""
+        eid = new_event_id()
+        body = sdk_envelope(kinds, eid)
+        with self.lock:
+            self.events[eid] = (prj, body)
+            self.endpoint[eid] = "envelope/"
+        return eid
+
     def post(self, port, eid, timeout=10.0):
         """Returns the Response; status 0 (body: the exception) when the connection failed."""
         prj, body = self.events[eid]
+        ep = self.endpoint.get(eid, "store/")
+        ctype = "application/x-sentry-envelope" if ep == "envelope/" else "application/json"
         try:
-            r = request(port, "POST", prj.api + "store/", [("X-Sentry-Auth", prj.auth()),
-                        ("Content-Type", "application/json")], body, timeout=timeout)
+            r = request(port, "POST", prj.api + ep, [("X-Sentry-Auth", prj.auth()),
+                        ("Content-Type", ctype)], body, timeout=timeout)
             res = r.status
         except Exception as e:  # connection refused / reset while sentryq dies: not acknowledged
             r, res = Response(0, [], repr(e).encode()), "error:%s" % type(e).__name__
@@ -91,6 +103,10 @@ class Ledger:
 
     def send(self, port, prj, tag, i, timeout=10.0):
         eid = self.make(prj, tag, i)
+        return eid, self.post(port, eid, timeout)
+
+    def send_envelope(self, port, prj, kinds, timeout=10.0):
+        eid = self.make_envelope(prj, kinds)
         return eid, self.post(port, eid, timeout)
 
     def of(self, prj):
@@ -181,7 +197,7 @@ class Delivery:
             self.attempts.setdefault(eid, []).append(rec)
             if isinstance(rec["status"], int) and 200 <= rec["status"] < 300:
                 self.ok.setdefault(eid, []).append(body)
-                self.ok_t.setdefault(eid, []).append(rec["t"])
+                self.ok_t.setdefault(eid, []).append(rec.get("answer_at", rec["t"]))
         self.corrupt = [e for e, bodies in self.ok.items()
                         if any(b != ledger.events[e][1] for b in bodies)]
         self.dups = sum(len(b) - 1 for b in self.ok.values())
@@ -199,6 +215,23 @@ class Delivery:
     def latencies(self, ledger, eids):
         """{eid: seconds from the SDK's answer to the first 2xx at the mock} (same host clock)."""
         return {e: min(self.ok_t[e]) - ledger.t_answer[e] for e in eids}
+
+    def delivered_at(self, eid):
+        """The mock's time.time() of the first 2xx answer for eid (None: not delivered)."""
+        ts = self.ok_t.get(eid)
+        return min(ts) if ts else None
+
+    def last_delivered_at(self, eids):
+        """When the last of eids was delivered (its first 2xx), by the mock's clock."""
+        ts = [self.delivered_at(e) for e in eids]
+        check(ts and all(t is not None for t in ts), "last_delivered_at: %d of %d not delivered" % (
+            sum(1 for t in ts if t is None), len(ts)))
+        return max(ts)
+
+    def first_attempt_at(self, eid):
+        """The mock's time.time() of the first request for eid that reached it (None: none)."""
+        recs = self.attempts.get(eid)
+        return min(r["t"] for r in recs) if recs else None
 
 
 def summary(case, ledger, d, counters, extra=""):

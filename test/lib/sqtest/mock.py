@@ -76,15 +76,32 @@ class Mock:
     def _post(self, path, doc):
         st, body = self._control("POST", path, doc)
         check(st == 200, "mock %s failed: %s %r" % (path, st, body[:200]))
+        return json.loads(body) if body else {}
 
     def reset(self):
         self._post("/__mock/reset", {})
 
     def program(self, rules=None, default=None):
+        """Returns the mock's time.time() at which the program took effect."""
         doc = {"rules": rules or []}
         if default is not None:
             doc["default"] = default
-        self._post("/__mock/program", doc)
+        return self._post("/__mock/program", doc)["t"]
+
+    def pause(self, seconds):
+        """Hold every request arriving in the next `seconds` until then (0: end a pause now).
+        Returns the mock's (start, end) of the pause, time.time()."""
+        doc = self._post("/__mock/pause", {"seconds": seconds})
+        return doc["t"], doc["until"]
+
+    def stats(self):
+        """{"count", "concurrent", "max_concurrent", "paused_until", "listening_since", "now"}."""
+        st, body = self._control("GET", "/__mock/stats")
+        check(st == 200, "mock stats failed: %s %r" % (st, body[:200]))
+        return json.loads(body)
+
+    def max_reset(self):
+        self._post("/__mock/max_reset", {})
 
     def requests(self, since=0):
         st, body = self._control("GET", "/__mock/requests" + ("?since=%d" % since if since else ""))

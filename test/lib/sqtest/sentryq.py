@@ -80,6 +80,61 @@ DEFAULTS = dict(max_body=20971520, prefix="sentryq:", buffer_bytes=0, fwd_timeou
                 retry_max=1.0, claim_idle=2.0)
 
 
+SHIPPED_CONF = os.path.join(SOURCE_ROOT, "etc", "sentryq.conf")
+# The user-visible timings among the settings: a fault case that shortens one says why next to it,
+# and another case covers the shipped value (World prints every one a case changes).
+TIMINGS = ("client_timeout", "redis_timeout", "reconnect_max", "fwd_timeout", "connect_timeout", "retry_initial",
+           "retry_max", "outage_grace", "claim_idle", "shutdown_timeout")
+
+
+def _parse_shipped(text):
+    """{(group or None, setting): value} of the scalar settings of a sentryq.conf before its
+    `upstreams` list (the groups listen, redis, queue, forward, rate_limits and the top-level
+    keys). Enough libconfig for the file sentryq ships: one setting per line, # comments."""
+    out, group = {}, None
+    for raw in text.splitlines():
+        # A comment line, or a trailing comment ('#' with no quote after it).
+        line = "" if raw.lstrip().startswith("#") else re.sub(r'#[^"]*$', "", raw).strip()
+        if not line:
+            continue
+        if re.match(r"^upstreams\s*=", line):
+            break
+        m = re.match(r"^(\w+)\s*=\s*\{\s*$", line)
+        if m:
+            group = m.group(1)
+            continue
+        if re.match(r"^\}\s*;?$", line):
+            group = None
+            continue
+        m = re.match(r'^(\w+)\s*=\s*("(?:[^"]*)"|[^;]+);$', line)
+        check(m, "%s: cannot read the line %r" % (SHIPPED_CONF, raw))
+        v = m.group(2).strip()
+        if v.startswith('"'):
+            val = v[1:-1]
+        elif v in ("true", "false"):
+            val = v == "true"
+        elif re.match(r"^-?\d+L?$", v):
+            val = int(v.rstrip("L"))
+        else:
+            val = float(v)
+        out[(group, m.group(1))] = val
+    return out
+
+
+def shipped_settings(path=SHIPPED_CONF):
+    """make_config keywords with the values etc/sentryq.conf ships (the product's defaults), for
+    every keyword of SETTINGS the file sets; the others (consumer) are None: sentryq's default."""
+    with open(path) as f:
+        found = _parse_shipped(f.read())
+    out = {}
+    for kw, group, name, kind in SETTINGS:
+        v = found.get((group, name))
+        out[kw] = None if v is None else (float(v) if kind is float else v)
+    check(out["retry_max"] is not None and out["claim_idle"] is not None,
+          "%s: no forward.retry_max / forward.claim_idle: not the shipped config?" % path)
+    return out
+
+
 def _value(kind, v):
     if kind is bool:
         return "true" if v else "false"

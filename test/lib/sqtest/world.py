@@ -1,18 +1,23 @@
 """world.py - one fault case's processes (a World: a Redis, named mocks, one sentryq), the relay-side
-Project the case's SDK traffic names, and the fast delivery timings every fault config starts from."""
+Project the case's SDK traffic names, the settings every fault config starts from (the shipped
+defaults of etc/sentryq.conf), a background sampler, and what the outage model allows."""
+
+import threading
+import time
 
 from sqtest.ledger import Delivery
 from sqtest.mock import Mock
 from sqtest.proc import TestFailure, free_port, wait_for
 from sqtest.resp import Redis
-from sqtest.sentryq import (Sentryq, make_config, project_conf, run_cli, status_counters, stream_key,
-                            upstream_conf)
+from sqtest.sentryq import (TIMINGS, Sentryq, make_config, project_conf, run_cli, shipped_settings,
+                            status_counters, stream_key, upstream_conf)
 
-# Every delivery knob, with timings fast enough for a case to run in seconds (make_config keywords).
-FAULT_SETTINGS = dict(max_body=None, prefix="sqf:", redis_timeout=1.0, reconnect_max=0.5, buffer_bytes=0,
-                      max_pending=1000000, max_bytes=1073741824, fwd_timeout=1.0, connect_timeout=1.0,
-                      retry_initial=0.2, retry_max=2.0, claim_idle=2.0, max_connections=16,
-                      max_attempts=0, passthrough=False, shutdown_timeout=3.0, log_level="info")
+# The fault suite runs the product as shipped: every make_config keyword at its etc/sentryq.conf
+# value, except the Redis key prefix (a name, so that a case's keys are recognisable). A case that
+# passes a timing shorter than shipped says why next to it, and another case covers the default;
+# World.start prints every setting a case moves off the shipped value.
+SHIPPED = shipped_settings()
+FAULT_SETTINGS = dict(SHIPPED, prefix="sqf:")
 
 # The same knobs left out of the config, so sentryq runs at its own defaults (etc/sentryq.conf):
 # for cases that measure a timing users see (World.start(ups, **DEFAULT_TIMINGS)).
@@ -68,6 +73,7 @@ class World:
         self.bad_gauges = []
         self.killed = False
         self.prefix = None
+        self.settings = None
 
     def mock(self, name, port=None, start=True, latency_ms=None):
         m = Mock(port, latency_ms=latency_ms)
@@ -78,13 +84,15 @@ class World:
 
     def config(self, port, ups, **over):
         """Config text for a sentryq on port against this world's Redis. ups: [(name, url,
-        [Project])]; over: make_config keywords over FAULT_SETTINGS."""
+        [Project])]; over: make_config keywords over FAULT_SETTINGS (the shipped defaults)."""
         text = [upstream_conf(n, url, [p.conf() for p in prjs]) for n, url, prjs in ups]
+        note_overrides(over)
         settings = dict(FAULT_SETTINGS, **over)
         self.prefix = settings["prefix"] or "sentryq:"
         return make_config(port, self.redis.port, text, **settings)
 
     def start(self, ups, **over):
+        self.settings = dict(FAULT_SETTINGS, **over)
         self.cfg = self.config(self.port, ups, **over)
         self.sq = Sentryq().start(self.cfg, self.port)
         return self.sq
@@ -178,7 +186,8 @@ class World:
                   self.sq.proc.returncode, flush=True)
         if self.sq and self.sq.alive():
             try:
-                self.sq.stop(timeout=10)
+                # Forwards in flight get shutdown_timeout (shipped: 10 s) before sentryq exits.
+                self.sq.stop(timeout=((self.settings or FAULT_SETTINGS).get("shutdown_timeout") or 10.0) + 10)
             except TestFailure as e:
                 print("# %s" % e, flush=True)
         for m in self.mocks.values():
@@ -188,3 +197,74 @@ class World:
 
 def upstream_state(world, name):
     return world.status()["forward"]["upstreams"][name]
+
+
+def note_overrides(over):
+    """Print the settings a case moves off the shipped defaults (timings flagged), so a run's log
+    shows what was not the product."""
+    moved = {k: v for k, v in over.items() if k in SHIPPED and SHIPPED[k] != v and k != "prefix"}
+    if not moved:
+        print("# config: the shipped defaults of etc/sentryq.conf", flush=True)
+        return
+    parts = []
+    for k in sorted(moved):
+        tag = ""
+        if k in TIMINGS and SHIPPED.get(k) is not None and moved[k] is not None:
+            tag = " SHORTER" if moved[k] < SHIPPED[k] else " longer"
+        parts.append("%s=%r (shipped %r)%s" % (k, moved[k], SHIPPED.get(k), tag))
+    print("# config: the shipped defaults except " + ", ".join(parts), flush=True)
+
+
+class Sampler:
+    """Calls fn() every `interval` seconds in a thread until stop(); keeps (time.time() when the
+    call was made, value) of every call that did not raise (a /status or mock read failing now and
+    then is not a sample, only counted)."""
+
+    def __init__(self, fn, interval=0.1, limit=1800):
+        self.fn, self.interval, self.limit = fn, interval, limit  # limit: seconds it samples at most
+        self.samples = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            t = time.time()
+            try:
+                self.samples.append((t, self.fn()))
+            except Exception:  # noqa: BLE001 - a failed read is counted, not a sample
+                self.errors += 1
+            self._stop.wait(self.interval)  # the sampling period, not a synchronisation
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        return self.samples
+
+
+def probe_times(settings, seconds, jitter=-0.1):
+    """When attempts go out during an outage `seconds` long that began at 0, by the outage model
+    (src/outage.c) with every wait jittered by `jitter` (-0.1: the soonest sentryq may send, which
+    gives the most attempts): retries every retry_initial within outage_grace, then probes at
+    retry_initial growing x1.5, capped at retry_max. Returns (retry wave times, probe times)."""
+    ri, rmax, grace = settings["retry_initial"], settings["retry_max"], settings["outage_grace"]
+    t, waves, probes = 0.0, [0.0], []
+    # A wave that fails within the grace period is retried on every connection after ~retry_initial;
+    # the first wave that fails after it makes the upstream down.
+    while t < grace:
+        t += min(ri * (1 + jitter), rmax)
+        if t >= seconds:
+            return waves, probes
+        waves.append(t)
+    interval = ri
+    while True:
+        t += min(interval * (1 + jitter), rmax)
+        if t >= seconds:
+            return waves, probes
+        probes.append(t)
+        interval = min(interval * 1.5, rmax)
