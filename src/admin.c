@@ -70,18 +70,32 @@ static json_t *throttle_json(const struct relay *r)
 	return lj.by_route;
 }
 
+/* The listener's framing filter: open connections, body bytes held, what it refused. */
+static json_t *listen_json(const struct httpd *h)
+{
+	json_t *o = json_object();
+
+	if (h == NULL)
+		return o;
+	json_object_set_new(o, "connections", json_integer(httpd_connections(h)));
+	json_object_set_new(o, "body_memory", json_integer((json_int_t)httpd_body_memory(h)));
+	for (int c = 0; c < HTTPD__COUNT; c++)
+		json_object_set_new(o, httpd_counter_name(c), json_integer((json_int_t)httpd_counter(h, c)));
+	return o;
+}
+
 static json_t *status_json(const struct relay *r, const char *status, bool connected)
 {
 	size_t buf_bytes, buffered = queue_buffered(r->queue, &buf_bytes);
 	json_t *fwd = forward_status_json(r->forward);
 
 	json_object_set_new(fwd, "limits", throttle_json(r));
-	return json_pack("{s:s, s:s, s:I, s:{s:b}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o}", "status", status,
+	return json_pack("{s:s, s:s, s:I, s:{s:b}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o, s:o}", "status", status,
 			 "version", SENTRYQ_VERSION, "uptime_s", (json_int_t)(time(NULL) - r->started), "redis",
 			 "connected", connected, "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes",
 			 (json_int_t)queue_bytes(r->queue), "buffered", (json_int_t)buffered, "buffered_bytes",
 			 (json_int_t)buf_bytes, "ingest_waiting", queue_writes_in_flight(r->queue), "counters",
-			 stats_counters_json(r->stats), "forward", fwd);
+			 stats_counters_json(r->stats), "forward", fwd, "listen", listen_json(r->httpd));
 }
 
 static void reply_status(struct admin *a, struct evhttp_request *req)

@@ -4,6 +4,7 @@ log, every graceful stop exited 0 (process_health, called by the runner)."""
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 
@@ -13,6 +14,9 @@ from sqtest.proc import SOURCE_ROOT, TestFailure, check, free_port, spawn, tmpdi
 from sqtest.resp import Redis
 
 BIN = os.environ.get("SENTRYQ_BIN") or os.path.join(SOURCE_ROOT, "build", "sentryq")
+# A command every sentryq (server and CLI) runs under, e.g. SENTRYQ_WRAPPER="valgrind --leak-check=full
+# --error-exitcode=99 --log-file=DIR/vg-%p.log" (scripts/test --valgrind sets it). Empty: none.
+WRAPPER = shlex.split(os.environ.get("SENTRYQ_WRAPPER", ""))
 SANITIZER = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|AddressSanitizer")
 
 _sentryqs = []     # every Sentryq made, whose logs are checked and printed
@@ -37,6 +41,10 @@ def upstream_conf(name, url, projects):
 # make_config keyword -> (group or None for top level, setting, type), in the order written.
 SETTINGS = (
     ("max_body", "listen", "max_body_size", int),
+    ("max_body_memory", "listen", "max_body_memory", int),
+    ("listen_max_connections", "listen", "max_connections", int),
+    ("head_timeout", "listen", "head_timeout", float),
+    ("min_body_rate", "listen", "min_body_rate", float),
     ("client_timeout", "listen", "client_timeout", float),
     ("prefix", "redis", "prefix", str),
     ("redis_timeout", "redis", "timeout", float),
@@ -128,8 +136,9 @@ class Sentryq:
             f.write(text)
         return path
 
-    def start(self, config_text, port=None, wait=True, timeout=15, env=None):
-        """Run `sentryq -c` on config_text; port defaults to listen.port of the text."""
+    def start(self, config_text, port=None, wait=True, timeout=15, env=None, preexec_fn=None):
+        """Run `sentryq -c` on config_text; port defaults to listen.port of the text.
+        preexec_fn runs in the child before exec (e.g. resource.setrlimit for a lower fd limit)."""
         if port is None:
             m = re.search(r"listen\s*[=:]\s*\{[^}]*?\bport\s*[=:]\s*(\d+)", config_text)
             check(m, "no listen.port in the config text")
@@ -140,8 +149,8 @@ class Sentryq:
         log = os.path.join(self.dir, "stderr-%d.log" % (len(self.logs) + 1))
         self.logs.append(log)
         with open(log, "wb") as errf:
-            self.proc = spawn([self.bin, "-c", self.config_path], stdin=subprocess.DEVNULL,
-                              stdout=errf, stderr=errf, env=env)
+            self.proc = spawn(WRAPPER + [self.bin, "-c", self.config_path], stdin=subprocess.DEVNULL,
+                              stdout=errf, stderr=errf, env=env, preexec_fn=preexec_fn)
         if wait:
             self.wait_ready(timeout)
         return self
@@ -199,7 +208,7 @@ def status_counters(sq):
 
 def run_cli(args, timeout=15, env=None, input=None):
     """Run sentryq with args to completion (bounded); returns CompletedProcess (text)."""
-    p = spawn([BIN] + list(args), stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+    p = spawn(WRAPPER + [BIN] + list(args), stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         out, err = p.communicate(input=input, timeout=timeout)
