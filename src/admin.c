@@ -70,14 +70,15 @@ static json_t *throttle_json(const struct relay *r)
 	return lj.by_route;
 }
 
-/* The listener's framing filter: open connections, body bytes held, what it refused. */
+/* The listener's framing filter: connections open now, body bytes held now, and its counters
+ * (connections accepted, refused, ...). */
 static json_t *listen_json(const struct httpd *h)
 {
 	json_t *o = json_object();
 
 	if (h == NULL)
 		return o;
-	json_object_set_new(o, "connections", json_integer(httpd_connections(h)));
+	json_object_set_new(o, "open_connections", json_integer(httpd_connections(h)));
 	json_object_set_new(o, "body_memory", json_integer((json_int_t)httpd_body_memory(h)));
 	for (int c = 0; c < HTTPD__COUNT; c++)
 		json_object_set_new(o, httpd_counter_name(c), json_integer((json_int_t)httpd_counter(h, c)));

@@ -30,6 +30,10 @@
 #define REJECT_PATH "/.sentryq-reject"
 #define BODY_HOLDBACK 16          /* the last 1/16 of body_memory is for small bodies */
 #define MEMORY_RETRY_AFTER 5
+/* Connections accepted past max_connections only to be answered 503 and closed: accepting pauses
+ * when this many are in flight, which keeps their fds inside the 64 the fd-derived cap leaves. */
+#define REFUSE_SLOTS 32
+#define CONNECTIONS_RETRY_AFTER 1
 
 struct hconn;
 
@@ -70,7 +74,6 @@ struct hconn {
 	uint64_t body_mark;            /* body bytes at the last rate check */
 	bool in_body;                  /* an admitted request's body is flowing to evhttp */
 	bool discard;                  /* refused: the rest of what the client sends is dropped */
-	bool close_now;                /* refused without an answer: end the connection */
 	bool close_after;              /* end the connection once this answer is on the wire */
 	bool closing;                  /* the answer is complete: close when the socket took it */
 	unsigned passed, seen;         /* requests handed to evhttp, and handed by evhttp to on_request */
@@ -432,7 +435,7 @@ static void resume_accepting(struct httpd *h)
 {
 	if (h->closing)
 		return;
-	if (h->paused && h->listener != NULL && h->nconns < h->p.max_connections) {
+	if (h->paused && h->listener != NULL && h->nconns < h->p.max_connections + REFUSE_SLOTS) {
 		evconnlistener_enable(h->listener);
 		h->paused = false;
 	}
@@ -498,12 +501,16 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 	h->conns = c;
 	h->nconns++;
 	count(h, HTTPD_CONNECTIONS);
-	if (h->nconns > h->p.max_connections) {
-		count(h, HTTPD_REFUSED_CONNECTIONS);
-		c->close_now = true;  /* the sweep ends it; nothing the client sends is read */
-		c->discard = true;
-	}
-	if (h->nconns >= h->p.max_connections && !h->paused && h->listener != NULL) {
+	/*
+	 * Past the cap a connection is answered 503 at once (the synthetic request is read as soon as
+	 * evhttp starts reading) and closed. Pausing accepts at the cap itself, as before, left every
+	 * connection past it waiting unanswered in the kernel's backlog until a slot freed, which idle
+	 * connections hold for client_timeout: test/hostile/test_conn_flood.py.
+	 */
+	if (h->nconns > h->p.max_connections)
+		refuse(c, bufferevent_get_input(c->filter), 503, "too many connections, try again",
+		       CONNECTIONS_RETRY_AFTER, HTTPD_REFUSED_CONNECTIONS);
+	if (h->nconns >= h->p.max_connections + REFUSE_SLOTS && !h->paused && h->listener != NULL) {
 		evconnlistener_disable(h->listener);
 		h->paused = true;
 	}
@@ -520,11 +527,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (struct hconn *c = h->conns, *next; c != NULL; c = next) {
 		next = c->next;
-		if (c->close_now) {
-			c->close_now = false;
-			/* An EOF as evhttp sees it: it drops the connection without an answer. */
-			bufferevent_trigger_event(c->filter, BEV_EVENT_EOF | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
-		} else if (!c->discard && c->head_since > 0 && now - c->head_since > h->p.head_timeout) {
+		if (!c->discard && c->head_since > 0 && now - c->head_since > h->p.head_timeout) {
 			struct evbuffer *in = bufferevent_get_input(c->filter);
 
 			refuse(c, in, 408, "request head not received in time (listen.head_timeout)", 0, HTTPD_SLOW_HEADS);
