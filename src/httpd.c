@@ -59,7 +59,10 @@ struct httpd {
 	} chain[HANDLERS_MAX];
 	size_t nchain;
 	const char *name;
+	struct httpd *next_live;       /* the live httpds, for accept_error (see there) */
 };
+
+static struct httpd *live;
 
 /* One client connection, seen through the framing filter. */
 struct hconn {
@@ -547,8 +550,21 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
  * and say so at most once a second. */
 static void accept_error(struct evconnlistener *l, void *arg)
 {
-	struct httpd *h = arg;
+	/*
+	 * arg is not ours: a listener has one user pointer for both callbacks, and evhttp_bind_listener
+	 * set it to the struct evhttp. Taken for the httpd it crashed sentryq (SIGSEGV in evtimer_add) at
+	 * the first EMFILE: test/hostile/test_fd_exhaustion.py. The httpd is found by its listener.
+	 */
+	struct httpd *h = live;
 	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	while (h != NULL && h->listener != l)
+		h = h->next_live;
+	if (h == NULL) {
+		evconnlistener_disable(l);
+		return;
+	}
 	struct timeval tv = clock_timeval(ACCEPT_PAUSE);
 	double now = clock_mono();
 
@@ -682,6 +698,8 @@ struct httpd *httpd_new(struct event_base *base, const struct httpd_params *p)
 		goto fail;
 	}
 	log_info("%s: listening on %s:%d (at most %d connections)", h->name, p->address, p->port, p->max_connections);
+	h->next_live = live;
+	live = h;
 	return h;
 fail:
 	httpd_free(h);
@@ -692,6 +710,11 @@ void httpd_free(struct httpd *h)
 {
 	if (h == NULL)
 		return;
+	for (struct httpd **p = &live; *p != NULL; p = &(*p)->next_live)
+		if (*p == h) {
+			*p = h->next_live;
+			break;
+		}
 	h->closing = true;
 	if (h->http != NULL)
 		evhttp_free(h->http);  /* frees the listener and every connection (conn_free runs) */
