@@ -103,6 +103,17 @@ void httpd_reply_json(struct evhttp_request *req, int code, const char *text)
 	const char *body = text != NULL ? text : "{}";
 
 	evhttp_add_header(h, "Content-Type", "application/json");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* evhttp leaves Content-Length out of HEAD answers; a HEAD answer should carry the header
+		 * fields of the GET answer (RFC 9110 9.3.2): HEAD /status had none
+		 * (test/hostile/test_header_abuse.py). Given one, evhttp would send the body too: none. */
+		char len[24];
+
+		snprintf(len, sizeof(len), "%zu", strlen(body));
+		evhttp_add_header(h, "Content-Length", len);
+		evhttp_send_reply(req, code, NULL, NULL);
+		return;
+	}
 	evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
 	evhttp_send_reply(req, code, NULL, NULL);
 }
