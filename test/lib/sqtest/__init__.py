@@ -13,6 +13,10 @@ Modules by concern; a test imports what it uses from each, e.g. `from sqtest.pro
   ledger    what a fault case sent and what arrived: Ledger, Loader, Delivery, summary, checks
   world     one fault case's processes (World), relay-side Project, the fast fault timings
   runner    main(): runs the test_* functions of a test file and prints the verdict
+  attack    the hostile suite's tools: a stack at the shipped listen defaults (or the binary from
+            before the hardening, SENTRYQ_LEGACY=1), raw connections and the answers read off them,
+            /status and small-event probes, delivery and credential checks, `# HOSTILE` figures
+  poller    the probe program attack.Poller runs in a process of its own (python3 -I poller.py)
 
 A test file puts test/lib on sys.path itself, relative to its own location.
 """
