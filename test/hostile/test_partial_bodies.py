@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from sqtest.attack import (LEGACY, MAX_BODY_MEMORY, Poller, Stack, check_status_bound, close_all, connect,  # noqa: E402
                            expect_json_detail, figure, parse_answers, post_event, read_until_close,
                            status_summary, valid_request_delivered, wait_delivered)
-from sqtest.proc import check, proc_stat, wait_for  # noqa: E402
+from sqtest.proc import check, is_sanitized, proc_stat, wait_for  # noqa: E402
 from sqtest.runner import main  # noqa: E402
 from sqtest.sentryq import AUTH_VOD  # noqa: E402
 
@@ -147,15 +147,20 @@ def test_partial_bodies_bounded():
         check(answers[i][0].header("Retry-After"), "503 without Retry-After")
     check(len(refused) == N - len(admitted), "answers to the refused: %r" % answers)
     check(not cut, "%d admitted bodies at 4 KiB/s were cut off" % len(cut))
-    check(peak["hwm"] < base + MAX_BODY_MEMORY + SLACK, "VmHWM %.0f MiB over baseline + max_body_memory + 32 MiB" % (
-        peak["hwm"] / mib))
+    # Under ASan the allocator's redzones and its 256 MiB quarantine of freed blocks make RSS say
+    # nothing about sentryq's own memory: the RSS bounds are checked on the plain build only.
+    asan = is_sanitized(stack.sq.bin)
+    if asan:
+        print("# SKIP (AddressSanitizer build): the VmHWM bound and the RSS return", flush=True)
+    check(asan or peak["hwm"] < base + MAX_BODY_MEMORY + SLACK,
+          "VmHWM %.0f MiB over baseline + max_body_memory + 32 MiB" % (peak["hwm"] / mib))
     check(peak["body_memory"] <= MAX_BODY_MEMORY, "listen.body_memory %d over the bound" % peak["body_memory"])
     check(late_large and late_large[0].status == 503 and late_large[0].header("Retry-After"),
           "a new large request while memory is full: %r" % late_large)
     expect_json_detail(late_large[0], 503, "a new large request while memory is full")
     check(late_small and late_small[1].status == 200, "a small event while memory is full: %r" % (late_small,))
     wait_delivered(stack, [late_small[0]])
-    check(back, "RSS %.0f MiB %.0f s after the bodies were released, baseline %.0f MiB" % (
+    check(asan or back, "RSS %.0f MiB %.0f s after the bodies were released, baseline %.0f MiB" % (
         rss_after / mib, after_secs, base / mib))
     check_status_bound("partial_bodies", res)
     valid_request_delivered(stack, "partial_bodies")
