@@ -162,6 +162,7 @@ def test_partial_bodies_bounded():
     wait_delivered(stack, [late_small[0]])
     check(asan or back, "RSS %.0f MiB %.0f s after the bodies were released, baseline %.0f MiB" % (
         rss_after / mib, after_secs, base / mib))
+    print("# worst /status samples [s, ms]: %r" % res["worst"], flush=True)
     check_status_bound("partial_bodies", res)
     valid_request_delivered(stack, "partial_bodies")
 
