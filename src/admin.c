@@ -129,6 +129,21 @@ static json_t *throttle_json(const struct relay *r)
 	return lj.by_route;
 }
 
+/* The listener's framing filter: connections open now, body bytes held now, and its counters
+ * (connections accepted, refused, ...). */
+static json_t *listen_json(const struct httpd *h)
+{
+	json_t *o = json_object();
+
+	if (h == NULL)
+		return o;
+	json_object_set_new(o, "open_connections", json_integer(httpd_connections(h)));
+	json_object_set_new(o, "body_memory", json_integer((json_int_t)httpd_body_memory(h)));
+	for (int c = 0; c < HTTPD__COUNT; c++)
+		json_object_set_new(o, httpd_counter_name(c), json_integer((json_int_t)httpd_counter(h, c)));
+	return o;
+}
+
 /* Where Redis is (the master, with Sentinel) and the sentinel followed: addresses, no secret. */
 static json_t *redis_json(const struct relay *r, bool connected)
 {
@@ -148,13 +163,14 @@ static json_t *status_json(const struct admin *a, enum health_ready ready, bool 
 	json_t *fwd = forward_status_json(r->forward);
 
 	json_object_set_new(fwd, "limits", throttle_json(r));
-	return json_pack("{s:s, s:s, s:I, s:o, s:{s:b, s:b, s:s}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o}",
+	return json_pack("{s:s, s:s, s:I, s:o, s:{s:b, s:b, s:s}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o, s:o}",
 			 "status", health_status_word(ready, connected), "version", SENTRYQ_VERSION, "uptime_s",
 			 (json_int_t)(time(NULL) - r->started), "redis", redis_json(r, connected), "health", "live",
 			 liveness(a) == HEALTH_LIVE, "ready", ready == HEALTH_READY, "reason", health_ready_name(ready),
 			 "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes", (json_int_t)queue_bytes(r->queue),
 			 "buffered", (json_int_t)buffered, "buffered_bytes", (json_int_t)buf_bytes, "ingest_waiting",
-			 queue_writes_in_flight(r->queue), "counters", stats_counters_json(r->stats), "forward", fwd);
+			 queue_writes_in_flight(r->queue), "counters", stats_counters_json(r->stats), "forward", fwd,
+			 "listen", listen_json(r->httpd));
 }
 
 /* 503 only while stopping or not accepting: a Redis outage the buffer absorbs is "degraded", 200. */

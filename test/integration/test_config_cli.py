@@ -12,7 +12,7 @@ from sqtest.http import get_json  # noqa: E402
 from sqtest.proc import check, free_port, port_open, spawn, tmpdir, wait_for  # noqa: E402
 from sqtest.resp import Redis  # noqa: E402
 from sqtest.runner import main  # noqa: E402
-from sqtest.sentryq import BIN, run_cli  # noqa: E402
+from sqtest.sentryq import BIN, WRAPPER, run_cli  # noqa: E402
 
 KEY_VOD, SEC_VOD = "a6f431e198734105aef464f6e702351f", "563b78f7bc1941828df0e5ebd79cc17a"
 
@@ -249,7 +249,7 @@ def test_sentryq_config_env_runs():
     env["SENTRYQ_CONFIG"] = conf(good_text(port=port, redis_port=redis.port), "env-run.conf")
     log = os.path.join(S["dir"], "env-run.stderr")
     with open(log, "wb") as f:
-        p = spawn([BIN], env=env, stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+        p = spawn(WRAPPER + [BIN], env=env, stdin=subprocess.DEVNULL, stdout=f, stderr=f)
     try:
         def ready():
             check(p.poll() is None, "sentryq exited %r: %s" % (p.returncode, open(log).read()[-2000:]))

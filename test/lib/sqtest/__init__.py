@@ -22,6 +22,10 @@ Modules by concern; a test imports what it uses from each, e.g. `from sqtest.pro
             changes is printed), relay-side Project (and its mirrors), a background Sampler, the
             outage model's attempt times (probe_times), DEFAULT_TIMINGS (sentryq's own)
   runner    main(): runs the test_* functions of a test file and prints the verdict
+  attack    the hostile suite's tools: a stack at the shipped listen defaults (or the binary from
+            before the hardening, SENTRYQ_LEGACY=1), raw connections and the answers read off them,
+            /status and small-event probes, delivery and credential checks, `# HOSTILE` figures
+  poller    the probe program attack.Poller runs in a process of its own (python3 -I poller.py)
 
 A test file puts test/lib on sys.path itself, relative to its own location.
 """

@@ -6,6 +6,7 @@ ts, level and msg (process_health, called by the runner)."""
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 
@@ -15,6 +16,9 @@ from sqtest.proc import SOURCE_ROOT, TestFailure, check, free_port, spawn, tmpdi
 from sqtest.resp import Redis
 
 BIN = os.environ.get("SENTRYQ_BIN") or os.path.join(SOURCE_ROOT, "build", "sentryq")
+# A command every sentryq (server and CLI) runs under, e.g. SENTRYQ_WRAPPER="valgrind --leak-check=full
+# --error-exitcode=99 --log-file=DIR/vg-%p.log" (scripts/test --valgrind sets it). Empty: none.
+WRAPPER = shlex.split(os.environ.get("SENTRYQ_WRAPPER", ""))
 SANITIZER = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|AddressSanitizer")
 
 _sentryqs = []     # every Sentryq made, whose logs are checked and printed
@@ -48,6 +52,10 @@ def upstream_conf(name, url, projects):
 # make_config keyword -> (group or None for top level, setting, type), in the order written.
 SETTINGS = (
     ("max_body", "listen", "max_body_size", int),
+    ("max_body_memory", "listen", "max_body_memory", int),
+    ("listen_max_connections", "listen", "max_connections", int),
+    ("head_timeout", "listen", "head_timeout", float),
+    ("min_body_rate", "listen", "min_body_rate", float),
     ("client_timeout", "listen", "client_timeout", float),
     ("prefix", "redis", "prefix", str),
     ("redis_timeout", "redis", "timeout", float),
@@ -205,9 +213,10 @@ class Sentryq:
         os.chmod(path, mode)
         return path
 
-    def start(self, config_text, port=None, wait=True, timeout=15, env=None, config_mode=0o600):
+    def start(self, config_text, port=None, wait=True, timeout=15, env=None, config_mode=0o600, preexec_fn=None):
         """Run `sentryq -c` on config_text; port defaults to listen.port of the text. env: the
-        whole environment of the process (None: this one's)."""
+        whole environment of the process (None: this one's). preexec_fn runs in the child before
+        exec (e.g. resource.setrlimit for a lower fd limit)."""
         if port is None:
             m = re.search(r"listen\s*[=:]\s*\{[^}]*?\bport\s*[=:]\s*(\d+)", config_text)
             check(m, "no listen.port in the config text")
@@ -220,8 +229,8 @@ class Sentryq:
         if JSON_LOG.search(config_text) or (env or {}).get("SENTRYQ_LOG_FORMAT", "").lower() == "json":
             self.json_logs.add(log)
         with open(log, "wb") as errf:
-            self.proc = spawn([self.bin, "-c", self.config_path], stdin=subprocess.DEVNULL,
-                              stdout=errf, stderr=errf, env=env)
+            self.proc = spawn(WRAPPER + [self.bin, "-c", self.config_path], stdin=subprocess.DEVNULL,
+                              stdout=errf, stderr=errf, env=env, preexec_fn=preexec_fn)
         if wait:
             self.wait_ready(timeout)
         return self
@@ -286,7 +295,7 @@ def status_counters(sq):
 
 def run_cli(args, timeout=15, env=None, input=None):
     """Run sentryq with args to completion (bounded); returns CompletedProcess (text)."""
-    p = spawn([BIN] + list(args), stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+    p = spawn(WRAPPER + [BIN] + list(args), stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         out, err = p.communicate(input=input, timeout=timeout)
