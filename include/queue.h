@@ -55,8 +55,9 @@ typedef void (*queue_done_cb)(void *arg, enum queue_done r);
  * last one (the cursor of the next scan). Fewer than asked means the end was reached. */
 typedef void (*queue_read_cb)(void *arg, enum queue_done r, const struct queue_entry *e, size_t n,
 			      size_t scanned, const char *last);
-/* For pending-list scans: true to leave an id alone (in flight, or delivered and being acked). */
-typedef bool (*queue_skip_cb)(void *arg, const char *id);
+/* For pending-list scans: true to leave an id alone (in flight, delivered and being acked, or sent
+ * too recently). idle_ms: milliseconds since its last delivery (XPENDING). */
+typedef bool (*queue_skip_cb)(void *arg, const char *id, long long idle_ms);
 /* An orphan claim: how many entries other consumers left pending were taken over. */
 typedef void (*queue_claim_cb)(void *arg, enum queue_done r, size_t claimed);
 
@@ -116,9 +117,10 @@ enum queue_send queue_dead(struct queue *q, const struct entry_dead *d, queue_do
 /* Take over entries other consumers left pending for longer than forward.claim_idle. */
 enum queue_send queue_claim_orphans(struct queue *q, const char *stream, queue_claim_cb cb, void *arg);
 
-/* Set a pending entry's delivery count (XCLAIM ... RETRYCOUNT, JUSTID), e.g. back to its real
- * sends when it was read but held back unsent. Fire and forget: a failure only overcounts. */
-void queue_set_deliveries(struct queue *q, const char *stream, const char *id, long long count);
+/* Set a pending entry's delivery count and idle time (XCLAIM ... IDLE, RETRYCOUNT, JUSTID), e.g.
+ * back to its real sends when it was read but held back unsent, with an idle time that lets the
+ * next pending scan take it at once. Fire and forget: a failure only overcounts. */
+void queue_set_deliveries(struct queue *q, const char *stream, const char *id, long long count, long long idle_ms);
 
 /* A large body (an entry's body_key) read back in chunks into one allocation of len bytes. On
  * QUEUE_DONE_OK the body is the callback's to free; ERROR: the key is missing or shorter than len

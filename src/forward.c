@@ -57,6 +57,7 @@ struct fwd_route {
 	long held;                     /* entries left pending because a limit names their categories */
 	double release_at;             /* when the soonest of those limits ends (0: none held) */
 	double memory_retry_at;        /* a large body waited for body memory: no read before this */
+	double retry_due;              /* a pending scan left entries sent too recently: rescan then */
 };
 
 struct fwd_call {
@@ -313,6 +314,12 @@ static void body_fetched(void *arg, enum queue_done r, char *body, size_t len)
 		release_body(NULL, 0, h);
 }
 
+/* Milliseconds a failed entry waits before it is sent again: forward.retry_initial. */
+static long long retry_ms(const struct fwd_route *rt)
+{
+	return (long long)(rt->f->r->cfg->forward_retry_initial * 1000);
+}
+
 /* A large body's entry: take its size from the body budget, then read the body. While the
  * budget is full (large uploads, other large forwards) it stays pending, unsent, its delivery
  * count put back, and the next scan tries again. -1 leaves the slot to the caller. */
@@ -322,7 +329,7 @@ static int fetch_body(struct fwd_route *rt, const struct queue_entry *e, bool re
 	struct fwd_call *c;
 
 	if (budget_take(f->r->budget, e->item.body_len) != BUDGET_OK) {
-		queue_set_deliveries(f->r->queue, rt->stream, e->id, e->deliveries);
+		queue_set_deliveries(f->r->queue, rt->stream, e->id, e->deliveries, retry_ms(rt));
 		rt->rescan = true;
 		rt->memory_retry_at = clock_mono() + MEMORY_RETRY;  /* no tight loop of reads meanwhile */
 		return -1;
@@ -540,12 +547,26 @@ static bool expired(struct fwd_route *rt, const struct queue_entry *e)
 	return true;
 }
 
-/* Not claimed again: in flight, delivered and being acked, or nothing is sent while draining. */
-static bool skip_id(void *arg, const char *id)
+/*
+ * Not claimed again: in flight, delivered and being acked, nothing is sent while draining, or
+ * sent less than retry_initial ago (idle_ms; -1: not known, a new entry). The last is per entry,
+ * whatever the upstream's state: an entry its project's answers keep failing is retried about
+ * once a second, and the other projects' answers, which may end the upstream's interruption at
+ * once, never make it spin. The route rescans when the soonest such entry is due.
+ */
+static bool skip_id(void *arg, const char *id, long long idle_ms)
 {
-	const struct fwd_route *rt = arg;
+	struct fwd_route *rt = arg;
+	double due;
 
-	return rt->f->draining || is_in_flight(rt, id) || is_acking(rt, id);
+	if (rt->f->draining || is_in_flight(rt, id) || is_acking(rt, id))
+		return true;
+	if (idle_ms < 0 || idle_ms >= retry_ms(rt))
+		return false;
+	due = clock_mono() + (double)(retry_ms(rt) - idle_ms) / 1000;
+	if (rt->retry_due == 0 || due < rt->retry_due)
+		rt->retry_due = due;
+	return true;
 }
 
 /*
@@ -560,7 +581,7 @@ static void hold(struct fwd_route *rt, const struct queue_entry *e, double wait)
 	if (rt->release_at == 0 || at < rt->release_at)
 		rt->release_at = at;
 	rt->held++;
-	queue_set_deliveries(rt->f->r->queue, rt->stream, e->id, e->deliveries);
+	queue_set_deliveries(rt->f->r->queue, rt->stream, e->id, e->deliveries, retry_ms(rt));
 }
 
 /* One entry of a read: ack, bury, hold, skip or send. True when it used a reserved slot. */
@@ -574,7 +595,7 @@ static bool consider(struct fwd_route *rt, const struct queue_entry *e, bool can
 			push_ack(rt, e->id, 0, false);
 		return false;
 	}
-	if (skip_id(rt, e->id) || expired(rt, e))
+	if (skip_id(rt, e->id, -1) || expired(rt, e))
 		return false;
 	if (e->damaged) {
 		if ((c = link_call(rt, e)) != NULL)
@@ -704,6 +725,10 @@ static void tick_route(struct forward *f, struct fwd_route *rt, bool claim, doub
 		queue_claim_orphans(f->r->queue, rt->stream, claim_done, rt);
 	flush_route(rt);  /* acks that failed earlier */
 	release_held(rt, now);
+	if (rt->retry_due > 0 && now >= rt->retry_due) {
+		rt->retry_due = 0;
+		rt->rescan = true;
+	}
 	/* Entries written by other sentryq processes sharing the Redis are found by polling. */
 	if (now - rt->last_read >= POLL_INTERVAL)
 		rt->idle = false;

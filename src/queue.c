@@ -1080,13 +1080,13 @@ static bool pending_row(struct read_ctx *rc, const redisReply *row)
 	struct delivery *d = &rc->pending[rc->npending];
 
 	if (row->type != REDIS_REPLY_ARRAY || row->elements < 4 || row->element[0]->type != REDIS_REPLY_STRING ||
-	    row->element[3]->type != REDIS_REPLY_INTEGER)
+	    row->element[2]->type != REDIS_REPLY_INTEGER || row->element[3]->type != REDIS_REPLY_INTEGER)
 		return false;
 	snprintf(d->id, sizeof(d->id), "%s", row->element[0]->str);
 	d->count = row->element[3]->integer;
 	snprintf(rc->last, sizeof(rc->last), "%s", d->id);
 	rc->npending++;
-	return !rc->skip(rc->arg, d->id);
+	return !rc->skip(rc->arg, d->id, row->element[2]->integer);
 }
 
 /* [[id, consumer, idle, count], ...]: copied (hiredis frees the reply), then the wanted ids claimed. */
@@ -1353,12 +1353,14 @@ enum queue_send queue_claim_orphans(struct queue *q, const char *stream, queue_c
 	return QUEUE_SENT;
 }
 
-void queue_set_deliveries(struct queue *q, const char *stream, const char *id, long long count)
+void queue_set_deliveries(struct queue *q, const char *stream, const char *id, long long count, long long idle_ms)
 {
-	char n[24];
+	char n[24], idle[24];
 
 	snprintf(n, sizeof(n), "%lld", count);
-	sendf(q, NULL, NULL, 9, "XCLAIM", stream, ENTRY_GROUP, q->consumer, "0", id, "RETRYCOUNT", n, "JUSTID");
+	snprintf(idle, sizeof(idle), "%lld", idle_ms > 0 ? idle_ms : 0);
+	sendf(q, NULL, NULL, 11, "XCLAIM", stream, ENTRY_GROUP, q->consumer, "0", id, "IDLE", idle, "RETRYCOUNT", n,
+	      "JUSTID");
 }
 
 /* ---- large bodies, read back in chunks ---- */
