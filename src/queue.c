@@ -26,6 +26,7 @@
 #define QUEUE_CHUNK (1024 * 1024)    /* bytes of a large body per command, written or read */
 #define QUEUE_CHUNKS_IN_FLIGHT 2
 #define QUEUE_BODY_TTL "86400"       /* a large body whose entry was never written expires */
+#define CARRY_MAX 10                 /* cluster: WAITs a drained entry waits for a replica at most */
 
 /* What Redis said about one stream at the last refresh (for /metrics). */
 struct stream_gauge {
@@ -72,7 +73,7 @@ struct queue {
 	struct event *wait_ev;
 	struct put_ctx **carry;         /* drained entries WAIT fell short for, waiting for the next */
 	size_t ncarry, cap_carry;
-	double wait_warned;
+	double wait_warned, carry_warned;
 
 	char consumer[128];
 };
@@ -383,6 +384,7 @@ struct put_ctx {
 	enum queue_done failed;            /* the first chunk failure (OK: none) */
 	struct wait_batch *batch;          /* redis.wait_replicas: the WAIT that confirms it */
 	unsigned node;                     /* cluster: the connection that took the XADD */
+	int carried;                       /* WAITs a drained entry was carried to (cluster: bounded) */
 	bool done;                         /* answered before its WAIT (an error, a lost connection) */
 	size_t n;
 	char stream[][ENTRY_KEY_MAX];      /* the streams written: one, or a request and its mirrors */
@@ -545,6 +547,25 @@ static void batch_add(struct queue *q, struct waiter *w, struct put_ctx *p, bool
 	event_active(q->wait_ev, EV_TIMEOUT, 1);
 }
 
+/*
+ * Cluster only: a drained entry is carried at most CARRY_MAX WAITs. A master promoted after a
+ * failover may have no replica left; carried for ever, its entries would hold the buffer (FIFO)
+ * and with it every other slot's. It is in that master already: it leaves the buffer, unconfirmed.
+ */
+static bool carried_enough(struct queue *q, struct put_ctx *p)
+{
+	if (q->cl == NULL || p->carried < CARRY_MAX)
+		return false;
+	if (clock_mono() - q->carry_warned >= 10) {
+		q->carry_warned = clock_mono();
+		log_warn("redis: a buffered entry is in its master but no replica confirmed it after %d WAITs; it leaves "
+			 "the buffer unconfirmed (that master has too few replicas for redis.wait_replicas)", CARRY_MAX);
+	}
+	p->done = true;
+	complete_put(p, QUEUE_DONE_OK);
+	return true;
+}
+
 /* Every answer is in: complete the puts. A drained entry WAIT fell short for is in Redis
  * already: it is carried to a later WAIT on this connection rather than written again. */
 static void batch_check(struct queue *q, struct wait_batch *b)
@@ -555,8 +576,9 @@ static void batch_check(struct queue *q, struct wait_batch *b)
 		struct put_ctx *p = b->puts[i];
 
 		if (!p->done && b->result == QUEUE_DONE_UNREPLICATED && p->from_buffer != NULL &&
-		    q->ncarry < q->cap_carry) {
+		    q->ncarry < q->cap_carry && !carried_enough(q, p)) {
 			p->batch = NULL;
+			p->carried++;
 			q->carry[q->ncarry++] = p;
 			continue;
 		}

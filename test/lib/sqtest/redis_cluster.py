@@ -4,6 +4,8 @@ asks of it: the slot map, which master serves a key, kill a master and wait for 
 over, reshard slots with `redis-cli --cluster reshard`. Plus ClusterWorld: the mock upstream and one
 sentryq with redis.cluster naming the seeds."""
 
+import random
+import socket
 import subprocess
 import time
 
@@ -13,6 +15,24 @@ from sqtest.resp import Redis, RedisError
 # Redis's own failure detection: a master unreachable for this long is failed over by its replica.
 # The Redis default is 15000 ms; 1000 keeps each case short. It is Redis's setting, not sentryq's.
 NODE_TIMEOUT_MS = 1000
+
+
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def cluster_port(tries=200):
+    """A free port P with P + 10000 free too (a cluster node's bus port), so P <= 55535."""
+    for _ in range(tries):
+        p = random.randint(20000, 55000)
+        if _bindable(p) and _bindable(p + 10000):
+            return p
+    raise AssertionError("no free port pair for a cluster node")
 
 
 def crc16(data):
@@ -54,11 +74,12 @@ class RedisCluster:
         self.password = password
         self.servers = []
         for _ in range(masters * (1 + replicas_each)):
-            r = Redis(persist=False, password=password, args=list(args))
+            r = Redis(port=cluster_port(), persist=False, password=password, args=list(args))
             r.args += ["--cluster-config-file", "%s/nodes.conf" % r.dir]
             self.servers.append(r)
         self.replicas_each = replicas_each
         self.nmasters = masters
+        self.args = args
 
     def start(self, timeout=60):
         for r in self.servers:
@@ -120,6 +141,22 @@ class RedisCluster:
 
     def node_id(self, r):
         return r.command("CLUSTER", "MYID").decode()
+
+    def add_replica(self, master_port, timeout=60):
+        """One more replica of a master (redis-cli --cluster add-node --cluster-slave), in sync."""
+        r = Redis(port=cluster_port(), persist=False, password=self.password, args=list(self.args))
+        r.args += ["--cluster-config-file", "%s/nodes.conf" % r.dir]
+        r.start()
+        self.servers.append(r)
+        cmd = [need_tool("redis-cli"), "--cluster", "add-node", "127.0.0.1:%d" % r.port, "127.0.0.1:%d" % master_port,
+               "--cluster-slave", "--cluster-master-id", self.node_id(self.by_port(master_port))]
+        if self.password:
+            cmd += ["-a", self.password, "--no-auth-warning"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+        check(p.returncode == 0, "redis-cli --cluster add-node failed: %s" % p.stdout.decode(errors="replace")[-2000:])
+        wait_for(lambda: self.info(r, "replication").get("master_link_status") == "up" and self.healthy(), timeout,
+                 "the new replica of %d in sync" % master_port, interval=0.1)
+        return r
 
     def kill_master(self, port):
         """SIGKILL the master at port; returns time.time() of the kill."""
