@@ -139,6 +139,14 @@ class RedisCluster:
         want_replicas = sum(1 for r in self.alive() if self.info(r, "replication").get("role") == "slave")
         return len(views) == 1 and self.replicas_in_sync() == want_replicas
 
+    def agreed(self):
+        """redis-cli --cluster check finds nothing to fix (what reshard demands first)."""
+        cmd = [need_tool("redis-cli"), "--cluster", "check", "127.0.0.1:%d" % self.alive()[0].port]
+        if self.password:
+            cmd += ["-a", self.password, "--no-auth-warning"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        return p.returncode == 0 and b"[ERR]" not in p.stdout
+
     def node_id(self, r):
         return r.command("CLUSTER", "MYID").decode()
 
@@ -180,6 +188,7 @@ class RedisCluster:
         (MIGRATE key by key: the slots pass through migrating/importing, so clients see ASK and then
         MOVED)."""
         src, dst = self.by_port(from_port), self.by_port(to_port)
+        wait_for(self.agreed, 30, "every node to agree on the configuration (redis-cli --cluster check)", interval=0.1)
         cmd = [need_tool("redis-cli"), "--cluster", "reshard", "127.0.0.1:%d" % from_port,
                "--cluster-from", self.node_id(src), "--cluster-to", self.node_id(dst),
                "--cluster-slots", str(nslots), "--cluster-yes", "--cluster-pipeline", "10"]
