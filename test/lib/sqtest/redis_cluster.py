@@ -196,6 +196,29 @@ class RedisCluster:
             cmd += ["-a", self.password, "--no-auth-warning"]
         return spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
+    def migrate_begin(self, slot, to_port):
+        """Start moving one slot by hand, the way redis-cli does it, and stop half-way: the slot is
+        importing on to_port, migrating on its master, and every key in it already moved, so a
+        client is answered -ASK for it until migrate_end()."""
+        src = self.by_port(self.master_of_slot(slot))
+        dst = self.by_port(to_port)
+        dst.command("CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(src))
+        src.command("CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(dst))
+        keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+        if keys:
+            args = ["MIGRATE", "127.0.0.1", to_port, "", 0, 5000] + (["AUTH", self.password] if self.password else [])
+            src.command(*(args + ["KEYS"] + keys))
+        return src.port
+
+    def migrate_end(self, slot, from_port, to_port):
+        """The slot belongs to to_port now (SETSLOT NODE on both, then the others): -MOVED from here on."""
+        dst_id = self.node_id(self.by_port(to_port))
+        self.by_port(to_port).command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        self.by_port(from_port).command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        for r in self.alive():
+            if r.port not in (from_port, to_port) and self.info(r, "replication").get("role") == "master":
+                r.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
     def command_slot_owner(self, key):
         """The master port serving key's slot (by hashing, no Redis call)."""
         return self.master_of_slot(key_slot(key))
