@@ -91,8 +91,6 @@ bool queue_cluster(const struct queue *q);
 struct rcluster_counters;
 /* With a cluster: its counters into out (true); without: false. */
 bool queue_cluster_counters(const struct queue *q, struct rcluster_counters *out);
-/* The master a stream's slot is on ("host:port"; without a cluster, the one server), into buf. */
-const char *queue_stream_master(const struct queue *q, const char *stream, char *buf, size_t len);
 
 /* Append an entry to 1..QUEUE_STREAMS_MAX streams (a request and its mirrors), all copies in one
  * atomic step (one XADD, or one script): the done callback's OK means every copy is in Redis.

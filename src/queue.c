@@ -43,6 +43,7 @@ struct queue {
 	bool groups_failed;
 	size_t groups_left;             /* cluster: XGROUP CREATE answers still to come */
 	char **tags;                    /* cluster: every route's byte counter (summed for queue_bytes) */
+	unsigned *slot_buffered;        /* cluster: buffered copies per slot (SLOT_COUNT) */
 	size_t ntags, bytes_left;
 	long long bytes_acc;
 	struct queue_hooks hooks;
@@ -87,6 +88,7 @@ struct waiter {
 };
 
 static void drain_buffer(struct queue *q);
+static void slot_count(struct queue *q, const char *stream, int delta);
 static struct waiter *waiter_of(struct queue *q, unsigned node, bool make);
 static void waiter_abandon(struct queue *q, struct waiter *w);
 static void wait_again(struct queue *q);
@@ -165,7 +167,9 @@ static void on_ready(void *arg)
 	q->connects++;
 	log_info("redis: ready (%zu streams, consumer %s, %zu entries buffered)", q->nstreams, q->consumer,
 		 buffer_count(q->buf));
-	buffer_rewind(q->buf);
+	/* A cluster may have other masters' drains in flight: rewinding then would write them twice. */
+	if (q->buf_sending == 0)
+		buffer_rewind(q->buf);
 	drain_buffer(q);
 	if (q->hooks.on_ready != NULL)
 		q->hooks.on_ready(q->hooks.arg);
@@ -429,6 +433,7 @@ static void complete_put(struct put_ctx *p, enum queue_done r)
 		if (q->buf_sending > 0)
 			q->buf_sending--;
 		if (r == QUEUE_DONE_OK) {
+			slot_count(q, buffer_item_stream(p->from_buffer), -1);
 			buffer_remove(q->buf, p->from_buffer);
 			spool_delivered(q);
 		}
@@ -903,12 +908,18 @@ static void drain_buffer(struct queue *q)
 
 	while (rc_ready(q) && q->buf_sending < DRAIN_IN_FLIGHT && (it = buffer_take(q->buf)) != NULL) {
 		const char *stream = buffer_item_stream(it);
-		struct put_ctx *p = new_put(q, &stream, 1);
+		struct put_ctx *p;
 
-		if (p != NULL)
+		/* Cluster: an entry of a slot whose master is away stays taken, the others go on; once
+		 * nothing is in flight, the tick hands everything out again. */
+		if (q->cl != NULL && !rcluster_key_ready(q->cl, stream, strlen(stream)))
+			continue;
+		if ((p = new_put(q, &stream, 1)) != NULL)
 			p->from_buffer = it;
 		if (p == NULL || send_put(q, buffer_item_entry(it), p) != QUEUE_SENT) {
 			free(p);
+			if (q->cl != NULL)
+				continue;
 			buffer_rewind(q->buf);  /* the tick tries again */
 			return;
 		}
@@ -916,10 +927,28 @@ static void drain_buffer(struct queue *q)
 	}
 }
 
+/* Cluster: buffered copies per slot. A put goes to the buffer only while its slot has some (or
+ * its master is away), so one master's outage holds back only its own routes. */
+static void slot_count(struct queue *q, const char *stream, int delta)
+{
+	if (q->slot_buffered != NULL)
+		q->slot_buffered[slot_of(stream, strlen(stream))] += (unsigned)delta;
+}
+
+static bool must_buffer(const struct queue *q, const char *stream)
+{
+	if (q->cl == NULL)
+		return !rc_ready(q) || buffer_count(q->buf) > 0;
+	return !rc_ready(q) || !rcluster_key_ready(q->cl, stream, strlen(stream)) ||
+	       q->slot_buffered[slot_of(stream, strlen(stream))] > 0;
+}
+
 static enum queue_put buffer_it(struct queue *q, const char *const *streams, size_t n, const struct entry *e)
 {
 	if (buffer_push_each(q->buf, streams, n, e, false, clock_epoch_ms()) != BUFFER_OK)
 		return QUEUE_PUT_REFUSED;
+	for (size_t i = 0; i < n; i++)
+		slot_count(q, streams[i], 1);
 	drain_buffer(q);
 	return QUEUE_PUT_BUFFERED;
 }
@@ -931,8 +960,9 @@ enum queue_put queue_put(struct queue *q, const char *const *streams, size_t n, 
 
 	if (n == 0 || n > QUEUE_STREAMS_MAX)
 		return QUEUE_PUT_REFUSED;
-	/* Buffered entries go first: while any wait, new ones queue behind them. */
-	if (!rc_ready(q) || buffer_count(q->buf) > 0)
+	/* Buffered entries go first: while any wait (with a cluster: any of its slot), new ones
+	 * queue behind them. */
+	if (must_buffer(q, streams[0]))
 		return buffer_it(q, streams, n, e);
 	if ((p = new_put(q, streams, n)) == NULL)
 		return QUEUE_PUT_REFUSED;
@@ -986,7 +1016,10 @@ static int take_back(void *arg, const char *stream, const struct entry *e)
 	struct queue *q = arg;
 
 	/* Already accepted: the buffer limit does not apply. */
-	return buffer_push(q->buf, stream, e, true, clock_epoch_ms()) == BUFFER_OK ? 0 : -1;
+	if (buffer_push(q->buf, stream, e, true, clock_epoch_ms()) != BUFFER_OK)
+		return -1;
+	slot_count(q, stream, 1);
+	return 0;
 }
 
 static const char *spool_why(enum spool_result r)
@@ -1152,6 +1185,8 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, const
 	    entry_dead_key(cfg->redis_prefix, q->dead_key, sizeof(q->dead_key)) != 0 || build_streams(q) != 0 ||
 	    (q->buf = buffer_new(cfg->redis_buffer_bytes)) == NULL)
 		goto fail;
+	if (queue_cluster(q) && (q->slot_buffered = calloc(SLOT_COUNT, sizeof(*q->slot_buffered))) == NULL)
+		goto fail;
 	q->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, q);
 	q->wait_ev = event_new(base, -1, 0, wait_cb, q);
 	q->cap_carry = DRAIN_IN_FLIGHT;  /* only drained entries are carried, at most that many in flight */
@@ -1196,6 +1231,7 @@ void queue_free(struct queue *q)
 	for (size_t i = 0; i < q->ntags; i++)
 		free(q->tags[i]);
 	free(q->tags);
+	free(q->slot_buffered);
 	free(q->gauges);
 	free(q);
 }
@@ -1227,13 +1263,6 @@ bool queue_cluster_counters(const struct queue *q, struct rcluster_counters *out
 		return false;
 	rcluster_counters(q->cl, out);
 	return true;
-}
-
-const char *queue_stream_master(const struct queue *q, const char *stream, char *buf, size_t len)
-{
-	if (q->cl == NULL)
-		return queue_redis_address(q, buf, len);
-	return rcluster_slot_master(q->cl, slot_of(stream, strlen(stream)), buf, len);
 }
 
 const char *queue_consumer(const struct queue *q)

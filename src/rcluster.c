@@ -21,6 +21,7 @@
 #define PARK_RETRY 0.01         /* seconds before a parked command is tried again */
 #define RETRY_DELAY 0.05        /* after -TRYAGAIN / -CLUSTERDOWN */
 #define REDIRECTS_MAX 8         /* redirections one command may follow */
+#define DOWN_HOLD 0.25          /* seconds no new command goes out after a -CLUSTERDOWN */
 
 struct node {
 	struct rcluster *cl;
@@ -62,6 +63,8 @@ struct rcluster {
 	unsigned next_id, replying;
 	bool refreshing, refresh_soon;
 	double last_refresh;
+	double down_until;              /* a -CLUSTERDOWN: the cluster refuses every slot (a master has
+					 * failed, no replica took over yet): new commands are refused */
 	char asked[SLOT_HOST_MAX];      /* the host the slot map was asked of ("" in a reply: that one) */
 	size_t rotate;                  /* the node asked next */
 	struct ccmd *parked;
@@ -410,9 +413,12 @@ static void park_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* A -MOVED or -ASK (the command goes again), -TRYAGAIN or -CLUSTERDOWN (after a pause). False:
- * the error is the answer. */
-static bool redirected(struct ccmd *c, const redisReply *rep)
+/* What a redirection made of a reply. */
+enum redir { R_ANSWER, R_FOLLOWED, R_GAVE_UP };
+
+/* A -MOVED or -ASK (the command goes again), -TRYAGAIN or -CLUSTERDOWN (after a pause). R_ANSWER:
+ * the error is the answer; R_GAVE_UP: a retry that ran out of time (it was never executed). */
+static enum redir redirected(struct ccmd *c, const redisReply *rep)
 {
 	struct rcluster *cl = c->cl;
 	char host[SLOT_HOST_MAX];
@@ -422,12 +428,15 @@ static bool redirected(struct ccmd *c, const redisReply *rep)
 	enum slot_redirect k = slot_redirect_parse(rep->str, rep->len, &slot, host, sizeof(host), &port);
 	struct node *n;
 
-	if (k == SLOT_REDIRECT_NONE || k == SLOT_REDIRECT_BAD || ++c->redirects > REDIRECTS_MAX ||
-	    clock_mono() > c->deadline)
-		return false;
+	if (k == SLOT_REDIRECT_DOWN)
+		cl->down_until = clock_mono() + DOWN_HOLD;
+	if (k == SLOT_REDIRECT_NONE || k == SLOT_REDIRECT_BAD)
+		return R_ANSWER;
+	if (++c->redirects > REDIRECTS_MAX || clock_mono() > c->deadline)
+		return k == SLOT_REDIRECT_DOWN || k == SLOT_REDIRECT_TRYAGAIN ? R_GAVE_UP : R_ANSWER;
 	if ((k == SLOT_REDIRECT_MOVED || k == SLOT_REDIRECT_ASK) && host[0] == '\0') {
 		if (from == NULL)
-			return false;
+			return R_ANSWER;
 		snprintf(host, sizeof(host), "%s", from->host);
 	}
 	c->ask = false;
@@ -436,7 +445,7 @@ static bool redirected(struct ccmd *c, const redisReply *rep)
 		cl->n.moved++;
 		cl->refresh_soon = true;
 		if ((n = node_get(cl, host, port)) == NULL)
-			return false;
+			return R_ANSWER;
 		n->master = true;
 		cl->map[slot] = n;  /* at once: the next command of that slot goes there too */
 		check_ready(cl);
@@ -446,7 +455,7 @@ static bool redirected(struct ccmd *c, const redisReply *rep)
 		snprintf(c->ask_host, sizeof(c->ask_host), "%s", host);
 		c->ask_port = port;
 		if (node_get(cl, host, port) == NULL)
-			return false;
+			return R_ANSWER;
 	} else {
 		cl->n.retried++;
 		cl->refresh_soon = k == SLOT_REDIRECT_DOWN;
@@ -455,16 +464,18 @@ static bool redirected(struct ccmd *c, const redisReply *rep)
 	log_debug("redis cluster: %.*s", (int)(rep->len < 120 ? rep->len : 120), rep->str);
 	if (c->not_before > 0 || !send_to(target(cl, c), c))
 		park(cl, c);
-	return true;
+	return R_FOLLOWED;
 }
 
 static void ccmd_reply(void *arg, redisReply *rep)
 {
 	struct ccmd *c = arg;
+	enum redir r = R_ANSWER;
 
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && !c->cl->closing && redirected(c, rep))
-		return;
-	finish(c, rep);
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && !c->cl->closing)
+		r = redirected(c, rep);
+	if (r != R_FOLLOWED)
+		finish(c, r == R_GAVE_UP ? NULL : rep);
 }
 
 static struct ccmd *new_ccmd(struct rcluster *cl, redisconn_reply_cb cb, void *arg, int argc, const char **argv,
@@ -498,7 +509,8 @@ enum rcluster_send rcluster_send(struct rcluster *cl, redisconn_reply_cb cb, voi
 	struct ccmd *c;
 
 	/* Nothing is formatted for a slot whose master is away (ingest asks on every put). */
-	if (n == NULL || n->id == 0 || n->retired || (c = new_ccmd(cl, cb, arg, argc, argv, argvlen)) == NULL)
+	if (n == NULL || n->id == 0 || n->retired || clock_mono() < cl->down_until ||
+	    (c = new_ccmd(cl, cb, arg, argc, argv, argvlen)) == NULL)
 		return RCLUSTER_UNAVAILABLE;
 	if (!send_to(target(cl, c), c)) {
 		redisFreeCommand(c->cmd);
@@ -605,7 +617,7 @@ bool rcluster_key_ready(const struct rcluster *cl, const char *key, size_t len)
 {
 	const struct node *n = cl->map[slot_of(key, len)];
 
-	return n != NULL && n->id != 0;
+	return n != NULL && n->id != 0 && clock_mono() >= cl->down_until;
 }
 
 void rcluster_counters(const struct rcluster *cl, struct rcluster_counters *out)
