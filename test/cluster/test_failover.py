@@ -55,9 +55,10 @@ def test_master_killed_under_load():
         c = w.counters()
         summary("cluster failover wait_replicas=%d" % WAIT, led, d, w.sq.status()[1]["counters"],
                 "failover_s=%.2f promoted_s=%.2f lost=%d acked_after_failover=%d unacked_delivered=%d "
-                "masters_lost=%s refreshes=%s moved=%s" % (
+                "masters_lost=%s refreshes=%s moved=%s buffered=%s" % (
                     t_followed - t_kill, t_promoted - t_kill, len(d.missing), after, len(d.unacked_delivered),
-                    c.get("masters_lost"), c.get("refreshes"), c.get("moved")))
+                    c.get("masters_lost"), c.get("refreshes"), c.get("moved"),
+                    w.sq.status()[1]["counters"].get("buffered")))
         check(set(answers) <= {"200", "503"}, "answers other than 200 and 503: %s" % answers)
         check(after > 0, "nothing acknowledged after sentryq followed the failover: %s" % answers)
         check(c.get("masters_lost", 0) >= 1, "sentryq did not count the master it lost: %s" % c)

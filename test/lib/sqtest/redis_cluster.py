@@ -66,9 +66,10 @@ class RedisCluster:
     """masters + masters * replicas_each redis-servers in cluster mode (no persistence: a killed
     master stays dead; its replica holds the data)."""
 
-    def __init__(self, masters=3, replicas_each=1, password=None):
+    def __init__(self, masters=3, replicas_each=1, password=None, extra_args=()):
         args = ["--cluster-enabled", "yes", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 "--cluster-replica-validity-factor", "0"]  # any replica may take over, however stale
+        args += list(extra_args)
         if password:
             args += ["--masterauth", password]
         self.password = password
