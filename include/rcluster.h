@@ -1,8 +1,10 @@
 /* rcluster.h - Redis Cluster over the connection supervisor: the slot map from CLUSTER SLOTS, one
  * supervised connection (redisconn.h) per master, every command sent to the master of its key's
  * slot (slot.h), -MOVED and -ASK followed (ASK: ASKING first, on the target), -TRYAGAIN and
- * -CLUSTERDOWN retried within redis.timeout. A MOVED, a lost master and a periodic timer refresh
- * the map; a master that no longer serves slots is dropped. hiredis 0.14 knows no Cluster: it is
+ * -CLUSTERDOWN retried within redis.timeout (after a -CLUSTERDOWN, new commands are refused for a
+ * moment: the cluster serves no slot until a failed master is replaced). A MOVED, a lost master
+ * (every 0.25 s until its slots have one again) and a 10 s timer refresh the map; a master that no
+ * longer serves slots is dropped. hiredis 0.14 knows no Cluster: it is
  * all built here, on its async API, and nothing blocks the loop.
  *
  * Layering: redisconn reports to this module through its hooks; this module reports to its owner
