@@ -204,29 +204,44 @@ static void add_seeds(struct rcluster *cl)
 			node_get(cl, host, port);
 }
 
-/* Free what no longer serves slots, outside of its own callbacks. */
+/* Close and free one node that is out of the list and the map already: the callbacks of its
+ * commands (answered NULL) may send again, and find only the nodes still listed. */
+static void drop_node(struct rcluster *cl, struct node *n)
+{
+	unsigned id = n->id;
+
+	n->id = 0;
+	redisconn_free(n->rc);
+	free(n);
+	if (id != 0 && cl->hooks.on_node_lost != NULL)
+		cl->hooks.on_node_lost(cl->hooks.arg, id);
+}
+
+/* Free what no longer serves slots, outside of its own callbacks: first out of the list, then closed. */
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rcluster *cl = arg;
-	size_t kept = 0;
+	struct node **gone = calloc(cl->nnodes ? cl->nnodes : 1, sizeof(*gone));
+	size_t kept = 0, ngone = 0;
 
 	(void)fd;
 	(void)what;
-	for (size_t i = 0; i < cl->nnodes; i++) {
-		struct node *n = cl->nodes[i];
-		unsigned id = n->id;
+	if (gone == NULL) {
+		struct timeval tv = clock_timeval(PARK_RETRY * 10);
 
-		if (!n->retired) {
-			cl->nodes[kept++] = n;
-			continue;
-		}
-		n->id = 0;
-		redisconn_free(n->rc);  /* commands in flight to it are answered NULL */
-		free(n);
-		if (id != 0 && cl->hooks.on_node_lost != NULL)
-			cl->hooks.on_node_lost(cl->hooks.arg, id);
+		event_add(cl->reap_ev, &tv);  /* out of memory: a little later */
+		return;
+	}
+	for (size_t i = 0; i < cl->nnodes; i++) {
+		if (cl->nodes[i]->retired)
+			gone[ngone++] = cl->nodes[i];
+		else
+			cl->nodes[kept++] = cl->nodes[i];
 	}
 	cl->nnodes = kept;
+	for (size_t i = 0; i < ngone; i++)
+		drop_node(cl, gone[i]);
+	free(gone);
 }
 
 /* ---- the slot map ---- */
@@ -578,14 +593,22 @@ void rcluster_free(struct rcluster *cl)
 
 	if (cl == NULL)
 		return;
+	struct node **nodes = cl->nodes;
+	size_t n = cl->nnodes;
+
 	cl->closing = true;
 	cl->hooks.on_node_lost = NULL;
 	cl->hooks.on_ready = NULL;
-	for (size_t i = 0; i < cl->nnodes; i++) {
-		redisconn_free(cl->nodes[i]->rc);
-		free(cl->nodes[i]);
+	/* Callbacks answered NULL below may send again: they find no node and no map. */
+	cl->nodes = NULL;
+	cl->nnodes = cl->cap = 0;
+	memset(cl->map, 0, sizeof(cl->map));
+	cl->ready = cl->have_map = false;
+	for (size_t i = 0; i < n; i++) {
+		redisconn_free(nodes[i]->rc);
+		free(nodes[i]);
 	}
-	cl->nnodes = 0;
+	free(nodes);
 	while ((c = cl->parked) != NULL) {
 		cl->parked = c->next;
 		finish(c, NULL);
