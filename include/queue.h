@@ -152,7 +152,8 @@ struct queue_stream_gauges {
 	long long memory_bytes;   /* MEMORY USAGE: bytes Redis holds for the stream */
 };
 
-/* Configured streams, in configuration order (each upstream's projects in turn). */
+/* Configured streams, in configuration order (each upstream's projects in turn); with a cluster,
+ * the mirror streams follow the routes' (queue_mirror_stream). */
 size_t queue_streams(const struct queue *q);
 /* Stream i's gauges (zeros for an index past the end). */
 void queue_stream_gauges(const struct queue *q, size_t i, struct queue_stream_gauges *out);

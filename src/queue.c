@@ -1119,7 +1119,7 @@ static int add_stream(struct queue *q, const char *name)
 	return 0;
 }
 
-/* A route's stream, and with a cluster its byte counter and its mirror copies' streams. */
+/* A route's stream, and with a cluster its byte counter. */
 static int add_route(struct queue *q, const struct config_upstream *up, const struct config_project *pr)
 {
 	char name[ENTRY_KEY_MAX];
@@ -1129,6 +1129,14 @@ static int add_route(struct queue *q, const struct config_upstream *up, const st
 	if (queue_cluster(q) && (entry_cluster_sibling_key(name, ENTRY_CLUSTER_BYTES, name, sizeof(name)) != 0 ||
 				 (q->tags[q->ntags++] = strdup(name)) == NULL))
 		return -1;
+	return 0;
+}
+
+/* A route's mirror copies' streams (with a cluster, in its own slot; else its destinations'). */
+static int add_mirrors(struct queue *q, const struct config_upstream *up, const struct config_project *pr)
+{
+	char name[ENTRY_KEY_MAX];
+
 	for (size_t m = 0; m < pr->nmirrors; m++)
 		if (queue_mirror_stream(q, up->name, pr->name, pr->mirrors[m].up->name, pr->mirrors[m].pr->name, name,
 					sizeof(name)) != 0 || add_stream(q, name) != 0)
@@ -1149,9 +1157,14 @@ static int build_streams(struct queue *q)
 	q->tags = calloc(routes ? routes : 1, sizeof(char *));
 	if (q->streams == NULL || q->gauges == NULL || q->tags == NULL)
 		return -1;
+	/* The routes first, in configuration order (what queue_stream_gauges indexes), then mirrors. */
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
 			if (add_route(q, &cfg->upstreams[i], &cfg->upstreams[i].projects[j]) != 0)
+				return -1;
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
+			if (add_mirrors(q, &cfg->upstreams[i], &cfg->upstreams[i].projects[j]) != 0)
 				return -1;
 	return 0;
 }
