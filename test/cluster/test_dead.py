@@ -4,7 +4,7 @@
 dead-letter stream of its slot ("<prefix>{up:pr}dead"). `sentryq dead list` finds every one of
 them across the masters, `dead replay --all` puts each back into the stream it came from (once the
 upstream takes them), and they are delivered; the list is then empty and the per-route byte
-counters are back to 0."""
+counters are back to 0. The nodes require a password (redis.password), for the relay and the CLI."""
 
 import json
 import os
@@ -28,7 +28,7 @@ def dead_list(w):
 
 
 def test_dead_list_and_replay_across_masters():
-    w = ClusterWorld()
+    w = ClusterWorld(password="cluster-secret-pw")  # every node's AUTH, the CLI's too
     try:
         owners = {p.name: w.cluster.master_of_slot(route_slot("up", p.name)) for p in w.prjs}
         a = w.prjs[0]

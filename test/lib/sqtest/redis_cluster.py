@@ -251,10 +251,11 @@ class ClusterWorld:
     """One cluster case: the cluster, the mock upstream, one sentryq with redis.cluster (redis.host
     and port point nowhere: with a cluster they must not be used), and the projects it serves."""
 
-    def __init__(self, wait_replicas=0, projects=None, upstream="up", **cluster_kw):
+    def __init__(self, wait_replicas=0, projects=None, upstream="up", password=None, **cluster_kw):
         from sqtest.mock import Mock
         from sqtest.world import Project
-        self.cluster = RedisCluster(**cluster_kw).start()
+        self.cluster = RedisCluster(password=password, **cluster_kw).start()
+        self.password = password
         self.mock = Mock().start()
         self.upstream = upstream
         names = projects or [n for v in spread_projects(self.cluster, upstream).values() for n in v]
@@ -269,6 +270,8 @@ class ClusterWorld:
         from sqtest.world import FAULT_SETTINGS
         extra = ['cluster = ( %s );' % ", ".join('"%s"' % a for a in self.cluster.seeds),
                  "wait_replicas = %d;" % self.wait_replicas, "wait_timeout = 0.5;"]
+        if self.password:
+            extra.append('password = "%s";' % self.password)
         prj_conf = []
         for p in self.prjs:
             c = p.conf()
