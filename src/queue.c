@@ -15,8 +15,8 @@
 #include "config.h"
 #include "log.h"
 #include "rcluster.h"
-#include "slot.h"
 #include "redisconn.h"
+#include "slot.h"
 #include "spool.h"
 
 #define TICK_PERIOD 0.25
@@ -213,11 +213,16 @@ static void create_groups(struct queue *q)
 {
 	if (q->groups_ok || q->groups_left > 0 || !rcluster_ready(q->cl))
 		return;
+	q->groups_failed = false;
 	for (size_t i = 0; i < q->nstreams; i++)
 		if (sendf(q, group_reply, q, 6, "XGROUP", "CREATE", q->streams[i], ENTRY_GROUP, "0", "MKSTREAM") == QUEUE_SENT)
 			q->groups_left++;
-	if (q->groups_left < q->nstreams)
+	if (q->nstreams == 0) {
+		q->groups_ok = true;
+		on_ready(q);
+	} else if (q->groups_left < q->nstreams) {
 		q->groups_failed = true;  /* a master went away meanwhile: the tick tries again */
+	}
 }
 
 static void cluster_ready(void *arg)
