@@ -93,6 +93,7 @@ struct config {
 	struct config_strlist redis_sentinels; /* "host:port" (v NULL-terminated); none: no Sentinel */
 	char *redis_master_name;    /* the master the sentinels monitor; required with sentinels */
 	char *redis_sentinel_password; /* AUTH to the sentinels; NULL: none */
+	struct config_strlist redis_cluster;   /* seed nodes "host:port" (v NULL-terminated); none: no Cluster */
 	int redis_wait_replicas;    /* replicas that must have a write before the SDK is answered, 0 */
 	double redis_wait_timeout;  /* seconds WAIT may block, 1; below redis.timeout */
 

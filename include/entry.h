@@ -102,4 +102,31 @@ int entry_dead_key(const char *prefix, char *buf, size_t len);    /* the dead-le
 int entry_body_key(const char *prefix, const char *writer, long long ms, unsigned long long seq, char *buf,
 		   size_t len);
 
+/*
+ * Key names in Redis Cluster (redis.cluster). Every key of a route carries the route's hash tag
+ * "{<upstream>:<project>}", so its stream, byte counter, dead-letter stream and large bodies live
+ * in one slot and one script can touch them together:
+ *   <prefix>{<up>:<pr>}q                 the route's stream
+ *   <prefix>{<up>:<pr>}bytes             body bytes queued in the streams of that tag
+ *   <prefix>{<up>:<pr>}dead              dead letters of the streams of that tag
+ *   <prefix>{<up>:<pr>}b:<writer>:<ms>-<seq>  a large body of an entry of that tag
+ *   <prefix>{<src up>:<src pr>}m:<dst up>:<dst pr>  mirror copies of src's requests for dst:
+ *                                        tagged by the SOURCE route, so the put script queues a
+ *                                        request and all its mirror copies in one slot, atomically;
+ *                                        the destination's forwarder reads it as an extra stream.
+ * The standalone and Sentinel names above are unchanged. Each returns 0, or -1 when the name does
+ * not fit in len (or, for the ones derived from a key, that key has no hash tag).
+ */
+int entry_cluster_stream_key(const char *prefix, const char *upstream, const char *project, char *buf, size_t len);
+int entry_cluster_mirror_key(const char *prefix, const char *src_upstream, const char *src_project,
+			     const char *upstream, const char *project, char *buf, size_t len);
+/* The key of the same tag as `key` (a stream) with the given suffix: ENTRY_CLUSTER_BYTES or
+ * ENTRY_CLUSTER_DEAD. */
+#define ENTRY_CLUSTER_BYTES "bytes"
+#define ENTRY_CLUSTER_DEAD "dead"
+int entry_cluster_sibling_key(const char *key, const char *suffix, char *buf, size_t len);
+/* A large body's key, in the slot of `stream` (the first stream it is queued to). */
+int entry_cluster_body_key(const char *stream, const char *writer, long long ms, unsigned long long seq, char *buf,
+			   size_t len);
+
 #endif

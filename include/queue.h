@@ -79,8 +79,19 @@ bool queue_ready(const struct queue *q);
 const char *queue_redis_address(const struct queue *q, char *buf, size_t len);
 const char *queue_redis_sentinel(const struct queue *q, char *buf, size_t len);
 const char *queue_consumer(const struct queue *q);
-/* The stream of a route (entry_stream_key with the configured prefix). 0, or -1 when too long. */
+/* The stream of a route (entry_stream_key with the configured prefix; with redis.cluster,
+ * entry_cluster_stream_key). 0, or -1 when too long. */
 int queue_stream(const struct queue *q, const char *upstream, const char *project, char *buf, size_t len);
+/* The stream a mirror copy of src's requests for the route (upstream, project) is queued to: that
+ * route's own stream, or, with redis.cluster, a stream in the source route's slot
+ * (entry_cluster_mirror_key), which the destination's forwarder reads as a further stream. */
+int queue_mirror_stream(const struct queue *q, const char *src_upstream, const char *src_project, const char *upstream,
+			const char *project, char *buf, size_t len);
+/* redis.cluster is configured. */
+bool queue_cluster(const struct queue *q);
+struct rcluster_counters;
+/* With a cluster: its counters into out (true); without: false. */
+bool queue_cluster_counters(const struct queue *q, struct rcluster_counters *out);
 
 /* Append an entry to 1..QUEUE_STREAMS_MAX streams (a request and its mirrors), all copies in one
  * atomic step (one XADD, or one script): the done callback's OK means every copy is in Redis.
@@ -143,7 +154,8 @@ struct queue_stream_gauges {
 	long long memory_bytes;   /* MEMORY USAGE: bytes Redis holds for the stream */
 };
 
-/* Configured streams, in configuration order (each upstream's projects in turn). */
+/* Configured streams, in configuration order (each upstream's projects in turn); with a cluster,
+ * the mirror streams follow the routes' (queue_mirror_stream). */
 size_t queue_streams(const struct queue *q);
 /* Stream i's gauges (zeros for an index past the end). */
 void queue_stream_gauges(const struct queue *q, size_t i, struct queue_stream_gauges *out);

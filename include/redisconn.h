@@ -36,6 +36,8 @@ struct redisconn_params {
 	const char *master_name;       /* with sentinels: the name they monitor the master under */
 	const char *sentinel_password; /* AUTH to the sentinels; NULL: none */
 	bool follow_failover;      /* with sentinels: subscribe to +switch-master (the relay, not a tool) */
+	const char *const *cluster;    /* NULL-terminated "host:port" seed nodes of a Redis Cluster; NULL:
+					* none (rcluster.h uses them; one redisconn is one node) */
 };
 
 struct config;
@@ -77,6 +79,10 @@ long redisconn_outstanding(const struct redisconn *rc);
 /* Send one command (argvlen NULL: every argument is a NUL-terminated string). Only when ready. */
 enum redisconn_send redisconn_send(struct redisconn *rc, redisconn_reply_cb cb, void *arg, int argc,
 				   const char **argv, const size_t *argvlen);
+/* The same with a command formatted already (redisFormatCommandArgv): what a cluster client
+ * keeps to send again after a redirection. */
+enum redisconn_send redisconn_send_formatted(struct redisconn *rc, redisconn_reply_cb cb, void *arg, const char *cmd,
+					     size_t len);
 /* From on_handshake only: a command that must succeed before the connection is ready. An error
  * reply starting with ok_error (e.g. "BUSYGROUP"; NULL: none) counts as success. */
 enum redisconn_send redisconn_setup(struct redisconn *rc, int argc, const char **argv, const char *ok_error);

@@ -20,6 +20,7 @@
 #include "httpd.h"
 #include "metrics.h"
 #include "queue.h"
+#include "rcluster.h"
 #include "ratelimit.h"
 #include "relay.h"
 #include "route.h"
@@ -144,15 +145,31 @@ static json_t *listen_json(const struct httpd *h)
 	return o;
 }
 
-/* Where Redis is (the master, with Sentinel) and the sentinel followed: addresses, no secret. */
+/* Redis Cluster: the masters and what following the slot map took. */
+static json_t *cluster_json(const struct relay *r)
+{
+	struct rcluster_counters c;
+
+	if (!queue_cluster_counters(r->queue, &c))
+		return NULL;
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "masters", (json_int_t)c.masters, "masters_ready",
+			 (json_int_t)c.masters_ready, "moved", (json_int_t)c.moved, "ask", (json_int_t)c.ask, "retried",
+			 (json_int_t)c.retried, "refreshes", (json_int_t)c.refreshes, "masters_lost",
+			 (json_int_t)c.masters_lost);
+}
+
+/* Where Redis is (the master, with Sentinel; the masters, with a cluster) and the sentinel
+ * followed: addresses, no secret. */
 static json_t *redis_json(const struct relay *r, bool connected)
 {
-	char addr[300], sentinel[300];
+	char addr[1024], sentinel[300];
 	json_t *o = json_pack("{s:b, s:s}", "connected", connected, "address",
 			      queue_redis_address(r->queue, addr, sizeof(addr)));
 
 	if (o != NULL && r->cfg->redis_sentinels.n > 0)
 		json_object_set_new(o, "sentinel", json_string(queue_redis_sentinel(r->queue, sentinel, sizeof(sentinel))));
+	if (o != NULL && r->cfg->redis_cluster.n > 0)
+		json_object_set_new(o, "cluster", cluster_json(r));
 	return o;
 }
 

@@ -75,6 +75,7 @@ static int check_category(void *obj, const char *val, char *why, size_t whylen);
 static int check_pattern(void *obj, const char *val, char *why, size_t whylen);
 static int check_hostport(void *obj, const char *val, char *why, size_t whylen);
 static int check_format(void *obj, const char *val, char *why, size_t whylen);
+static int check_seed(void *obj, const char *val, char *why, size_t whylen);
 
 static const struct key_def top_keys[] = {
 	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
@@ -104,6 +105,7 @@ static const struct key_def top_keys[] = {
 	{ K_LIST("redis.sentinels", CFG, redis_sentinels), .min = 1, .max = 64, .check = check_hostport },
 	{ K_STR("redis.master_name", CFG, redis_master_name), .min = 1, .max = 128, .check = check_token },
 	{ K_STR("redis.sentinel_password", CFG, redis_sentinel_password), .min = 1, .max = 512 },
+	{ K_LIST("redis.cluster", CFG, redis_cluster), .min = 1, .max = 64, .check = check_seed },
 	{ K_INT("redis.wait_replicas", CFG, redis_wait_replicas), .def = 0, .min = 0, .max = 100 },
 	{ K_DBL("redis.wait_timeout", CFG, redis_wait_timeout), .def = 1, .min = 0.001, .max = 3600 },
 	{ K_LONG("queue.max_pending", CFG, queue_max_pending), .def = 1000000, .min = 1, .max = 1e9 },
@@ -418,6 +420,20 @@ static int check_hostport(void *obj, const char *val, char *why, size_t whylen)
 
 	return sentinel_parse_addr(val, host, sizeof(host), &port, why, whylen) == SENTINEL_OK ? 0 : -1;
 }
+
+/* A Redis Cluster seed: "host:port" with the port (no default port is right for every node). */
+static int check_seed(void *obj, const char *val, char *why, size_t whylen)
+{
+	const char *rb = strrchr(val, ']'), *colon = strrchr(val, ':');
+
+	if (check_hostport(obj, val, why, whylen) != 0)
+		return -1;
+	if (colon == NULL || (rb != NULL && colon < rb))
+		return snprintf(why, whylen, "must be \"host:port\" (a cluster node's port is required)"), -1;
+	return 0;
+}
+
+/* ---- url ---------------------------------------------------------------------------------- */
 
 /* Find host and port in the authority [p, end). */
 static int url_authority(const char *p, const char *end, const char **host, size_t *hostlen,
@@ -1282,6 +1298,27 @@ static int check_mirrors(struct loader *ld, size_t ui, size_t pi)
 	return 0;
 }
 
+/* redis.cluster: the nodes name the masters, every key is hash-tagged, and a cluster has db 0 only. */
+static int check_cluster(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const char *with = cfg->redis_sentinels.n > 0 ? "redis.sentinels" :
+			   cfg->redis_unix_socket != NULL ? "redis.unix_socket" : NULL;
+
+	if (cfg->redis_cluster.n == 0)
+		return 0;
+	if (with != NULL)
+		return fail(ld, config_lookup(&ld->lc, with), with,
+			    "cannot be combined with redis.cluster (the cluster names its masters)");
+	if (cfg->redis_db != 0)
+		return fail(ld, config_lookup(&ld->lc, "redis.db"), "redis.db",
+			    "must be 0 with redis.cluster (a cluster has one database)");
+	if (strpbrk(cfg->redis_prefix, "{}") != NULL)
+		return fail(ld, config_lookup(&ld->lc, "redis.prefix"), "redis.prefix",
+			    "must not contain '{' or '}' with redis.cluster (sentryq's keys carry their own hash tag)");
+	return 0;
+}
+
 /* redis.sentinels and the keys that go with it; WAIT must end before the command watchdog fires. */
 static int check_redis(struct loader *ld)
 {
@@ -1297,6 +1334,8 @@ static int check_redis(struct loader *ld)
 	if (cfg->redis_sentinels.n > 0 && cfg->redis_unix_socket != NULL)
 		return fail(ld, config_lookup(&ld->lc, "redis.unix_socket"), "redis.unix_socket",
 			    "cannot be combined with redis.sentinels (the sentinels name the master)");
+	if (check_cluster(ld) < 0)
+		return -1;
 	if (cfg->redis_wait_replicas > 0 && cfg->redis_wait_timeout >= cfg->redis_timeout)
 		return fail(ld, config_lookup(&ld->lc, "redis.wait_timeout"), "redis.wait_timeout",
 			    "must be below redis.timeout (%g): WAIT blocks the connection, the watchdog would drop it",

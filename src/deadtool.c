@@ -25,8 +25,10 @@
 struct dt {
 	const struct config *cfg;
 	struct redissync *rs;
-	char key[DT_KEY_MAX];      /* the dead-letter stream */
+	char key[DT_KEY_MAX];      /* the dead-letter stream being walked */
 	char bytes_key[DT_KEY_MAX];
+	char (*keys)[DT_KEY_MAX];  /* every dead-letter stream: one, or with a cluster one per route */
+	size_t nkeys;
 	char grouped[DT_KEY_MAX];  /* last source stream whose consumer group is known to exist */
 	bool json;
 	const char *route;         /* --route UPSTREAM/PROJECT: only that destination's dead letters */
@@ -147,8 +149,30 @@ static json_t *dt_jstr(const redisReply *v)
 	return json_string(buf);
 }
 
-/* Walk the dead stream DT_PAGE entries at a time; an id range that moves on, so the loop ends. */
+/* Walk the dead-letter stream `key` (and count its bytes in `bytes_key`) from now on: with a
+ * cluster each route has its own, beside its counter in the same slot. */
+static int dt_use(struct dt *d, size_t i)
+{
+	snprintf(d->key, sizeof(d->key), "%s", d->keys[i]);
+	if (d->cfg->redis_cluster.n > 0 &&
+	    entry_cluster_sibling_key(d->key, ENTRY_CLUSTER_BYTES, d->bytes_key, sizeof(d->bytes_key)) != 0)
+		return -1;
+	return 0;
+}
+
+static int dt_each_one(struct dt *d, dt_page_fn fn);
+
+/* Every dead-letter stream in turn. */
 static int dt_each(struct dt *d, dt_page_fn fn)
+{
+	for (size_t i = 0; i < d->nkeys; i++)
+		if (dt_use(d, i) != 0 || dt_each_one(d, fn) < 0)
+			return -1;
+	return 0;
+}
+
+/* Walk the dead stream DT_PAGE entries at a time; an id range that moves on, so the loop ends. */
+static int dt_each_one(struct dt *d, dt_page_fn fn)
 {
 	char start[ENTRY_ID_MAX + 2] = "-";
 
@@ -188,30 +212,46 @@ static int dt_entries(struct dt *d, const redisReply *page, dt_entry_fn fn)
 	return 0;
 }
 
-/* Run fn on the entry whose id is exactly `id`. */
+/* Run fn on the entry whose id is exactly `id` in the current dead stream; 2 when it has none. */
+static int dt_by_id_one(struct dt *d, const char *id, dt_entry_fn fn)
+{
+	redisReply *rep = dt_cmd(d, 6, "XRANGE", d->key, id, id, "COUNT", "1");
+	int rc;
+
+	if (rep == NULL)
+		return -1;
+	/* An incomplete id ("5") would match a range: only the exact id counts. */
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 || !dt_valid(rep->element[0]) ||
+	    strcmp(rep->element[0]->element[0]->str, id) != 0)
+		rc = 2;
+	else
+		rc = fn(d, rep->element[0]);
+	freeReplyObject(rep);
+	return rc;
+}
+
+/* Run fn on the entry whose id is exactly `id`, in every dead stream that has one (with a cluster,
+ * two routes' streams on different masters may hold the same id). */
 static int dt_by_id(struct dt *d, const char *id, dt_entry_fn fn)
 {
-	redisReply *rep;
-	int rc;
+	int rc = 2, one;
 
 	if (strlen(id) >= ENTRY_ID_MAX || id[0] == '\0') {
 		dt_err("%.*s: no such dead letter", ENTRY_ID_MAX, id);
 		d->failed = true;
 		return 1;
 	}
-	rep = dt_cmd(d, 6, "XRANGE", d->key, id, id, "COUNT", "1");
-	if (rep == NULL)
-		return -1;
-	/* An incomplete id ("5") would match a range: only the exact id counts. */
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 || !dt_valid(rep->element[0]) ||
-	    strcmp(rep->element[0]->element[0]->str, id) != 0) {
+	for (size_t i = 0; i < d->nkeys; i++) {
+		if (dt_use(d, i) != 0 || (one = dt_by_id_one(d, id, fn)) < 0)
+			return -1;
+		if (one != 2)
+			rc = rc == 1 ? 1 : one;
+	}
+	if (rc == 2) {
 		dt_err("%s: no such dead letter", id);
 		d->failed = true;
 		rc = 1;
-	} else {
-		rc = fn(d, rep->element[0]);
 	}
-	freeReplyObject(rep);
 	return rc;
 }
 
@@ -336,6 +376,37 @@ static int dt_list(struct dt *d)
 
 /* ---- replay ---- */
 
+static bool same(const redisReply *have, const char *s)
+{
+	return have->len == strlen(s) && memcmp(have->str, s, have->len) == 0;
+}
+
+/* With a cluster, src is the route's stream, or the mirror stream of a configured source route
+ * that mirrors to it (queued in the source's slot); either way in the slot of this dead stream. */
+static int replay_cluster_route(const struct dt *d, const redisReply *el, const struct config_upstream *u,
+				const redisReply *have, char *src, size_t len)
+{
+	const char *prefix = d->cfg->redis_prefix, *up = u->name, *pr = dt_field(el, "pr")->str;
+	char dead[DT_KEY_MAX];
+	bool ok = entry_cluster_stream_key(prefix, up, pr, src, len) == 0 && same(have, src);
+
+	for (size_t i = 0; !ok && i < d->cfg->nupstreams; i++) {
+		const struct config_upstream *su = &d->cfg->upstreams[i];
+
+		for (size_t j = 0; !ok && j < su->nprojects; j++)
+			for (size_t m = 0; !ok && m < su->projects[j].nmirrors; m++)
+				ok = strcmp(su->projects[j].mirrors[m].up->name, up) == 0 &&
+				     strcmp(su->projects[j].mirrors[m].pr->name, pr) == 0 &&
+				     entry_cluster_mirror_key(prefix, su->name, su->projects[j].name, up, pr, src, len) == 0 &&
+				     same(have, src);
+	}
+	if (!ok || entry_cluster_sibling_key(src, ENTRY_CLUSTER_DEAD, dead, sizeof(dead)) != 0 || strcmp(dead, d->key) != 0) {
+		dt_err("%s: source stream is not a stream of its route (upstream %s); left in place", el->element[0]->str, up);
+		return -1;
+	}
+	return 0;
+}
+
 /* The entry must still name a configured route, and src must be that route's stream. */
 static int replay_route(const struct dt *d, const redisReply *el, char *src, size_t len)
 {
@@ -357,6 +428,8 @@ static int replay_route(const struct dt *d, const redisReply *el, char *src, siz
 		dt_err("%s: route %s/%s is no longer in the configuration; left in place", id, us, ps);
 		return -1;
 	}
+	if (d->cfg->redis_cluster.n > 0)
+		return replay_cluster_route(d, el, u, have, src, len);
 	n = entry_stream_key(d->cfg->redis_prefix, up->str, pr->str, src, len) == 0 ? (int)strlen(src) : -1;
 	if (n < 0 || have->len != (size_t)n || memcmp(have->str, src, (size_t)n) != 0) {
 		dt_err("%s: source stream is not the stream of route %s/%s; left in place", id, us, ps);
@@ -593,6 +666,31 @@ static int take_route(struct dt *d, int *argc, char **argv)
 	return 0;
 }
 
+/* The dead-letter streams: the one, or with a cluster every configured route's. */
+static int dt_keys(struct dt *d)
+{
+	const struct config *cfg = d->cfg;
+	char q[DT_KEY_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		n += cfg->upstreams[i].nprojects;
+	if ((d->keys = calloc(n + 1, sizeof(*d->keys))) == NULL)
+		return -1;
+	if (cfg->redis_cluster.n == 0) {
+		d->nkeys = 1;
+		return entry_dead_key(cfg->redis_prefix, d->keys[0], sizeof(d->keys[0])) != 0 ||
+		       entry_bytes_key(cfg->redis_prefix, d->bytes_key, sizeof(d->bytes_key)) != 0 ? -1 : 0;
+	}
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
+			if (entry_cluster_stream_key(cfg->redis_prefix, cfg->upstreams[i].name, cfg->upstreams[i].projects[j].name,
+						     q, sizeof(q)) != 0 ||
+			    entry_cluster_sibling_key(q, ENTRY_CLUSTER_DEAD, d->keys[d->nkeys++], sizeof(d->keys[0])) != 0)
+				return -1;
+	return 0;
+}
+
 int deadtool_run(const struct config *cfg, int argc, char **argv)
 {
 	struct dt d;
@@ -605,14 +703,15 @@ int deadtool_run(const struct config *cfg, int argc, char **argv)
 		dt_usage();
 		return 2;
 	}
-	if (entry_dead_key(cfg->redis_prefix, d.key, sizeof(d.key)) != 0 ||
-	    entry_bytes_key(cfg->redis_prefix, d.bytes_key, sizeof(d.bytes_key)) != 0) {
-		dt_err("redis.prefix is too long");
+	if (dt_keys(&d) != 0) {
+		dt_err("redis.prefix is too long (or out of memory)");
+		free(d.keys);
 		return 1;
 	}
 	if (dt_connect(&d) == 0)
 		rc = dt_verb(&d, argc, argv);
 	redissync_close(d.rs);
+	free(d.keys);
 	fflush(stdout);
 	return rc != 0 || d.failed ? 1 : 0;
 }

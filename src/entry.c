@@ -225,6 +225,40 @@ int entry_body_key(const char *prefix, const char *writer, long long ms, unsigne
 	return fits(snprintf(buf, len, "%sb:%s:%lld-%llu", prefix, writer, ms, seq), len);
 }
 
+int entry_cluster_stream_key(const char *prefix, const char *upstream, const char *project, char *buf, size_t len)
+{
+	return fits(snprintf(buf, len, "%s{%s:%s}q", prefix, upstream, project), len);
+}
+
+int entry_cluster_mirror_key(const char *prefix, const char *src_upstream, const char *src_project,
+			     const char *upstream, const char *project, char *buf, size_t len)
+{
+	return fits(snprintf(buf, len, "%s{%s:%s}m:%s:%s", prefix, src_upstream, src_project, upstream, project), len);
+}
+
+/* The length of key up to and including the '}' that closes its hash tag; 0 when it has none. */
+static size_t tag_end(const char *key)
+{
+	const char *open = strchr(key, '{'), *close = open != NULL ? strchr(open + 1, '}') : NULL;
+
+	return close != NULL && close > open + 1 ? (size_t)(close - key) + 1 : 0;
+}
+
+int entry_cluster_sibling_key(const char *key, const char *suffix, char *buf, size_t len)
+{
+	size_t n = tag_end(key);
+
+	return n == 0 ? -1 : fits(snprintf(buf, len, "%.*s%s", (int)n, key, suffix), len);
+}
+
+int entry_cluster_body_key(const char *stream, const char *writer, long long ms, unsigned long long seq, char *buf,
+			   size_t len)
+{
+	size_t n = tag_end(stream);
+
+	return n == 0 ? -1 : fits(snprintf(buf, len, "%.*sb:%s:%lld-%llu", (int)n, stream, writer, ms, seq), len);
+}
+
 /* Copy s (NUL included) to *off and point *slot at it. */
 static void put_str(char *base, size_t *off, const char **slot, const char *s)
 {

@@ -838,15 +838,16 @@ json_t *forward_status_json(const struct forward *f)
 	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
 		json_object_set_new(ups, f->r->cfg->upstreams[i].name, upstream_status_json(f->ups[i]));
 	for (size_t i = 0; i < f->nroutes; i++)
-		if (f->routes[i].held > 0)
-			json_object_set_new(held, f->routes[i].label, json_integer(f->routes[i].held));
+		if (f->routes[i].held > 0)  /* a cluster's mirror streams add to their destination's */
+			json_object_set_new(held, f->routes[i].label, json_integer(f->routes[i].held +
+					    json_integer_value(json_object_get(held, f->routes[i].label))));
 	return json_pack("{s:i, s:o, s:o}", "in_flight", forward_in_flight(f), "upstreams", ups, "held", held);
 }
 
 /* ---- life cycle ---- */
 
 static int init_route(struct forward *f, struct fwd_route *rt, struct upstream *up,
-		      const struct config_upstream *uc, const struct config_project *pr)
+		      const struct config_upstream *uc, const struct config_project *pr, const char *stream)
 {
 	rt->f = f;
 	rt->up = up;
@@ -855,9 +856,36 @@ static int init_route(struct forward *f, struct fwd_route *rt, struct upstream *
 	rt->pel = true;
 	snprintf(rt->cursor, sizeof(rt->cursor), "0");
 	snprintf(rt->label, sizeof(rt->label), "%s/%ld", uc->name, pr->id);
-	if (queue_stream(f->r->queue, uc->name, pr->name, rt->stream, sizeof(rt->stream)) != 0)
+	if (stream != NULL)
+		snprintf(rt->stream, sizeof(rt->stream), "%s", stream);
+	else if (queue_stream(f->r->queue, uc->name, pr->name, rt->stream, sizeof(rt->stream)) != 0)
 		return -1;
 	return strmap_put(f->by_stream, rt->stream, rt) == STRMAP_NOMEM ? -1 : 0;
+}
+
+/* Redis Cluster: a mirror copy is queued in its source route's slot (queue_mirror_stream); each
+ * such stream is read as one more route of the destination. Without a cluster there is none. */
+static int init_mirror_routes(struct forward *f, size_t *k)
+{
+	const struct config *cfg = f->r->cfg;
+	char stream[ENTRY_KEY_MAX];
+
+	for (size_t i = 0; queue_cluster(f->r->queue) && i < cfg->nupstreams; i++) {
+		const struct config_upstream *uc = &cfg->upstreams[i];
+
+		for (size_t j = 0; j < uc->nprojects; j++) {
+			for (size_t m = 0; m < uc->projects[j].nmirrors; m++) {
+				const struct config_mirror *mi = &uc->projects[j].mirrors[m];
+
+				if (queue_mirror_stream(f->r->queue, uc->name, uc->projects[j].name, mi->up->name,
+							mi->pr->name, stream, sizeof(stream)) != 0 ||
+				    init_route(f, &f->routes[(*k)++], f->ups[mi->up - cfg->upstreams], mi->up, mi->pr,
+					       stream) != 0)
+					return -1;
+			}
+		}
+	}
+	return 0;
 }
 
 static int init_routes(struct forward *f)
@@ -866,7 +894,8 @@ static int init_routes(struct forward *f)
 	size_t k = 0;
 
 	for (size_t i = 0; i < cfg->nupstreams; i++)
-		f->nroutes += cfg->upstreams[i].nprojects;
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
+			f->nroutes += 1 + (queue_cluster(f->r->queue) ? cfg->upstreams[i].projects[j].nmirrors : 0);
 	f->routes = calloc(f->nroutes ? f->nroutes : 1, sizeof(*f->routes));
 	f->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*f->ups));
 	f->by_stream = strmap_new();
@@ -878,10 +907,10 @@ static int init_routes(struct forward *f)
 		if ((f->ups[i] = upstream_new(f->r, uc)) == NULL)
 			return -1;
 		for (size_t j = 0; j < uc->nprojects; j++, k++)
-			if (init_route(f, &f->routes[k], f->ups[i], uc, &uc->projects[j]) != 0)
+			if (init_route(f, &f->routes[k], f->ups[i], uc, &uc->projects[j], NULL) != 0)
 				return -1;
 	}
-	return 0;
+	return init_mirror_routes(f, &k);
 }
 
 struct forward *forward_new(struct relay *r)

@@ -360,7 +360,8 @@ static int set_streams(struct ingest *in, struct pending *p, const struct route_
 	for (size_t i = 0; i < pr->nmirrors && p->nstreams < QUEUE_STREAMS_MAX; i++, p->nstreams++) {
 		char *buf = p->stream[p->nstreams];
 
-		if (queue_stream(in->r->queue, pr->mirrors[i].up->name, pr->mirrors[i].pr->name, buf, ENTRY_KEY_MAX) != 0)
+		if (queue_mirror_stream(in->r->queue, t->upstream->name, pr->name, pr->mirrors[i].up->name,
+					pr->mirrors[i].pr->name, buf, ENTRY_KEY_MAX) != 0)
 			return -1;
 		p->streams[p->nstreams] = buf;
 	}

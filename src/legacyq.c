@@ -295,8 +295,9 @@ static enum legacyq_result fill(const struct legacyq_record *rec, const struct c
 	out->upstream = t->upstream;
 	out->project = t->project;
 	snprintf(out->route, sizeof(out->route), "%.64s/%ld", t->upstream->name, t->project->id);
-	if (entry_stream_key(cfg->redis_prefix, t->upstream->name, t->project->name, out->stream,
-			     sizeof(out->stream)) != 0)
+	if ((cfg->redis_cluster.n > 0 ? entry_cluster_stream_key : entry_stream_key)(cfg->redis_prefix, t->upstream->name,
+										      t->project->name, out->stream,
+										      sizeof(out->stream)) != 0)
 		return say(LEGACYQ_REFUSED, why, whylen, "503 the route's stream name is too long");
 	out->e = (struct entry){
 		.method = "POST", .endpoint = out->endpoint, .query = out->query, .headers = out->headers,

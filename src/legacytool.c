@@ -229,18 +229,23 @@ static enum lt_step put(struct lt *d, const struct legacyq_entry *le)
 {
 	const char *argv[6 + 2 * ENTRY_FIELDS_MAX];
 	size_t lens[6 + 2 * ENTRY_FIELDS_MAX];
-	char len[24], max[24];
+	char len[24], max[24], bk[ENTRY_KEY_MAX];
+	const char *bytes_key = d->bytes_key;
 	struct entry_fields f;
 	redisReply *rep;
 	enum lt_step step = LT_STOP;
 	int argc = 0;
 
+	/* With a cluster, the route's own counter, in its stream's slot. */
+	if (d->cfg->redis_cluster.n > 0 &&
+	    entry_cluster_sibling_key(le->stream, ENTRY_CLUSTER_BYTES, bk, sizeof(bk)) == 0)
+		bytes_key = bk;
 	entry_fields(&le->e, clock_epoch_ms(), false, &f);
 	snprintf(len, sizeof(len), "%zu", le->e.body_len);
 	snprintf(max, sizeof(max), "%zu", d->cfg->queue_max_bytes);
 #define ARG(s, l) (argv[argc] = (s), lens[argc++] = (l))
 	ARG("EVAL", 4), ARG(put_script, strlen(put_script)), ARG("2", 1);
-	ARG(le->stream, strlen(le->stream)), ARG(d->bytes_key, strlen(d->bytes_key));
+	ARG(le->stream, strlen(le->stream)), ARG(bytes_key, strlen(bytes_key));
 	ARG(len, strlen(len)), ARG(max, strlen(max));
 	for (size_t i = 0; i < f.n; i++)
 		ARG(f.name[i], strlen(f.name[i])), ARG(f.val[i], f.len[i]);

@@ -14,7 +14,9 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "rcluster.h"
 #include "redisconn.h"
+#include "slot.h"
 #include "spool.h"
 
 #define TICK_PERIOD 0.25
@@ -24,6 +26,7 @@
 #define QUEUE_CHUNK (1024 * 1024)    /* bytes of a large body per command, written or read */
 #define QUEUE_CHUNKS_IN_FLIGHT 2
 #define QUEUE_BODY_TTL "86400"       /* a large body whose entry was never written expires */
+#define CARRY_MAX 10                 /* cluster: WAITs a drained entry waits for a replica at most */
 
 /* What Redis said about one stream at the last refresh (for /metrics). */
 struct stream_gauge {
@@ -34,7 +37,15 @@ struct stream_gauge {
 
 struct queue {
 	const struct config *cfg;
-	struct redisconn *rc;
+	struct redisconn *rc;           /* standalone or Sentinel: the one connection */
+	struct rcluster *cl;            /* redis.cluster: instead of rc */
+	bool groups_ok;                 /* cluster: every stream's consumer group exists */
+	bool groups_failed;
+	size_t groups_left;             /* cluster: XGROUP CREATE answers still to come */
+	char **tags;                    /* cluster: every route's byte counter (summed for queue_bytes) */
+	unsigned *slot_buffered;        /* cluster: buffered copies per slot (SLOT_COUNT) */
+	size_t ntags, bytes_left;
+	long long bytes_acc;
 	struct queue_hooks hooks;
 	struct event *tick_ev;          /* pending refresh and buffer retries */
 
@@ -58,29 +69,62 @@ struct queue {
 	bool spool_loaded;              /* "<spool>.loaded" holds entries not yet all in Redis */
 
 	/* redis.wait_replicas (see struct wait_batch) */
-	struct wait_batch *open;        /* this iteration's puts; WAIT goes out from wait_ev */
-	struct wait_batch *waiting;     /* its WAIT is in flight */
+	struct waiter **waiters;        /* one per connection that took puts */
+	size_t nwaiters, cap_waiters;
 	struct event *wait_ev;
 	struct put_ctx **carry;         /* drained entries WAIT fell short for, waiting for the next */
 	size_t ncarry, cap_carry;
-	double wait_warned;
+	double wait_warned, carry_warned;
 
 	char consumer[128];
 };
 
+/* The WAIT state of one connection: the standalone (or Sentinel) one, or, with a cluster, each
+ * master's connection, whose writes only a WAIT on that same connection confirms. */
+struct waiter {
+	unsigned node;                     /* cluster: rcluster's connection id; 0: the one connection */
+	struct wait_batch *open;           /* this iteration's puts; WAIT goes out from wait_ev */
+	struct wait_batch *waiting;        /* its WAIT is in flight */
+};
+
 static void drain_buffer(struct queue *q);
+static void slot_count(struct queue *q, const char *stream, int delta);
+static struct waiter *waiter_of(struct queue *q, unsigned node, bool make);
+static void waiter_abandon(struct queue *q, struct waiter *w);
 static void wait_again(struct queue *q);
 static void wait_abandon(struct queue *q);
 
 static bool rc_ready(const struct queue *q)
 {
+	if (q->cl != NULL)
+		return q->groups_ok && rcluster_usable(q->cl);
 	return q->rc != NULL && redisconn_ready(q->rc);
 }
 
+/* Through the one connection, or, with a cluster, to the master of the command's key. */
 static enum queue_send sendv(struct queue *q, redisconn_reply_cb fn, void *arg, int argc, const char **argv,
 			     const size_t *lens)
 {
+	if (q->cl != NULL)
+		return rcluster_send(q->cl, fn, arg, argc, argv, lens) == RCLUSTER_SENT ? QUEUE_SENT : QUEUE_UNAVAILABLE;
+	if (q->rc == NULL)
+		return QUEUE_UNAVAILABLE;
 	return redisconn_send(q->rc, fn, arg, argc, argv, lens) == REDISCONN_SENT ? QUEUE_SENT : QUEUE_UNAVAILABLE;
+}
+
+/* The byte counter a stream's entries count in: the one counter, or (cluster) its route's. */
+static const char *bytes_key_of(const struct queue *q, const char *stream, char *buf, size_t len)
+{
+	if (q->cl == NULL || entry_cluster_sibling_key(stream, ENTRY_CLUSTER_BYTES, buf, len) != 0)
+		return q->bytes_key;
+	return buf;
+}
+
+static const char *dead_key_of(const struct queue *q, const char *stream, char *buf, size_t len)
+{
+	if (q->cl == NULL || entry_cluster_sibling_key(stream, ENTRY_CLUSTER_DEAD, buf, len) != 0)
+		return q->dead_key;
+	return buf;
 }
 
 static enum queue_send sendf(struct queue *q, redisconn_reply_cb fn, void *arg, int argc, ...)
@@ -123,7 +167,9 @@ static void on_ready(void *arg)
 	q->connects++;
 	log_info("redis: ready (%zu streams, consumer %s, %zu entries buffered)", q->nstreams, q->consumer,
 		 buffer_count(q->buf));
-	buffer_rewind(q->buf);
+	/* A cluster may have other masters' drains in flight: rewinding then would write them twice. */
+	if (q->buf_sending == 0)
+		buffer_rewind(q->buf);
 	drain_buffer(q);
 	if (q->hooks.on_ready != NULL)
 		q->hooks.on_ready(q->hooks.arg);
@@ -137,6 +183,72 @@ static void on_lost(void *arg)
 	q->writes = 0;
 	q->buf_sending = 0;
 	q->xlen_left = 0;
+}
+
+/* ---- connection: a cluster ---- */
+
+static void group_reply(void *arg, redisReply *rep)
+{
+	struct queue *q = arg;
+
+	if (rep == NULL || (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0)) {
+		if (!q->groups_failed)
+			log_warn("redis: creating a consumer group failed: %s; trying again",
+				 rep == NULL ? "connection lost" : rep->str);
+		q->groups_failed = true;
+	}
+	if (q->groups_left > 0 && --q->groups_left > 0)
+		return;
+	if (q->groups_failed) {
+		q->groups_failed = false;  /* the tick tries again */
+		return;
+	}
+	q->groups_ok = true;
+	on_ready(q);
+}
+
+/* Every stream's consumer group, on the master of its slot, before the queue is ready. The keys
+ * move with their slots (a reshard, a failover): once made, a group stays. */
+static void create_groups(struct queue *q)
+{
+	if (q->groups_ok || q->groups_left > 0 || !rcluster_ready(q->cl))
+		return;
+	q->groups_failed = false;
+	for (size_t i = 0; i < q->nstreams; i++)
+		if (sendf(q, group_reply, q, 6, "XGROUP", "CREATE", q->streams[i], ENTRY_GROUP, "0", "MKSTREAM") == QUEUE_SENT)
+			q->groups_left++;
+	if (q->nstreams == 0) {
+		q->groups_ok = true;
+		on_ready(q);
+	} else if (q->groups_left < q->nstreams) {
+		q->groups_failed = true;  /* a master went away meanwhile: the tick tries again */
+	}
+}
+
+static void cluster_ready(void *arg)
+{
+	struct queue *q = arg;
+
+	if (q->groups_ok)
+		on_ready(q);  /* back after a master was away: drain the buffer, rescan pending entries */
+	else
+		create_groups(q);
+}
+
+static void cluster_node_lost(void *arg, unsigned node)
+{
+	struct queue *q = arg;
+	struct waiter *w = waiter_of(q, node, false);
+
+	if (w == NULL)
+		return;
+	waiter_abandon(q, w);
+	if (w->waiting != NULL)
+		return;
+	for (size_t i = 0; i < q->nwaiters; i++)
+		if (q->waiters[i] == w)
+			q->waiters[i] = q->waiters[--q->nwaiters];
+	free(w);
 }
 
 /* ---- pending and bytes gauges ---- */
@@ -175,12 +287,37 @@ static void bytes_reply(void *arg, redisReply *rep)
 		q->bytes = 0;
 }
 
+/* Cluster: one route's counter; the total is their sum (a negative one counts as none). */
+static void tag_bytes_reply(void *arg, redisReply *rep)
+{
+	struct queue *q = arg;
+	long long v = rep != NULL && rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;
+
+	q->bytes_acc += v > 0 ? v : 0;
+	if (q->bytes_left > 0 && --q->bytes_left == 0)
+		q->bytes = q->bytes_acc;
+}
+
+static void refresh_bytes(struct queue *q)
+{
+	if (q->cl == NULL) {
+		sendf(q, bytes_reply, q, 2, "GET", q->bytes_key);
+		return;
+	}
+	if (q->bytes_left != 0)
+		return;
+	q->bytes_acc = 0;
+	for (size_t i = 0; i < q->ntags; i++)
+		if (sendf(q, tag_bytes_reply, q, 2, "GET", q->tags[i]) == QUEUE_SENT)
+			q->bytes_left++;
+}
+
 static void refresh_pending(struct queue *q)
 {
 	if (q->xlen_left != 0)
 		return;
 	q->pending_acc = 0;
-	sendf(q, bytes_reply, q, 2, "GET", q->bytes_key);
+	refresh_bytes(q);
 	for (size_t i = 0; i < q->nstreams; i++) {
 		if (sendf(q, xlen_reply, &q->gauges[i], 2, "XLEN", q->streams[i]) == QUEUE_SENT)
 			q->xlen_left++;
@@ -195,6 +332,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (q->cl != NULL && !q->groups_ok)
+		create_groups(q);
 	if (!rc_ready(q))
 		return;
 	wait_again(q);
@@ -239,6 +378,7 @@ unsigned long queue_connects(const struct queue *q)
 /* ---- put ---- */
 
 struct wait_batch;
+struct waiter;
 
 struct put_ctx {
 	struct queue *q;
@@ -252,15 +392,18 @@ struct put_ctx {
 	int chunks;                        /* chunk writes awaiting a reply */
 	enum queue_done failed;            /* the first chunk failure (OK: none) */
 	struct wait_batch *batch;          /* redis.wait_replicas: the WAIT that confirms it */
+	unsigned node;                     /* cluster: the connection that took the XADD */
+	int carried;                       /* WAITs a drained entry was carried to (cluster: bounded) */
 	bool done;                         /* answered before its WAIT (an error, a lost connection) */
 	size_t n;
 	char stream[][ENTRY_KEY_MAX];      /* the streams written: one, or a request and its mirrors */
 };
 
 /* redis.wait_replicas: the puts of one loop iteration, answered together when one WAIT after
- * their XADDs says enough replicas have them. One WAIT is in flight at a time (it blocks the
- * connection): a batch opened meanwhile waits for it. */
+ * their XADDs says enough replicas have them. One WAIT is in flight at a time per connection (it
+ * blocks the connection): a batch opened meanwhile waits for it. */
 struct wait_batch {
+	struct waiter *w;
 	struct put_ctx **puts;
 	size_t n, cap;
 	int xadds;                         /* XADD answers still to come */
@@ -295,6 +438,7 @@ static void complete_put(struct put_ctx *p, enum queue_done r)
 		if (q->buf_sending > 0)
 			q->buf_sending--;
 		if (r == QUEUE_DONE_OK) {
+			slot_count(q, buffer_item_stream(p->from_buffer), -1);
 			buffer_remove(q->buf, p->from_buffer);
 			spool_delivered(q);
 		}
@@ -309,6 +453,25 @@ static void complete_put(struct put_ctx *p, enum queue_done r)
 }
 
 static void batch_check(struct queue *q, struct wait_batch *b);
+static int batch_reserve(struct waiter *w);
+static void batch_add(struct queue *q, struct waiter *w, struct put_ctx *p, bool xadd_pending);
+
+/* Cluster: the XADD's answer names the connection; the put joins that connection's WAIT. */
+static bool join_node_wait(struct queue *q, struct put_ctx *p)
+{
+	struct waiter *w;
+
+	if (q->cl == NULL || q->cfg->redis_wait_replicas == 0 || p->batch != NULL)
+		return false;
+	p->node = rcluster_reply_node(q->cl);
+	if ((w = waiter_of(q, p->node, true)) == NULL || batch_reserve(w) != 0) {
+		complete_put(p, QUEUE_DONE_UNREPLICATED);
+		free(p);
+		return true;
+	}
+	batch_add(q, w, p, false);
+	return true;
+}
 
 static void put_reply(void *arg, redisReply *rep)
 {
@@ -321,6 +484,8 @@ static void put_reply(void *arg, redisReply *rep)
 	/* Readable at once; the SDK's answer may wait for WAIT. */
 	for (size_t i = 0; r == QUEUE_DONE_OK && i < p->n; i++)
 		arrived(q, p->stream[i]);
+	if (r == QUEUE_DONE_OK && join_node_wait(q, p))
+		return;
 	if (p->batch == NULL) {
 		complete_put(p, r);
 		free(p);
@@ -336,13 +501,39 @@ static void put_reply(void *arg, redisReply *rep)
 
 /* ---- WAIT: redis.wait_replicas ---- */
 
-/* Room for one more put in the open batch (made on the first). -1 when out of memory. */
-static int batch_reserve(struct queue *q)
+/* The waiter of a connection (made when asked to). NULL when out of memory. */
+static struct waiter *waiter_of(struct queue *q, unsigned node, bool make)
 {
-	struct wait_batch *b = q->open;
+	struct waiter **grown, *w;
 
-	if (b == NULL && (b = q->open = calloc(1, sizeof(*b))) == NULL)
+	for (size_t i = 0; i < q->nwaiters; i++)
+		if (q->waiters[i]->node == node)
+			return q->waiters[i];
+	if (!make)
+		return NULL;
+	if (q->nwaiters == q->cap_waiters) {
+		size_t cap = q->cap_waiters ? q->cap_waiters * 2 : 4;
+
+		if ((grown = realloc(q->waiters, cap * sizeof(*grown))) == NULL)
+			return NULL;
+		q->waiters = grown;
+		q->cap_waiters = cap;
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	w->node = node;
+	q->waiters[q->nwaiters++] = w;
+	return w;
+}
+
+/* Room for one more put in the open batch (made on the first). -1 when out of memory. */
+static int batch_reserve(struct waiter *w)
+{
+	struct wait_batch *b = w->open;
+
+	if (b == NULL && (b = w->open = calloc(1, sizeof(*b))) == NULL)
 		return -1;
+	b->w = w;
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 16;
 		struct put_ctx **grown = realloc(b->puts, cap * sizeof(*grown));
@@ -356,14 +547,33 @@ static int batch_reserve(struct queue *q)
 }
 
 /* After batch_reserve: p joins the open batch; its WAIT goes out at the end of this iteration. */
-static void batch_add(struct queue *q, struct put_ctx *p, bool xadd_pending)
+static void batch_add(struct queue *q, struct waiter *w, struct put_ctx *p, bool xadd_pending)
 {
-	q->open->puts[q->open->n++] = p;
-	p->batch = q->open;
+	w->open->puts[w->open->n++] = p;
+	p->batch = w->open;
 	p->done = false;
 	if (xadd_pending)
-		q->open->xadds++;
+		w->open->xadds++;
 	event_active(q->wait_ev, EV_TIMEOUT, 1);
+}
+
+/*
+ * Cluster only: a drained entry is carried at most CARRY_MAX WAITs. A master promoted after a
+ * failover may have no replica left; carried for ever, its entries would hold the buffer (FIFO)
+ * and with it every other slot's. It is in that master already: it leaves the buffer, unconfirmed.
+ */
+static bool carried_enough(struct queue *q, struct put_ctx *p)
+{
+	if (q->cl == NULL || p->carried < CARRY_MAX)
+		return false;
+	if (clock_mono() - q->carry_warned >= 10) {
+		q->carry_warned = clock_mono();
+		log_warn("redis: a buffered entry is in its master but no replica confirmed it after %d WAITs; it leaves "
+			 "the buffer unconfirmed (that master has too few replicas for redis.wait_replicas)", CARRY_MAX);
+	}
+	p->done = true;
+	complete_put(p, QUEUE_DONE_OK);
+	return true;
 }
 
 /* Every answer is in: complete the puts. A drained entry WAIT fell short for is in Redis
@@ -376,8 +586,9 @@ static void batch_check(struct queue *q, struct wait_batch *b)
 		struct put_ctx *p = b->puts[i];
 
 		if (!p->done && b->result == QUEUE_DONE_UNREPLICATED && p->from_buffer != NULL &&
-		    q->ncarry < q->cap_carry) {
+		    q->ncarry < q->cap_carry && !carried_enough(q, p)) {
 			p->batch = NULL;
+			p->carried++;
 			q->carry[q->ncarry++] = p;
 			continue;
 		}
@@ -395,7 +606,7 @@ static void wait_reply(void *arg, redisReply *rep)
 	struct queue *q = b->puts[0]->q;
 	int want = q->cfg->redis_wait_replicas;
 
-	q->waiting = NULL;
+	b->w->waiting = NULL;
 	b->answered = true;
 	if (rep == NULL) {
 		b->result = QUEUE_DONE_LOST;
@@ -412,23 +623,22 @@ static void wait_reply(void *arg, redisReply *rep)
 				log_warn("redis: WAIT failed: %s; answering 503", rep->str ? rep->str : "?");
 		}
 	}
-	if (q->open != NULL)
+	if (b->w->open != NULL)
 		event_active(q->wait_ev, EV_TIMEOUT, 1);
 	batch_check(q, b);
 }
 
-/* The end of an iteration's puts: one WAIT for all of them, unless one is in flight already. */
-static void wait_cb(evutil_socket_t fd, short what, void *arg)
+/* One WAIT for the open batch of w, unless one is in flight already. */
+static void wait_send(struct queue *q, struct waiter *w)
 {
-	struct queue *q = arg;
-	struct wait_batch *b = q->open;
+	struct wait_batch *b = w->open;
 	char n[16], ms[24];
+	const char *argv[3] = { "WAIT", n, ms };
+	enum queue_send sent;
 
-	(void)fd;
-	(void)what;
-	if (b == NULL || q->waiting != NULL)
+	if (b == NULL || w->waiting != NULL)
 		return;
-	q->open = NULL;
+	w->open = NULL;
 	if (b->n == 0) {
 		free(b->puts);
 		free(b);
@@ -437,8 +647,13 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 	snprintf(n, sizeof(n), "%d", q->cfg->redis_wait_replicas);
 	snprintf(ms, sizeof(ms), "%lld", (long long)(q->cfg->redis_wait_timeout * 1000 + 0.5) > 0 ?
 		 (long long)(q->cfg->redis_wait_timeout * 1000 + 0.5) : 1LL);  /* WAIT ... 0 would block forever */
-	if (sendf(q, wait_reply, b, 3, "WAIT", n, ms) == QUEUE_SENT) {
-		q->waiting = b;
+	if (q->cl != NULL)
+		sent = rcluster_send_node(q->cl, w->node, wait_reply, b, 3, argv, NULL) == RCLUSTER_SENT ? QUEUE_SENT
+											       : QUEUE_UNAVAILABLE;
+	else
+		sent = sendv(q, wait_reply, b, 3, argv, NULL);
+	if (sent == QUEUE_SENT) {
+		w->waiting = b;
 		return;
 	}
 	b->answered = true;
@@ -446,30 +661,62 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 	batch_check(q, b);
 }
 
-/* From the tick: drained entries a WAIT fell short for join the next WAIT. */
+/* The end of an iteration's puts: one WAIT per connection that took some. */
+static void wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < q->nwaiters; i++)
+		wait_send(q, q->waiters[i]);
+}
+
+/* From the tick: drained entries a WAIT fell short for join the next WAIT of their connection
+ * (gone: they are written again, a possible duplicate). */
 static void wait_again(struct queue *q)
 {
-	while (q->ncarry > 0 && rc_ready(q) && batch_reserve(q) == 0)
-		batch_add(q, q->carry[--q->ncarry], false);
+	while (q->ncarry > 0 && rc_ready(q)) {
+		struct put_ctx *p = q->carry[q->ncarry - 1];
+		struct waiter *w = waiter_of(q, p->node, q->cl == NULL);
+
+		if (w != NULL && batch_reserve(w) != 0)
+			return;
+		q->ncarry--;
+		if (w != NULL) {
+			batch_add(q, w, p, false);
+		} else {
+			complete_put(p, QUEUE_DONE_LOST);
+			free(p);
+		}
+	}
+}
+
+/* A connection is gone: whatever waits for its WAIT is lost (the waiter stays for the one
+ * connection; a cluster connection's goes). */
+static void waiter_abandon(struct queue *q, struct waiter *w)
+{
+	struct wait_batch *b = w->open;
+
+	w->open = NULL;
+	if (b != NULL) {
+		b->answered = true;
+		b->result = QUEUE_DONE_LOST;
+		batch_check(q, b);  /* now, or at the last XADD answer */
+	}
 }
 
 /* The connection is gone (or the queue closes): whatever waits for a WAIT is lost. */
 static void wait_abandon(struct queue *q)
 {
-	struct wait_batch *b = q->open;
-
 	while (q->ncarry > 0) {
 		struct put_ctx *p = q->carry[--q->ncarry];
 
 		complete_put(p, QUEUE_DONE_LOST);
 		free(p);
 	}
-	q->open = NULL;
-	if (b != NULL) {
-		b->answered = true;
-		b->result = QUEUE_DONE_LOST;
-		batch_check(q, b);  /* now, or at the last XADD answer */
-	}
+	for (size_t i = 0; i < q->nwaiters; i++)
+		waiter_abandon(q, q->waiters[i]);
 }
 
 /* A put that ends before its XADD (a large body's chunk failed): answered and freed. */
@@ -531,7 +778,8 @@ static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct 
 	size_t lens[8 + QUEUE_STREAMS_MAX + 2 * ENTRY_FIELDS_MAX];
 	bool big = p->body_key[0] != '\0';
 	struct entry_fields f;
-	char len[24], nkeys[8];
+	char len[24], nkeys[8], bk[ENTRY_KEY_MAX];
+	const char *bytes_key = bytes_key_of(q, p->stream[0], bk, sizeof(bk));
 	int n = 0;
 
 	entry_fields(e, clock_epoch_ms(), big, &f);
@@ -545,7 +793,7 @@ static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct 
 		argv[n] = "EVAL", lens[n++] = 4;
 		argv[n] = put_script, lens[n++] = sizeof(put_script) - 1;
 		argv[n] = nkeys, lens[n++] = strlen(nkeys);
-		argv[n] = q->bytes_key, lens[n++] = strlen(q->bytes_key);
+		argv[n] = bytes_key, lens[n++] = strlen(bytes_key);
 		for (size_t i = 0; i < p->n; i++)
 			argv[n] = p->stream[i], lens[n++] = strlen(p->stream[i]);
 		if (big)
@@ -560,7 +808,7 @@ static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct 
 	if (sendv(q, put_reply, p, n, argv, lens) != QUEUE_SENT)
 		return QUEUE_UNAVAILABLE;
 	if (p->n == 1 && !big)
-		sendf(q, NULL, NULL, 3, "INCRBY", q->bytes_key, len);
+		sendf(q, NULL, NULL, 3, "INCRBY", bytes_key, len);
 	q->pending += (long long)p->n;
 	q->bytes += (long long)(e->body_len * p->n);
 	return QUEUE_SENT;
@@ -569,11 +817,13 @@ static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct 
 /* The XADD (or put script), joining the open WAIT batch when redis.wait_replicas asks for one. */
 static enum queue_send send_waited(struct queue *q, const struct entry *e, struct put_ctx *p)
 {
-	if (q->cfg->redis_wait_replicas == 0)
-		return send_xadd(q, e, p);
-	if (batch_reserve(q) != 0 || send_xadd(q, e, p) != QUEUE_SENT)
+	struct waiter *w;
+
+	if (q->cfg->redis_wait_replicas == 0 || q->cl != NULL)
+		return send_xadd(q, e, p);  /* a cluster's put joins a WAIT once its connection is known */
+	if ((w = waiter_of(q, 0, true)) == NULL || batch_reserve(w) != 0 || send_xadd(q, e, p) != QUEUE_SENT)
 		return QUEUE_UNAVAILABLE;
-	batch_add(q, p, true);
+	batch_add(q, w, p, true);
 	return QUEUE_SENT;
 }
 
@@ -617,8 +867,8 @@ static bool send_chunks(struct put_ctx *p)
 		const char *first[] = { "SET", p->body_key, p->e->body, "EX", QUEUE_BODY_TTL };
 		const char *next[] = { "APPEND", p->body_key, p->e->body + p->sent };
 		size_t lens[] = { p->sent == 0 ? 3 : 6, strlen(p->body_key), n, 2, strlen(QUEUE_BODY_TTL) };
-		bool sent = p->sent == 0 ? redisconn_send(q->rc, chunk_reply, p, 5, first, lens) == REDISCONN_SENT
-					 : redisconn_send(q->rc, chunk_reply, p, 3, next, lens) == REDISCONN_SENT;
+		bool sent = p->sent == 0 ? sendv(q, chunk_reply, p, 5, first, lens) == QUEUE_SENT
+					 : sendv(q, chunk_reply, p, 3, next, lens) == QUEUE_SENT;
 
 		if (!sent && p->sent == 0)
 			return false;  /* nothing sent: the caller still has the entry */
@@ -639,9 +889,12 @@ static enum queue_send send_put(struct queue *q, const struct entry *e, struct p
 {
 	if (e->body_len <= QUEUE_INLINE_MAX)
 		return send_waited(q, e, p);
-	if (!rc_ready(q) ||
-	    entry_body_key(q->cfg->redis_prefix, q->consumer, clock_epoch_ms(), ++q->body_seq, p->body_key,
-			   sizeof(p->body_key)) != 0)
+	if (!rc_ready(q))
+		return QUEUE_UNAVAILABLE;
+	if (q->cl != NULL ? entry_cluster_body_key(p->stream[0], q->consumer, clock_epoch_ms(), ++q->body_seq, p->body_key,
+						   sizeof(p->body_key)) != 0
+			  : entry_body_key(q->cfg->redis_prefix, q->consumer, clock_epoch_ms(), ++q->body_seq, p->body_key,
+					   sizeof(p->body_key)) != 0)
 		return QUEUE_UNAVAILABLE;
 	p->e = e;
 	/* Once the first chunk is sent, the done callback follows (never from inside this call). */
@@ -668,12 +921,18 @@ static void drain_buffer(struct queue *q)
 
 	while (rc_ready(q) && q->buf_sending < DRAIN_IN_FLIGHT && (it = buffer_take(q->buf)) != NULL) {
 		const char *stream = buffer_item_stream(it);
-		struct put_ctx *p = new_put(q, &stream, 1);
+		struct put_ctx *p;
 
-		if (p != NULL)
+		/* Cluster: an entry of a slot whose master is away stays taken, the others go on; once
+		 * nothing is in flight, the tick hands everything out again. */
+		if (q->cl != NULL && !rcluster_key_ready(q->cl, stream, strlen(stream)))
+			continue;
+		if ((p = new_put(q, &stream, 1)) != NULL)
 			p->from_buffer = it;
 		if (p == NULL || send_put(q, buffer_item_entry(it), p) != QUEUE_SENT) {
 			free(p);
+			if (q->cl != NULL)
+				continue;
 			buffer_rewind(q->buf);  /* the tick tries again */
 			return;
 		}
@@ -681,10 +940,28 @@ static void drain_buffer(struct queue *q)
 	}
 }
 
+/* Cluster: buffered copies per slot. A put goes to the buffer only while its slot has some (or
+ * its master is away), so one master's outage holds back only its own routes. */
+static void slot_count(struct queue *q, const char *stream, int delta)
+{
+	if (q->slot_buffered != NULL)
+		q->slot_buffered[slot_of(stream, strlen(stream))] += (unsigned)delta;
+}
+
+static bool must_buffer(const struct queue *q, const char *stream)
+{
+	if (q->cl == NULL)
+		return !rc_ready(q) || buffer_count(q->buf) > 0;
+	return !rc_ready(q) || !rcluster_key_ready(q->cl, stream, strlen(stream)) ||
+	       q->slot_buffered[slot_of(stream, strlen(stream))] > 0;
+}
+
 static enum queue_put buffer_it(struct queue *q, const char *const *streams, size_t n, const struct entry *e)
 {
 	if (buffer_push_each(q->buf, streams, n, e, false, clock_epoch_ms()) != BUFFER_OK)
 		return QUEUE_PUT_REFUSED;
+	for (size_t i = 0; i < n; i++)
+		slot_count(q, streams[i], 1);
 	drain_buffer(q);
 	return QUEUE_PUT_BUFFERED;
 }
@@ -696,8 +973,9 @@ enum queue_put queue_put(struct queue *q, const char *const *streams, size_t n, 
 
 	if (n == 0 || n > QUEUE_STREAMS_MAX)
 		return QUEUE_PUT_REFUSED;
-	/* Buffered entries go first: while any wait, new ones queue behind them. */
-	if (!rc_ready(q) || buffer_count(q->buf) > 0)
+	/* Buffered entries go first: while any wait (with a cluster: any of its slot), new ones
+	 * queue behind them. */
+	if (must_buffer(q, streams[0]))
 		return buffer_it(q, streams, n, e);
 	if ((p = new_put(q, streams, n)) == NULL)
 		return QUEUE_PUT_REFUSED;
@@ -751,7 +1029,10 @@ static int take_back(void *arg, const char *stream, const struct entry *e)
 	struct queue *q = arg;
 
 	/* Already accepted: the buffer limit does not apply. */
-	return buffer_push(q->buf, stream, e, true, clock_epoch_ms()) == BUFFER_OK ? 0 : -1;
+	if (buffer_push(q->buf, stream, e, true, clock_epoch_ms()) != BUFFER_OK)
+		return -1;
+	slot_count(q, stream, 1);
+	return 0;
 }
 
 static const char *spool_why(enum spool_result r)
@@ -818,33 +1099,86 @@ static void spool_at_exit(struct queue *q)
 
 /* ---- life cycle ---- */
 
+bool queue_cluster(const struct queue *q)
+{
+	return q->cfg->redis_cluster.n > 0;
+}
+
 int queue_stream(const struct queue *q, const char *upstream, const char *project, char *buf, size_t len)
 {
+	if (queue_cluster(q))
+		return entry_cluster_stream_key(q->cfg->redis_prefix, upstream, project, buf, len);
 	return entry_stream_key(q->cfg->redis_prefix, upstream, project, buf, len);
+}
+
+int queue_mirror_stream(const struct queue *q, const char *src_upstream, const char *src_project, const char *upstream,
+			const char *project, char *buf, size_t len)
+{
+	if (queue_cluster(q))
+		return entry_cluster_mirror_key(q->cfg->redis_prefix, src_upstream, src_project, upstream, project, buf, len);
+	return entry_stream_key(q->cfg->redis_prefix, upstream, project, buf, len);
+}
+
+/* One more stream (a name already known is skipped: standalone mirror copies share their
+ * destination's stream). -1 on allocation failure. */
+static int add_stream(struct queue *q, const char *name)
+{
+	for (size_t i = 0; i < q->nstreams; i++)
+		if (strcmp(q->streams[i], name) == 0)
+			return 0;
+	if ((q->streams[q->nstreams] = strdup(name)) == NULL)
+		return -1;
+	q->gauges[q->nstreams++].q = q;
+	return 0;
+}
+
+/* A route's stream, and with a cluster its byte counter. */
+static int add_route(struct queue *q, const struct config_upstream *up, const struct config_project *pr)
+{
+	char name[ENTRY_KEY_MAX];
+
+	if (queue_stream(q, up->name, pr->name, name, sizeof(name)) != 0 || add_stream(q, name) != 0)
+		return -1;
+	if (queue_cluster(q) && (entry_cluster_sibling_key(name, ENTRY_CLUSTER_BYTES, name, sizeof(name)) != 0 ||
+				 (q->tags[q->ntags++] = strdup(name)) == NULL))
+		return -1;
+	return 0;
+}
+
+/* A route's mirror copies' streams (with a cluster, in its own slot; else its destinations'). */
+static int add_mirrors(struct queue *q, const struct config_upstream *up, const struct config_project *pr)
+{
+	char name[ENTRY_KEY_MAX];
+
+	for (size_t m = 0; m < pr->nmirrors; m++)
+		if (queue_mirror_stream(q, up->name, pr->name, pr->mirrors[m].up->name, pr->mirrors[m].pr->name, name,
+					sizeof(name)) != 0 || add_stream(q, name) != 0)
+			return -1;
+	return 0;
 }
 
 static int build_streams(struct queue *q)
 {
 	const struct config *cfg = q->cfg;
-	char name[ENTRY_KEY_MAX];
-	size_t n = 0;
+	size_t n = 0, routes = 0;
 
 	for (size_t i = 0; i < cfg->nupstreams; i++)
-		n += cfg->upstreams[i].nprojects;
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
+			n += 1 + cfg->upstreams[i].projects[j].nmirrors, routes++;
 	q->streams = calloc(n ? n : 1, sizeof(char *));
 	q->gauges = calloc(n ? n : 1, sizeof(*q->gauges));
-	if (q->streams == NULL || q->gauges == NULL)
+	q->tags = calloc(routes ? routes : 1, sizeof(char *));
+	if (q->streams == NULL || q->gauges == NULL || q->tags == NULL)
 		return -1;
-	for (size_t i = 0; i < cfg->nupstreams; i++) {
-		const struct config_upstream *up = &cfg->upstreams[i];
-
-		for (size_t j = 0; j < up->nprojects; j++) {
-			if (queue_stream(q, up->name, up->projects[j].name, name, sizeof(name)) != 0 ||
-			    (q->streams[q->nstreams] = strdup(name)) == NULL)
+	/* The routes first, in configuration order (what queue_stream_gauges indexes), then mirrors. */
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
+			if (add_route(q, &cfg->upstreams[i], &cfg->upstreams[i].projects[j]) != 0)
 				return -1;
-			q->gauges[q->nstreams++].q = q;
-		}
-	}
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
+			if (add_mirrors(q, &cfg->upstreams[i], &cfg->upstreams[i].projects[j]) != 0)
+				return -1;
 	return 0;
 }
 
@@ -862,19 +1196,22 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, const
 	struct timeval tick = clock_timeval(TICK_PERIOD);
 	struct redisconn_params rp;
 	struct redisconn_hooks rh = { on_handshake, on_ready, on_lost, NULL };
+	struct rcluster_hooks ch = { cluster_ready, cluster_node_lost, NULL };
 
 	if (q == NULL)
 		return NULL;
 	q->cfg = cfg;
 	if (hooks != NULL)
 		q->hooks = *hooks;
-	rh.arg = q;
+	rh.arg = ch.arg = q;
 	redisconn_params_of(cfg, &rp);
 	rp.follow_failover = true;
 	set_consumer(q);
 	if (entry_bytes_key(cfg->redis_prefix, q->bytes_key, sizeof(q->bytes_key)) != 0 ||
 	    entry_dead_key(cfg->redis_prefix, q->dead_key, sizeof(q->dead_key)) != 0 || build_streams(q) != 0 ||
 	    (q->buf = buffer_new(cfg->redis_buffer_bytes)) == NULL)
+		goto fail;
+	if (queue_cluster(q) && (q->slot_buffered = calloc(SLOT_COUNT, sizeof(*q->slot_buffered))) == NULL)
 		goto fail;
 	q->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, q);
 	q->wait_ev = event_new(base, -1, 0, wait_cb, q);
@@ -884,7 +1221,7 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, const
 		goto fail;
 	evtimer_add(q->tick_ev, &tick);
 	load_spool(q);
-	if ((q->rc = redisconn_new(base, &rp, &rh)) == NULL)
+	if (queue_cluster(q) ? (q->cl = rcluster_new(base, &rp, &ch)) == NULL : (q->rc = redisconn_new(base, &rp, &rh)) == NULL)
 		goto fail;
 	return q;
 fail:
@@ -897,6 +1234,8 @@ void queue_free(struct queue *q)
 	if (q == NULL)
 		return;
 	/* First: callbacks of commands in flight still reach a live queue (and its callers). */
+	rcluster_free(q->cl);
+	q->cl = NULL;
 	redisconn_free(q->rc);
 	q->rc = NULL;
 	wait_abandon(q);  /* what waited for a WAIT goes back to the buffer, then to the spool */
@@ -905,6 +1244,9 @@ void queue_free(struct queue *q)
 	if (q->wait_ev != NULL)
 		event_free(q->wait_ev);
 	free(q->carry);
+	for (size_t i = 0; i < q->nwaiters; i++)
+		free(q->waiters[i]);
+	free(q->waiters);
 	if (q->buf != NULL)
 		spool_at_exit(q);
 	q->spool_loaded = false;  /* freeing the buffer below is not delivering it */
@@ -912,6 +1254,10 @@ void queue_free(struct queue *q)
 	for (size_t i = 0; i < q->nstreams; i++)
 		free(q->streams[i]);
 	free(q->streams);
+	for (size_t i = 0; i < q->ntags; i++)
+		free(q->tags[i]);
+	free(q->tags);
+	free(q->slot_buffered);
 	free(q->gauges);
 	free(q);
 }
@@ -923,12 +1269,26 @@ bool queue_ready(const struct queue *q)
 
 const char *queue_redis_address(const struct queue *q, char *buf, size_t len)
 {
+	if (q->cl != NULL)
+		return rcluster_address(q->cl, buf, len);
 	return redisconn_address(q->rc, buf, len);
 }
 
 const char *queue_redis_sentinel(const struct queue *q, char *buf, size_t len)
 {
+	if (q->cl != NULL) {
+		snprintf(buf, len, "%s", "");
+		return buf;
+	}
 	return redisconn_sentinel(q->rc, buf, len);
+}
+
+bool queue_cluster_counters(const struct queue *q, struct rcluster_counters *out)
+{
+	if (q->cl == NULL)
+		return false;
+	rcluster_counters(q->cl, out);
+	return true;
 }
 
 const char *queue_consumer(const struct queue *q)
@@ -1202,6 +1562,7 @@ enum queue_send queue_ack(struct queue *q, const char *stream, const struct queu
 	char (*len)[24] = malloc((n ? n : 1) * sizeof(*len));
 	struct done_ctx *d = new_done(cb, arg);
 	enum queue_send r = QUEUE_UNAVAILABLE;
+	char bk[ENTRY_KEY_MAX];
 	size_t bytes = 0;
 	int argc = 0;
 
@@ -1211,7 +1572,7 @@ enum queue_send queue_ack(struct queue *q, const char *stream, const struct queu
 	argv[argc++] = ack_script;
 	argv[argc++] = "2";
 	argv[argc++] = stream;
-	argv[argc++] = q->bytes_key;
+	argv[argc++] = bytes_key_of(q, stream, bk, sizeof(bk));
 	argv[argc++] = ENTRY_GROUP;
 	for (size_t i = 0; i < n; i++) {
 		snprintf(len[i], sizeof(len[i]), "%zu", items[i].body_len);
@@ -1266,6 +1627,7 @@ enum queue_send queue_dead(struct queue *q, const struct entry_dead *info, queue
 	const char *argv[8 + 2 * ENTRY_FIELDS_MAX];
 	struct entry_dead_fields f;
 	struct done_ctx *d;
+	char bk[ENTRY_KEY_MAX], dk[ENTRY_KEY_MAX];
 	int argc = 0;
 
 	if (!rc_ready(q) || (d = new_done(cb, arg)) == NULL)
@@ -1275,8 +1637,8 @@ enum queue_send queue_dead(struct queue *q, const struct entry_dead *info, queue
 	argv[argc++] = dead_script;
 	argv[argc++] = "3";
 	argv[argc++] = info->stream;
-	argv[argc++] = q->dead_key;
-	argv[argc++] = q->bytes_key;
+	argv[argc++] = dead_key_of(q, info->stream, dk, sizeof(dk));
+	argv[argc++] = bytes_key_of(q, info->stream, bk, sizeof(bk));
 	argv[argc++] = info->id;
 	argv[argc++] = ENTRY_GROUP;
 	for (size_t i = 0; i < f.n; i++) {

@@ -274,6 +274,22 @@ enum redisconn_send redisconn_send(struct redisconn *rc, redisconn_reply_cb cb, 
 	return send_cmd(rc, c, argc, argv, argvlen);
 }
 
+enum redisconn_send redisconn_send_formatted(struct redisconn *rc, redisconn_reply_cb cb, void *arg, const char *cmd,
+					     size_t len)
+{
+	struct rcmd *c;
+
+	if (!redisconn_ready(rc) || (c = new_cmd(rc, cb, arg)) == NULL)
+		return REDISCONN_UNAVAILABLE;
+	if (rc->ac == NULL || redisAsyncFormattedCommand(rc->ac, cmd_reply, c, cmd, len) != REDIS_OK) {
+		free(c);
+		return REDISCONN_UNAVAILABLE;
+	}
+	if (rc->outstanding++ == 0)
+		rc->progress_at = clock_mono();
+	return REDISCONN_SENT;
+}
+
 static enum redisconn_send setup_cmd(struct redisconn *rc, int argc, const char **argv, const char *ok_error,
 				     bool role)
 {
@@ -637,6 +653,7 @@ void redisconn_params_of(const struct config *cfg, struct redisconn_params *p)
 	p->sentinels = (const char *const *)cfg->redis_sentinels.v;  /* NULL-terminated; NULL: none */
 	p->master_name = cfg->redis_master_name;
 	p->sentinel_password = cfg->redis_sentinel_password;
+	p->cluster = (const char *const *)cfg->redis_cluster.v;  /* NULL-terminated; NULL: none */
 }
 
 /* The sentinel list parsed once (the config checked every entry). -1 on allocation failure. */

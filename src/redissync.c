@@ -8,10 +8,13 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "rcluster.h"
 
 struct redissync {
 	struct event_base *base;
 	struct redisconn *rc;
+	struct rcluster *cl;            /* redis.cluster: instead of rc */
+	unsigned long seq;              /* of the call waiting: a late answer to an earlier one is dropped */
 	struct event *deadline;
 	double timeout;
 	bool ready, lost, expired, answered;
@@ -56,16 +59,30 @@ static void wait_for(struct redissync *rs, const bool *done)
 	evtimer_del(rs->deadline);
 }
 
+static bool is_cluster(const struct redisconn_params *p)
+{
+	return p->cluster != NULL && p->cluster[0] != NULL;
+}
+
+/* The one connection, or a cluster client (every slot's master connected before ready). */
+static int connect_any(struct redissync *rs, const struct redisconn_params *quiet)
+{
+	struct redisconn_hooks hooks = { .on_ready = on_ready, .on_lost = on_lost, .arg = rs };
+	struct rcluster_hooks ch = { .on_ready = on_ready, .arg = rs };
+
+	if (is_cluster(quiet))
+		return (rs->cl = rcluster_new(rs->base, quiet, &ch)) == NULL ? -1 : 0;
+	return (rs->rc = redisconn_new(rs->base, quiet, &hooks)) == NULL ? -1 : 0;
+}
+
 struct redissync *redissync_open(const struct redisconn_params *p, char *err, size_t errlen)
 {
 	struct redissync *rs = calloc(1, sizeof(*rs));
-	struct redisconn_hooks hooks = { .on_ready = on_ready, .on_lost = on_lost, .arg = rs };
 	struct redisconn_params quiet = *p;
 
 	quiet.quiet = true;
 	if (rs == NULL || (rs->base = event_base_new()) == NULL ||
-	    (rs->deadline = evtimer_new(rs->base, on_deadline, rs)) == NULL ||
-	    (rs->rc = redisconn_new(rs->base, &quiet, &hooks)) == NULL) {
+	    (rs->deadline = evtimer_new(rs->base, on_deadline, rs)) == NULL || connect_any(rs, &quiet) != 0) {
 		snprintf(err, errlen, "out of memory");
 		redissync_close(rs);
 		return NULL;
@@ -73,9 +90,12 @@ struct redissync *redissync_open(const struct redisconn_params *p, char *err, si
 	rs->timeout = p->timeout;
 	wait_for(rs, &rs->ready);
 	if (!rs->ready) {
-		const char *why = redisconn_last_error(rs->rc);
+		const char *why = rs->cl != NULL ? rcluster_last_error(rs->cl) : redisconn_last_error(rs->rc);
 
-		if (p->sentinels != NULL && p->sentinels[0] != NULL)
+		if (rs->cl != NULL)
+			snprintf(err, errlen, "cannot reach every master of the redis cluster (seeds %s%s)%s%s", p->cluster[0],
+				 p->cluster[1] != NULL ? ", ..." : "", *why ? ": " : "", why);
+		else if (p->sentinels != NULL && p->sentinels[0] != NULL)
 			snprintf(err, errlen, "cannot reach the redis master '%s' through the sentinels%s%s",
 				 p->master_name ? p->master_name : "", *why ? ": " : "", why);
 		else if (p->unix_socket != NULL)
@@ -93,6 +113,7 @@ void redissync_close(struct redissync *rs)
 {
 	if (rs == NULL)
 		return;
+	rcluster_free(rs->cl);
 	redisconn_free(rs->rc);
 	if (rs->deadline != NULL)
 		event_free(rs->deadline);
@@ -101,10 +122,20 @@ void redissync_close(struct redissync *rs)
 	free(rs);
 }
 
+struct call {
+	struct redissync *rs;
+	unsigned long seq;
+};
+
 static void on_reply(void *arg, redisReply *reply)
 {
-	struct redissync *rs = arg;
+	struct call *c = arg;
+	struct redissync *rs = c->rs;
+	bool late = c->seq != rs->seq;
 
+	free(c);
+	if (late)
+		return;
 	rs->answered = true;
 	rs->reply = reply != NULL ? redisconn_reply_clone(reply) : NULL;
 	event_base_loopbreak(rs->base);
@@ -113,15 +144,29 @@ static void on_reply(void *arg, redisReply *reply)
 redisReply *redissync_call(struct redissync *rs, int argc, const char **argv, const size_t *argvlen,
 			   char *err, size_t errlen)
 {
+	struct call *c = malloc(sizeof(*c));
+	bool sent;
+
 	rs->answered = false;
 	rs->reply = NULL;
-	if (rs->lost || redisconn_send(rs->rc, on_reply, rs, argc, argv, argvlen) != REDISCONN_SENT) {
+	if (c != NULL) {
+		c->rs = rs;
+		c->seq = ++rs->seq;
+	}
+	sent = c != NULL && !rs->lost &&
+	       (rs->cl != NULL ? rcluster_send(rs->cl, on_reply, c, argc, argv, argvlen) == RCLUSTER_SENT
+			       : redisconn_send(rs->rc, on_reply, c, argc, argv, argvlen) == REDISCONN_SENT);
+	if (!sent) {
+		free(c);
 		snprintf(err, errlen, "redis: not connected");
 		return NULL;
 	}
 	wait_for(rs, &rs->answered);
-	if (!rs->answered)  /* a late answer must not land in the next call: drop the connection */
-		redisconn_reset(rs->rc, "no answer within redis.timeout");
+	if (!rs->answered) {  /* a late answer must not land in the next call */
+		rs->seq++;
+		if (rs->rc != NULL)
+			redisconn_reset(rs->rc, "no answer within redis.timeout");
+	}
 	if (rs->reply == NULL)
 		snprintf(err, errlen, "redis: %s", rs->expired ? "no answer within redis.timeout"
 					    : rs->answered ? "connection lost (or out of memory)" : "connection lost");

@@ -686,6 +686,34 @@ static void test_error_sentinels(void **state)
 	expect_error("redis = { wait_timeout = 0; };\n" UPS, 1, "redis.wait_timeout", "must be between");
 }
 
+/* redis.cluster: seed nodes, and the keys that make no sense with it. */
+static void test_cluster(void **state)
+{
+	struct config *cfg = load_ok(UPS);
+
+	assert_int_equal(cfg->redis_cluster.n, 0);
+	config_free(cfg);
+	cfg = load_ok("redis = { cluster = ( \"10.0.0.1:7000\", \"[::1]:7001\", \"r3:7002\" ); };\n" UPS);
+	assert_int_equal(cfg->redis_cluster.n, 3);
+	assert_string_equal(cfg->redis_cluster.v[0], "10.0.0.1:7000");
+	assert_string_equal(cfg->redis_cluster.v[1], "[::1]:7001");
+	assert_null(cfg->redis_cluster.v[3]);
+	config_free(cfg);
+	expect_error("redis = {\n  cluster = ( \"a:1\", \"b\" ); };\n" UPS, 2, "redis.cluster[1]", "port is required");
+	expect_error("redis = {\n  cluster = ( \"[::1]\" ); };\n" UPS, 2, "redis.cluster[0]", "port is required");
+	expect_error("redis = {\n  cluster = ( \"a:0\" ); };\n" UPS, 2, "redis.cluster[0]", "port must be");
+	expect_error("redis = {\n  cluster = ( ); };\n" UPS, 2, "redis.cluster", "between 1 and 64");
+	expect_error("redis = { cluster = ( \"a:1\" ); master_name = \"m\";\n  sentinels = ( \"s:1\" ); };\n" UPS, 2,
+		     "redis.sentinels", "cannot be combined with redis.cluster");
+	expect_error("redis = { cluster = ( \"a:1\" );\n  unix_socket = \"/s\"; };\n" UPS, 2,
+		     "redis.unix_socket", "cannot be combined with redis.cluster");
+	expect_error("redis = { cluster = ( \"a:1\" );\n  db = 3; };\n" UPS, 2, "redis.db", "must be 0 with redis.cluster");
+	expect_error("redis = { cluster = ( \"a:1\" );\n  prefix = \"sq{x}:\"; };\n" UPS, 2, "redis.prefix",
+		     "must not contain '{'");
+	cfg = load_ok("redis = { prefix = \"sq{x}:\"; db = 3; };\n" UPS);  /* fine without a cluster */
+	config_free(cfg);
+}
+
 /* ---- log and metrics groups ------------------------------------------------------------------- */
 
 static void test_log_and_metrics_groups(void **state)
@@ -965,6 +993,7 @@ int main(void)
 		cmocka_unit_test(test_check_values),
 		cmocka_unit_test(test_sentinels),
 		cmocka_unit_test(test_error_sentinels),
+		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_log_and_metrics_groups),
 		cmocka_unit_test(test_env_names),
 		cmocka_unit_test(test_env_overrides),
