@@ -675,6 +675,7 @@ static void route_kick(struct fwd_route *rt)
 	if (rt->rescan && !rt->pel) {
 		rt->rescan = false;
 		rt->pel = true;
+		rt->held = 0;  /* the scan from the start holds again whatever is still limited */
 		snprintf(rt->cursor, sizeof(rt->cursor), "0");
 	}
 	n = upstream_available(rt->up);

@@ -55,6 +55,7 @@ struct queue {
 	unsigned long connects;         /* times Redis became ready */
 	long long pending;              /* cached sum of XLEN, plus local puts since */
 	long long pending_acc;
+	long long pending_delta, bytes_delta;  /* local moves since the refresh in progress was sent */
 	long long bytes;                /* cached bytes counter: body bytes queued (approximate) */
 	size_t xlen_left;
 	double last_refresh;
@@ -263,7 +264,7 @@ static void xlen_reply(void *arg, redisReply *rep)
 		g->entries = rep->integer;
 	}
 	if (q->xlen_left > 0 && --q->xlen_left == 0)
-		q->pending = q->pending_acc;
+		q->pending = q->pending_acc + q->pending_delta;
 }
 
 static void memory_reply(void *arg, redisReply *rep)
@@ -282,7 +283,7 @@ static void bytes_reply(void *arg, redisReply *rep)
 	if (rep == NULL)
 		return;
 	/* The counter drifts when entries are removed by hand; a negative value means "none". */
-	q->bytes = rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;
+	q->bytes = (rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0) + q->bytes_delta;
 	if (q->bytes < 0)
 		q->bytes = 0;
 }
@@ -295,18 +296,34 @@ static void tag_bytes_reply(void *arg, redisReply *rep)
 
 	q->bytes_acc += v > 0 ? v : 0;
 	if (q->bytes_left > 0 && --q->bytes_left == 0)
-		q->bytes = q->bytes_acc;
+		q->bytes = q->bytes_acc + q->bytes_delta;
+}
+
+/*
+ * The refreshes take Redis's counts; what this process moved since a refresh was sent is added to
+ * its result (a put sent after an XLEN ran, but before its reply, would be lost otherwise, and the
+ * queue would look drained with an entry still in it). An entry moved before the count ran, on
+ * another cluster node, is counted twice until the next refresh: the gauge errs high, never low.
+ */
+static void move_counts(struct queue *q, long long entries, long long bytes)
+{
+	q->pending += entries;
+	q->pending_delta += entries;
+	q->bytes += bytes;
+	q->bytes_delta += bytes;
 }
 
 static void refresh_bytes(struct queue *q)
 {
 	if (q->cl == NULL) {
+		q->bytes_delta = 0;
 		sendf(q, bytes_reply, q, 2, "GET", q->bytes_key);
 		return;
 	}
 	if (q->bytes_left != 0)
 		return;
 	q->bytes_acc = 0;
+	q->bytes_delta = 0;
 	for (size_t i = 0; i < q->ntags; i++)
 		if (sendf(q, tag_bytes_reply, q, 2, "GET", q->tags[i]) == QUEUE_SENT)
 			q->bytes_left++;
@@ -317,6 +334,7 @@ static void refresh_pending(struct queue *q)
 	if (q->xlen_left != 0)
 		return;
 	q->pending_acc = 0;
+	q->pending_delta = 0;
 	refresh_bytes(q);
 	for (size_t i = 0; i < q->nstreams; i++) {
 		if (sendf(q, xlen_reply, &q->gauges[i], 2, "XLEN", q->streams[i]) == QUEUE_SENT)
@@ -809,8 +827,7 @@ static enum queue_send send_xadd(struct queue *q, const struct entry *e, struct 
 		return QUEUE_UNAVAILABLE;
 	if (p->n == 1 && !big)
 		sendf(q, NULL, NULL, 3, "INCRBY", bytes_key, len);
-	q->pending += (long long)p->n;
-	q->bytes += (long long)(e->body_len * p->n);
+	move_counts(q, (long long)p->n, (long long)(e->body_len * p->n));
 	return QUEUE_SENT;
 }
 
@@ -1583,8 +1600,7 @@ enum queue_send queue_ack(struct queue *q, const char *stream, const struct queu
 	}
 	if ((r = sendv(q, ack_reply, d, argc, argv, NULL)) == QUEUE_SENT) {
 		d = NULL;
-		q->pending -= (long long)n;
-		q->bytes -= (long long)bytes;
+		move_counts(q, -(long long)n, -(long long)bytes);
 	}
 out:
 	free(argv);
@@ -1649,7 +1665,7 @@ enum queue_send queue_dead(struct queue *q, const struct entry_dead *info, queue
 		free(d);
 		return QUEUE_UNAVAILABLE;
 	}
-	q->pending--;
+	move_counts(q, -1, 0);
 	return QUEUE_SENT;
 }
 

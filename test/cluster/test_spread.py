@@ -53,8 +53,12 @@ def test_routes_spread_over_every_master():
         for e, (p, body) in big.items():
             for dest in [p] + ([copy] if p is src else []):
                 got_big = [r for r in recs if r["path"].startswith(dest.api) and e.encode() in rec_body(r)[:100]]
-                check(got_big and all(rec_body(r) == body for r in got_big),
-                      "the large envelope %s did not reach %s whole" % (e, dest.api))
+                bad = [(len(rec_body(r)), r["status"], next((i for i, (x, y) in enumerate(zip(rec_body(r), body))
+                                                               if x != y), None)) for r in got_big
+                       if rec_body(r) != body]
+                check(got_big and not bad, "the large envelope %s did not reach %s whole: %d copies, %s "
+                      "(length, status, first differing byte) against %d bytes sent" % (
+                          e, dest.api, len(got_big), bad, len(body)))
         recs = [r for r in recs if not any(e.encode() in rec_body(r)[:100] for e in big)]
         # The mirror destination got its own copy of every event of the source project.
         to_copy = [rec_body(r) for r in recs if r["path"].startswith(copy.api)]
