@@ -32,7 +32,8 @@ static const char *last_api(const char *path)
 {
 	const char *p = NULL;
 
-	for (const char *s = path; (s = strstr(s, "/api/")) != NULL; s += 5)
+	/* += 4: the '/' that ends one "/api/" can start the next ("/api/api/3/"). */
+	for (const char *s = path; (s = strstr(s, "/api/")) != NULL; s += 4)
 		if (s[5] >= '0' && s[5] <= '9')
 			p = s + 5;
 	return p;
