@@ -11,6 +11,7 @@ import time
 
 from sqtest.proc import check, free_port, need_tool, spawn, wait_for
 from sqtest.resp import Redis, RedisError
+from sqtest.topology_world import TopologyWorld
 
 # Redis's own failure detection: a master unreachable for this long is failed over by its replica.
 # The Redis default is 15000 ms; 1000 keeps each case short. It is Redis's setting, not sentryq's.
@@ -247,22 +248,19 @@ def spread_projects(cluster, upstream, n_per_master=2, tries=500):
     return by_master
 
 
-class ClusterWorld:
+class ClusterWorld(TopologyWorld):
     """One cluster case: the cluster, the mock upstream, one sentryq with redis.cluster (redis.host
     and port point nowhere: with a cluster they must not be used), and the projects it serves."""
 
     def __init__(self, wait_replicas=0, projects=None, upstream="up", password=None, **cluster_kw):
-        from sqtest.mock import Mock
         from sqtest.world import Project
         self.cluster = RedisCluster(password=password, **cluster_kw).start()
+        super().__init__(self.cluster)
         self.password = password
-        self.mock = Mock().start()
         self.upstream = upstream
         names = projects or [n for v in spread_projects(self.cluster, upstream).values() for n in v]
         self.prjs = [Project(upstream, n, 100 + i) for i, n in enumerate(names)]
-        self.port = free_port()
         self.wait_replicas = wait_replicas
-        self.sq = None
         self.mirrors = {}  # project name -> [project names it is mirrored to]
 
     def config(self, **over):
@@ -286,14 +284,6 @@ class ClusterWorld:
         return make_config(self.port, 1, [upstream_conf(self.upstream, self.mock.url, prj_conf)],
                            redis_extra=" ".join(extra), **settings)
 
-    def start(self, **over):
-        from sqtest.sentryq import Sentryq
-        self.sq = Sentryq().start(self.config(**over), self.port)
-        return self.sq
-
-    def redis_status(self):
-        return self.sq.status()[1]["redis"]
-
     def counters(self):
         return self.redis_status().get("cluster") or {}
 
@@ -308,18 +298,3 @@ class ClusterWorld:
                     c.get("masters_ready") == len(want) and r.get("connected"))
         wait_for(there, timeout, "sentryq on the masters %s" % want, interval=0.05)
         return time.time()
-
-    def wait_drained(self, timeout=60):
-        def empty():
-            q = self.sq.status()[1]["queue"]
-            return q["pending"] == 0 and q["buffered"] == 0 and q["ingest_waiting"] == 0
-        wait_for(empty, timeout, "sentryq's queue to drain", interval=0.1)
-
-    def close(self):
-        if self.sq and self.sq.alive():
-            try:
-                self.sq.stop(timeout=10)
-            except AssertionError as e:
-                print("# %s" % e, flush=True)
-        self.mock.stop()
-        self.cluster.close()

@@ -8,6 +8,7 @@ import time
 
 from sqtest.proc import check, free_port, need_tool, spawn, tmpdir, wait_for
 from sqtest.resp import Redis, RedisError, RespClient
+from sqtest.topology_world import TopologyWorld
 
 MASTER_NAME = "sqha"
 
@@ -172,20 +173,17 @@ class RedisHA:
             r.kill()
 
 
-class HAWorld:
+class HAWorld(TopologyWorld):
     """One ha case: a RedisHA topology, the mock upstream, one sentryq that reaches Redis through
     the sentinels only (redis.host/port point nowhere), and the project its SDK traffic names."""
 
     def __init__(self, wait_replicas, password=None, sentinel_password=None, **topology):
-        from sqtest.mock import Mock
         from sqtest.world import Project
         self.ha = RedisHA(password=password, sentinel_password=sentinel_password, **topology).start()
-        self.mock = Mock().start()
+        super().__init__(self.ha)
         self.prj = Project("up", "app", 91)
-        self.port = free_port()
         self.wait_replicas = wait_replicas
         self.password, self.sentinel_password = password, sentinel_password
-        self.sq = None
 
     def config(self, **over):
         from sqtest.sentryq import make_config, upstream_conf
@@ -203,14 +201,6 @@ class HAWorld:
         return make_config(self.port, 1, [upstream_conf("up", self.mock.url, [self.prj.conf()])],
                            redis_extra=" ".join(extra), **settings)
 
-    def start(self, **over):
-        from sqtest.sentryq import Sentryq
-        self.sq = Sentryq().start(self.config(**over), self.port)
-        return self.sq
-
-    def redis_status(self):
-        return self.sq.status()[1]["redis"]
-
     def wait_following(self, server, timeout=30):
         """Until sentryq is connected to `server` (its /status redis.address); returns time.time()."""
         want = "127.0.0.1:%d" % server.port
@@ -220,19 +210,3 @@ class HAWorld:
             return r.get("connected") and r.get("address") == want
         wait_for(there, timeout, "sentryq connected to the master at %s (now %r)" % (want, "?"), interval=0.05)
         return time.time()
-
-    def wait_drained(self, timeout=60):
-        """Until nothing is queued, buffered or waiting for Redis (what never arrives stays missing)."""
-        def empty():
-            q = self.sq.status()[1]["queue"]
-            return q["pending"] == 0 and q["buffered"] == 0 and q["ingest_waiting"] == 0
-        wait_for(empty, timeout, "sentryq's queue to drain", interval=0.1)
-
-    def close(self):
-        if self.sq and self.sq.alive():
-            try:
-                self.sq.stop(timeout=10)
-            except AssertionError as e:
-                print("# %s" % e, flush=True)
-        self.mock.stop()
-        self.ha.close()
