@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-from sqtest.proc import check, free_port, need_tool, spawn, wait_for
+from sqtest.proc import check, need_tool, spawn, wait_for
 from sqtest.resp import Redis, RedisError
 from sqtest.topology_world import TopologyWorld
 
