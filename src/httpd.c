@@ -341,11 +341,8 @@ static int gather(struct hconn *c, const void *data, size_t n)
 /* The end of a chunked body: all of it to evhttp as one chunk, its memory handed over. */
 static void end_chunked(struct hconn *c, struct evbuffer *dst)
 {
+	/* The unused tail of the last doubling stays: pages never written are not resident. */
 	if (c->big_off > 0) {
-		char *fit = realloc(c->big, c->big_off);  /* the unused tail of the last doubling */
-
-		if (fit != NULL)
-			c->big = fit;
 		evbuffer_add_printf(dst, "%zx\r\n", c->big_off);
 		if (evbuffer_add_reference(dst, c->big, c->big_off, free_big, NULL) != 0)
 			free(c->big);  /* evhttp then times the request out: the client gets no half body */

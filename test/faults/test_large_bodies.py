@@ -15,7 +15,8 @@ eventually gets 200 and is delivered to the mock byte for byte (length and sha25
 bodies over 8 MiB as it reads them instead of keeping them); every small event gets 200 (a 503 is
 retried) and is delivered intact; sentryq's VmRSS and VmHWM, sampled every 50 ms, stay under
 max_body_memory + CONSTANT (ASan build: + ASAN_ALLOWANCE); /status listen.body_memory never passes
-the bound. CONSTANT is checked against what sentryq holds idle and with small events only,
+the bound, and RSS comes back within RETURN_SLACK of what small events alone used once the
+uploads are delivered. CONSTANT is checked against what sentryq holds idle and with small events only,
 measured first. Reported (`# FIGURES`): peak VmHWM and VmRSS, Redis used_memory_peak, wall time,
 how many uploads got 503 first."""
 
@@ -39,7 +40,7 @@ from sqtest.world import FAULT_SETTINGS, Project, Sampler, World  # noqa: E402
 
 MIB = 1 << 20
 UPLOAD = 150 * MIB
-KINDS = tuple(os.environ.get("SQ_KINDS", "envelope-expect,envelope,minidump,envelope-chunked").split(","))
+KINDS = ("envelope-expect", "envelope", "minidump", "envelope-chunked")
 UPLOAD_ATTEMPTS = 25          # an SDK's retries are bounded too
 SMALL_EVERY = 0.02            # a small event every 20 ms
 SMALL_ATTEMPTS = 5
@@ -52,15 +53,21 @@ MAX_BODY_MEMORY = FAULT_SETTINGS["max_body_memory"]
 # first and must leave half of it for the large-body traffic.
 CONSTANT = 32 * MIB
 # Under AddressSanitizer RSS also holds ASan's quarantine of freed blocks (quarantine_size_mb,
-# 256 MiB unless ASAN_OPTIONS says otherwise: freed bodies stay resident there), the shadow memory
-# (1/8 of what is touched: the bound and the quarantine) and the redzones and runtime (~48 MiB).
-ASAN_RUNTIME = 48 * MIB
+# 256 MiB unless ASAN_OPTIONS says otherwise: a freed body stays resident there until newer frees
+# push it out), the shadow memory (1/8 of what is touched), the copies ASan's realloc makes where
+# glibc's moves the mapping (a chunked body growing), and the runtime, redzones and size-class
+# regions it never returns (ASAN_RUNTIME). Measured on the 2-core VM, default quarantine, three runs:
+# idle 16.5 MiB, small events only 21-27 MiB, peak VmHWM 642-747 MiB, i.e. 354-459 MiB over the
+# plain bound, and 319 MiB afterwards (the quarantine); with quarantine_size_mb=0 peak 344 MiB and
+# 20 MiB afterwards. The allowance: twice the quarantine + ASAN_RUNTIME.
+ASAN_RUNTIME = 64 * MIB
+RETURN_SLACK = 16 * MIB       # RSS after the uploads, over what small events alone left
 
 
 def asan_allowance():
     m = re.search(r"quarantine_size_mb=(\d+)", os.environ.get("ASAN_OPTIONS", ""))
     quarantine = (int(m.group(1)) if m else 256) * MIB
-    return quarantine + (MAX_BODY_MEMORY + quarantine) // 8 + ASAN_RUNTIME
+    return 2 * quarantine + ASAN_RUNTIME
 
 
 class Upload:
@@ -319,6 +326,13 @@ def test_four_150mib_uploads_and_small_events():
         d = w.wait_delivered(led, led.acked, 60)
         w.wait_pending_zero(30)
         rs, bm, rm = rss.stop(), bodymem.stop(), redis.stop()
+        # The memory goes back to the system once the bodies are gone (each was its own mapping).
+        back_to = small_rss + RETURN_SLACK + (asan_allowance() if asan else 0)
+        try:
+            wait_for(lambda: rss_sample(pid)[0] < back_to, 10, "RSS back under %.0f MiB" % (back_to / MIB))
+        except TestFailure as e:
+            problems.append(str(e))
+        rss_after = rss_sample(pid)[0]
         final_redis = redis_memory(w)
         big = [r for r in w.records() if r.get("body_len", 0) > DIGEST_OVER]
         d = w.delivery(led)
@@ -326,13 +340,13 @@ def test_four_150mib_uploads_and_small_events():
         figures = ("uploads %d x %d MiB (%s); wall %.1f s (uploads answered %.1f s, delivered %.1f s, test %.1f s); "
                    "uploads with a 503 first: %d, attempts %s; RSS idle %.1f MiB, small events only %.1f MiB; "
                    "peak VmRSS %.1f MiB, VmHWM %.1f MiB (bound %.0f MiB = max_body_memory %d MiB + %d MiB%s); "
-                   "peak listen.body_memory %.1f MiB; Redis used_memory peak %.1f MiB (sampled %.1f MiB), "
+                   "RSS afterwards %.1f MiB; peak listen.body_memory %.1f MiB; Redis used_memory peak %.1f MiB (sampled %.1f MiB), "
                    "at the end %.1f MiB; small events %d sent, %d retried after 503, statuses %s; big forwards %d" % (
                        len(uploads), UPLOAD // MIB, ",".join(KINDS), t_delivered, t_uploads, t_delivered,
                        time.monotonic() - t_start, first_503, [len(u.answers) for u in uploads],
                        idle_rss / MIB, small_rss / MIB, peak(rs, 0) / MIB, max(peak(rs, 1), rss_sample(pid)[1]) / MIB,
                        bound / MIB, MAX_BODY_MEMORY // MIB, CONSTANT // MIB,
-                       " + ASan %d MiB" % (asan_allowance() // MIB) if asan else "",
+                       " + ASan %d MiB" % (asan_allowance() // MIB) if asan else "", rss_after / MIB,
                        max((v for _, v in bm), default=0) / MIB,
                        final_redis.get("used_memory_peak", 0) / MIB,
                        max((v.get("used_memory", 0) for _, v in rm), default=0) / MIB,
@@ -345,9 +359,11 @@ def test_four_150mib_uploads_and_small_events():
         check(all(u.t_accepted for u in uploads), "uploads not accepted: %r" % [
             (u.n, [a[0] for a in u.answers]) for u in uploads if not u.t_accepted])
         hwm = max(peak(rs, 1), rss_sample(pid)[1])
-        check(idle_rss < CONSTANT // 2 and small_rss < CONSTANT // 2 + (asan_allowance() if asan else 0),
-              "the constant does not hold: RSS idle %.1f MiB, with small events %.1f MiB (CONSTANT %d MiB)" % (
-                  idle_rss / MIB, small_rss / MIB, CONSTANT // MIB))
+        base_allow = CONSTANT // 2 + (ASAN_RUNTIME if asan else 0)
+        check(idle_rss < base_allow and small_rss < base_allow,
+              "the constant does not hold: RSS idle %.1f MiB, with small events %.1f MiB, want both under "
+              "%.0f MiB (CONSTANT / 2%s)" % (idle_rss / MIB, small_rss / MIB, base_allow / MIB,
+                                             " + ASAN_RUNTIME" if asan else ""))
         check(hwm < bound and peak(rs, 0) < bound, "VmHWM %.1f MiB / VmRSS %.1f MiB over the bound %.0f MiB" % (
             hwm / MIB, peak(rs, 0) / MIB, bound / MIB))
         check(max((v for _, v in bm), default=0) <= MAX_BODY_MEMORY, "listen.body_memory over max_body_memory")
