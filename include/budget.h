@@ -21,9 +21,14 @@ enum budget_result {
 struct budget *budget_new(size_t cap, size_t small);
 void budget_free(struct budget *b);
 
-/* Would `bytes` fit now? */
+/* Would a body of `bytes` fit now? */
 bool budget_room(const struct budget *b, size_t bytes);
+/* Would `more` bytes fit now for a body that holds `held` already (a chunked body growing as it
+ * comes)? Its size class is held + more: a body past `small` never grows into the reserve. */
+bool budget_room_more(const struct budget *b, size_t held, size_t more);
 enum budget_result budget_take(struct budget *b, size_t bytes);
+/* Takes `more` for a body holding `held` (budget_room_more), or nothing (BUDGET_FULL). */
+enum budget_result budget_take_more(struct budget *b, size_t held, size_t more);
 /* Takes even past the bound: for memory already held that changes hands (a body that must
  * outlive its request), so the count stays true. */
 void budget_force(struct budget *b, size_t bytes);

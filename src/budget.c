@@ -23,21 +23,31 @@ void budget_free(struct budget *b)
 	free(b);
 }
 
-bool budget_room(const struct budget *b, size_t bytes)
+bool budget_room_more(const struct budget *b, size_t held, size_t more)
 {
 	size_t cap = b->cap;
 
-	if (bytes > b->small)
+	if (held > b->small || more > b->small - held)
 		cap -= cap / BUDGET_HOLDBACK;
-	return bytes <= cap && b->used <= cap - bytes;
+	return more <= cap && b->used <= cap - more;
+}
+
+bool budget_room(const struct budget *b, size_t bytes)
+{
+	return budget_room_more(b, 0, bytes);
+}
+
+enum budget_result budget_take_more(struct budget *b, size_t held, size_t more)
+{
+	if (!budget_room_more(b, held, more))
+		return BUDGET_FULL;
+	b->used += more;
+	return BUDGET_OK;
 }
 
 enum budget_result budget_take(struct budget *b, size_t bytes)
 {
-	if (!budget_room(b, bytes))
-		return BUDGET_FULL;
-	b->used += bytes;
-	return BUDGET_OK;
+	return budget_take_more(b, 0, bytes);
 }
 
 void budget_force(struct budget *b, size_t bytes)

@@ -30,6 +30,7 @@
 #define PIPELINE_MAX 4            /* requests of one connection evhttp may hold at once */
 #define REJECT_PATH "/.sentryq-reject"
 #define CONTIGUOUS_MIN (1024 * 1024) /* bodies from this size are collected in one allocation */
+#define CHUNKED_FIRST (64 * 1024)    /* the first allocation of a chunked body, doubled as it grows */
 #define MEMORY_RETRY_AFTER 5
 /* Connections accepted past max_connections only to be answered 503 and closed: accepting pauses
  * when this many are in flight, which keeps their fds inside the 64 the fd-derived cap leaves. */
@@ -90,8 +91,8 @@ struct hconn {
 	size_t reserved[PIPELINE_MAX]; /* body bytes of the requests handed to evhttp, oldest first */
 	int nreserved;
 	size_t current;                /* bytes reserved for the request being read (chunked grows) */
-	char *big;                     /* a large body being collected in one piece (CONTIGUOUS_MIN) */
-	size_t big_len, big_off;
+	char *big;                     /* a large or chunked body being collected in one piece */
+	size_t big_len, big_off;       /* its allocation (a chunked body's grows), the bytes in it */
 	double req_since;              /* the request in the handlers' hands arrived (0: none observed) */
 	char key[24];
 };
@@ -157,6 +158,12 @@ static void take(struct httpd *h, size_t bytes)
 		budget_take(h->budget, bytes);
 }
 
+/* A growing body holding `held` bytes takes `more`: false (nothing taken) past the bound. */
+static bool take_more(struct httpd *h, size_t held, size_t more)
+{
+	return h->budget == NULL || budget_take_more(h->budget, held, more) == BUDGET_OK;
+}
+
 static void release(struct httpd *h, size_t bytes)
 {
 	if (h->budget != NULL)
@@ -191,6 +198,7 @@ static void drop_big(struct hconn *c)
 {
 	free(c->big);
 	c->big = NULL;
+	c->big_len = c->big_off = 0;
 }
 
 /* ---- refusing: evhttp answers a synthetic request, so every answer is a proper evhttp reply ---- */
@@ -305,26 +313,77 @@ static void admit(struct hconn *c, struct evbuffer *dst)
 	pass_head(c, dst);
 }
 
-/* A chunked body grows as it comes: count it, and refuse it past its bounds by ending it early
- * (evhttp then hands the request to on_request, which answers with the refusal). */
-static bool chunked_over(struct hconn *c, uint64_t grown)
+/*
+ * A chunked body is collected in one allocation too, grown by doubling as it comes: from a
+ * megabyte on, realloc moves the mapping (mremap) instead of copying it, and pages are resident
+ * only once data fills them. Handed to evhttp in pieces, its chains made the handler's pullup copy
+ * the whole body once more: 353 MiB of RSS for one 150 MiB upload (test/faults/test_large_bodies.py).
+ */
+static int gather(struct hconn *c, const void *data, size_t n)
 {
-	c->reject_seq = c->passed;
-	struct httpd *h = c->h;
+	size_t need = c->big_off + n, cap = c->big_len > 0 ? c->big_len : CHUNKED_FIRST;
+	char *p;
 
-	if (c->current + grown > h->p.max_body) {
+	if (need > c->big_len) {
+		while (cap < need)
+			cap *= 2;
+		if (cap > c->h->p.max_body && need <= c->h->p.max_body)
+			cap = c->h->p.max_body;
+		if ((p = realloc(c->big, cap)) == NULL)
+			return -1;
+		c->big = p, c->big_len = cap;
+	}
+	memcpy(c->big + c->big_off, data, n);
+	c->big_off += n;
+	return 0;
+}
+
+/* The end of a chunked body: all of it to evhttp as one chunk, its memory handed over. */
+static void end_chunked(struct hconn *c, struct evbuffer *dst)
+{
+	/* The unused tail of the last doubling stays: pages never written are not resident. */
+	if (c->big_off > 0) {
+		evbuffer_add_printf(dst, "%zx\r\n", c->big_off);
+		if (evbuffer_add_reference(dst, c->big, c->big_off, free_big, NULL) != 0)
+			free(c->big);  /* evhttp then times the request out: the client gets no half body */
+		c->big = NULL;
+		evbuffer_add(dst, "\r\n", 2);
+	}
+	drop_big(c);
+	evbuffer_add(dst, "0\r\n\r\n", 5);
+}
+
+/* A chunked body grows as it comes: count it (past limit_event it is a large body, which never
+ * takes the small bodies' reserve) and collect it. Past its bounds it is refused: its memory goes
+ * back at once, the body is ended early (evhttp then hands the request to on_request, which
+ * answers with the refusal) and the connection closes after the answer (the rest is dropped). */
+static bool chunked_over(struct hconn *c, const void *data, uint64_t grown)
+{
+	struct httpd *h = c->h;
+	bool fits = c->current + grown <= h->p.max_body;
+
+	if (fits && take_more(h, c->current, (size_t)grown)) {
+		if (gather(c, data, (size_t)grown) == 0) {
+			c->current += (size_t)grown;
+			return false;
+		}
+		release(h, (size_t)grown);  /* out of memory: answered as a full budget */
+	}
+	c->reject_seq = c->passed;
+	if (!fits) {
 		count(h, HTTPD_TOO_LARGE);
 		c->reject_status = 413, c->reject_detail = "request body exceeds listen.max_body_size";
-	} else if (!room(h, (size_t)grown)) {
+	} else {
 		count(h, HTTPD_MEMORY_FULL);
 		c->reject_status = 503, c->reject_detail = "busy: too much request body in memory, try again";
 		c->reject_retry = MEMORY_RETRY_AFTER;
-	} else {
-		c->current += (size_t)grown;
-		take(h, (size_t)grown);
-		return false;
 	}
+	drop_big(c);
+	release(h, c->current);
+	c->current = 0;
+	c->in_body = false;
 	c->discard = true;
+	c->close_after = true;
 	return true;
 }
 
@@ -393,9 +452,10 @@ static bool filter_step(struct hconn *c, struct evbuffer *src, struct evbuffer *
 }
 
 /*
- * A chunked body is framed again on its way to evhttp: each piece of data goes as a chunk of the
- * filter's own, the client's framing is dropped. So the filter can end the body cleanly at any
- * byte ("0\r\n\r\n") when it must refuse it, which the client's own chunk sizes would not allow.
+ * A chunked body is framed again on its way to evhttp: the client's framing is dropped, the data
+ * collected (chunked_over), and the whole body goes on as one chunk of the filter's own at its end.
+ * So the filter can end the body cleanly at any byte ("0\r\n\r\n") when it must refuse it, which
+ * the client's own chunk sizes would not allow.
  */
 static bool chunk_step(struct hconn *c, struct evbuffer_iovec *v, struct evbuffer *src, struct evbuffer *dst,
 		       uint64_t before)
@@ -408,20 +468,14 @@ static bool chunk_step(struct hconn *c, struct evbuffer_iovec *v, struct evbuffe
 	else if (c->head.state != HH_CHUNK_DATA)
 		n = 1;  /* framing: a byte at a time, it is a few bytes a chunk */
 	ev = httphead_feed(&c->head, v->iov_base, n, &used);
-	if (c->head.body_bytes > before) {
-		if (chunked_over(c, c->head.body_bytes - before)) {
-			evbuffer_drain(src, used);
-			evbuffer_add(dst, "0\r\n\r\n", 5);
-			return false;
-		}
-		evbuffer_add_printf(dst, "%zx\r\n", used);
-		move(src, dst, used);
-		evbuffer_add(dst, "\r\n", 2);
-	} else {
+	if (c->head.body_bytes > before && chunked_over(c, v->iov_base, c->head.body_bytes - before)) {
 		evbuffer_drain(src, used);
-	}
-	if (ev == HH_EV_DONE)
 		evbuffer_add(dst, "0\r\n\r\n", 5);
+		return false;
+	}
+	evbuffer_drain(src, used);
+	if (ev == HH_EV_DONE)
+		end_chunked(c, dst);
 	return after_feed(c, ev, used, dst);
 }
 

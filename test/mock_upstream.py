@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """mock_upstream.py - a programmable fake Sentry that records every request sentryq forwards.
 
-Usage: mock_upstream.py --port 0 [--tls-cert C --tls-key K] [--latency-ms N]
+Usage: mock_upstream.py --port 0 [--tls-cert C --tls-key K] [--latency-ms N] [--digest-over BYTES]
 Prints "READY <port>" once listening on 127.0.0.1. Control API under /__mock/ (never recorded):
   GET  /__mock/requests[?since=SEQ]  recorded requests as a JSON list
   GET  /__mock/count                 {"count": n}
@@ -16,7 +16,10 @@ Prints "READY <port>" once listening on 127.0.0.1. Control API under /__mock/ (n
                                      included), "max_concurrent" (since the last max_reset),
                                      "paused_until", "listening_since", "now"}: times are time.time()
   POST /__mock/max_reset             max_concurrent := concurrent
-Each record: "arrived" when the request was read, "t" when its answer was decided (later only for a
+Each record: "body_len" and "body_sha256" of the body as it arrived, and the body itself as
+"body_b64" - or, for a body over --digest-over bytes (0, the default: never), only its first
+DIGEST_HEAD bytes as "body_head_b64" (the body is hashed as it is read, never held: 150 MiB uploads
+cost the mock no memory). "arrived" when the request was read, "t" when its answer was decided (later only for a
 request held by a pause), "answer_at" when the answer is sent (t + delay + latency).
 A response is {"status": N, "headers": {...}, "body": "...", "count": n, "delay": s} or
 {"stall": s} (hold, then close without answer) or {"drop": true} (close without answer).
@@ -25,6 +28,7 @@ A response is {"status": N, "headers": {...}, "body": "...", "count": n, "delay"
 import argparse
 import base64
 import gzip
+import hashlib
 import json
 import socket
 import ssl
@@ -35,6 +39,8 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_BODY = 256 * 1024 * 1024
+DIGEST_HEAD = 65536       # bytes kept of a digested body (its envelope header, a multipart head)
+READ_PIECE = 1024 * 1024  # a digested body is read and hashed this much at a time
 ZERO_ID = "0" * 32
 
 
@@ -75,7 +81,8 @@ class Program:
 
 
 class State:
-    def __init__(self, latency_ms):
+    def __init__(self, latency_ms, digest_over=0):
+        self.digest_over = digest_over
         self.lock = threading.Lock()
         self.records = []
         self.program = Program()
@@ -119,6 +126,37 @@ def event_id_of(body, content_encoding):
     return ZERO_ID
 
 
+class BodySink:
+    """A request body as it is read: kept whole, or (past digest_over bytes, 0 = never) hashed
+    piece by piece with only its head kept."""
+
+    def __init__(self, digest_over):
+        self.digest_over = digest_over
+        self.parts = []
+        self.length = 0
+        self.sha = hashlib.sha256()
+        self.digested = False
+
+    def read_from(self, rfile, n):
+        while n > 0:
+            data = rfile.read(min(n, READ_PIECE))
+            if not data:
+                raise ConnectionError("eof in body")
+            n -= len(data)
+            self.sha.update(data)
+            self.length += len(data)
+            self.parts.append(data)
+            if self.digest_over and self.length > self.digest_over:
+                if not self.digested:
+                    self.parts = [b"".join(self.parts)[:DIGEST_HEAD]]
+                    self.digested = True
+                else:
+                    self.parts.pop()
+
+    def result(self):
+        return b"".join(self.parts), self.length, self.sha.hexdigest(), self.digested
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mock-sentry/1"
@@ -135,10 +173,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _read_body(self):
+        """(body, length, sha256 hex, digested): body is the whole body, or only its first
+        DIGEST_HEAD bytes when it is over --digest-over (digested)."""
+        sink = BodySink(self.server.state.digest_over)
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
-            parts = []
-            total = 0
             while True:
                 line = self.rfile.readline(65537)
                 if not line:
@@ -150,16 +189,16 @@ class Handler(BaseHTTPRequestHandler):
                         if not t or t in (b"\r\n", b"\n"):
                             break
                     break
-                total += size
-                if total > MAX_BODY:
+                if sink.length + size > MAX_BODY:
                     raise ConnectionError("body too large")
-                parts.append(self.rfile.read(size))
+                sink.read_from(self.rfile, size)
                 self.rfile.readline(3)
-            return b"".join(parts)
+            return sink.result()
         n = int(self.headers.get("Content-Length") or 0)
         if n > MAX_BODY:
             raise ConnectionError("body too large")
-        return self.rfile.read(n) if n > 0 else b""
+        sink.read_from(self.rfile, n)
+        return sink.result()
 
     def _send(self, status, body, headers=None, ctype="application/json"):
         self.send_response(status)
@@ -232,7 +271,7 @@ class Handler(BaseHTTPRequestHandler):
         target = self.path
         path, _, query = target.partition("?")
         try:
-            body = self._read_body()
+            body, length, sha, digested = self._read_body()
         except (ConnectionError, ValueError):
             self.close_connection = True
             return
@@ -245,12 +284,13 @@ class Handler(BaseHTTPRequestHandler):
             st.max_concurrent = max(st.max_concurrent, st.concurrent)
         try:
             st.hold_while_paused()
-            self._decide_and_answer(st, path, query, body, arrived)
+            self._decide_and_answer(st, path, query, (body, length, sha, digested), arrived)
         finally:
             with st.lock:
                 st.concurrent -= 1
 
-    def _decide_and_answer(self, st, path, query, body, arrived):
+    def _decide_and_answer(self, st, path, query, read, arrived):
+        body, length, sha, digested = read
         with st.lock:
             resp = st.program.next_response(self.command, path, query, body)
             if "stall" in resp:
@@ -264,7 +304,8 @@ class Handler(BaseHTTPRequestHandler):
             st.records.append({
                 "seq": len(st.records), "method": self.command, "path": path, "query": query,
                 "headers": [[k, v] for k, v in self.headers.items()],
-                "body_b64": base64.b64encode(body).decode("ascii"),
+                "body_b64" if not digested else "body_head_b64": base64.b64encode(body).decode("ascii"),
+                "body_len": length, "body_sha256": sha,
                 "status": action, "t": t, "arrived": arrived, "answer_at": t + delay,
             })
         self._answer(resp, action, body, delay)
@@ -320,9 +361,10 @@ def main(argv=None):
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--latency-ms", type=float, default=0.0)
+    ap.add_argument("--digest-over", type=int, default=0)
     args = ap.parse_args(argv)
     srv = Server(("127.0.0.1", args.port), Handler)
-    srv.state = State(args.latency_ms)
+    srv.state = State(args.latency_ms, args.digest_over)
     srv.state.listening_since = srv.listening_since
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

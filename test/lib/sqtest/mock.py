@@ -16,9 +16,13 @@ MOCK = os.path.join(SOURCE_ROOT, "test", "mock_upstream.py")
 class Mock:
     """The mock upstream. port None: a free one at the first start, kept across restarts (so it
     can come back where sentryq expects it); else that port. With tls_cert it serves https, and
-    its control API (/__mock/...) is spoken over https too, the chain verified against ca_file."""
+    its control API (/__mock/...) is spoken over https too, the chain verified against ca_file.
+    digest_over: bodies over that many bytes are recorded as their length and sha256 only (and
+    their first 64 KiB, "body_head_b64"), hashed as they are read: large uploads cost the mock no
+    memory (rec_digest); None keeps every body."""
 
-    def __init__(self, port=None, tls_cert=None, tls_key=None, ca_file=None, latency_ms=None):
+    def __init__(self, port=None, tls_cert=None, tls_key=None, ca_file=None, latency_ms=None, digest_over=None):
+        self.digest_over = digest_over
         self.fixed_port = port
         self.tls = (tls_cert, tls_key)
         self.ca_file = ca_file
@@ -33,6 +37,8 @@ class Mock:
             args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1] or self.tls[0]]
         if self.latency_ms:
             args += ["--latency-ms", str(self.latency_ms)]
+        if self.digest_over:
+            args += ["--digest-over", str(self.digest_over)]
         self.proc, self.port = start_ready(args, "mock upstream", self.fixed_port, timeout)
         self.fixed_port = self.port
         return self
@@ -124,7 +130,19 @@ def rec_header(rec, name):
 
 
 def rec_body(rec):
+    check("body_b64" in rec, "a mock record of a %s-byte body kept only as its digest (Mock(digest_over=...)): "
+          "use rec_digest" % rec.get("body_len"))
     return base64.b64decode(rec["body_b64"])
+
+
+def rec_digest(rec):
+    """(length, sha256 hex) of a record's body, as the mock read it."""
+    return rec["body_len"], rec["body_sha256"]
+
+
+def rec_head(rec):
+    """The body, or for a digested one its first 64 KiB."""
+    return base64.b64decode(rec["body_b64"] if "body_b64" in rec else rec["body_head_b64"])
 
 
 def wait_record(mock, pred, what, timeout=15):

@@ -75,8 +75,8 @@ class World:
         self.prefix = None
         self.settings = None
 
-    def mock(self, name, port=None, start=True, latency_ms=None):
-        m = Mock(port, latency_ms=latency_ms)
+    def mock(self, name, port=None, start=True, latency_ms=None, digest_over=None):
+        m = Mock(port, latency_ms=latency_ms, digest_over=digest_over)
         if start:
             m.start()
         self.mocks[name] = m
