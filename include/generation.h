@@ -27,6 +27,12 @@ void generation_drop(struct generation *g);
 void generation_enter(struct generation *g);
 void generation_leave(struct generation *g);
 unsigned generation_requests(const struct generation *g);
+/* A reload: next follows prev, and holds it while requests of prev (or of one before it) are in
+ * flight. */
+void generation_follow(struct generation *next, struct generation *prev);
+/* No ingest request of a generation before g is in flight any more, so no put can still go to a
+ * stream only those had (settled links are let go here). */
+bool generation_settled(struct generation *g);
 
 struct config *generation_config(const struct generation *g);
 const struct route *generation_routes(const struct generation *g);

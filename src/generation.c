@@ -17,6 +17,7 @@ struct generation {
 	unsigned refs;                      /* holders */
 	unsigned requests;                  /* ingest requests in flight */
 	unsigned long id;
+	struct generation *prev;            /* held until no request of it (or before it) is in flight */
 };
 
 /* ---- the tables ---- */
@@ -90,6 +91,7 @@ static void release(struct generation *g)
 {
 	if (g->refs > 0 || g->requests > 0)
 		return;
+	generation_drop(g->prev);
 	route_free(g->routes);
 	endpoint_table_free(g->endpoints);
 	config_free(g->cfg);
@@ -121,6 +123,22 @@ void generation_leave(struct generation *g)
 		return;
 	g->requests--;
 	release(g);
+}
+
+void generation_follow(struct generation *next, struct generation *prev)
+{
+	next->prev = generation_hold(prev);
+}
+
+bool generation_settled(struct generation *g)
+{
+	if (g->prev == NULL)
+		return true;
+	if (g->prev->requests > 0 || !generation_settled(g->prev))
+		return false;
+	generation_drop(g->prev);
+	g->prev = NULL;
+	return true;
 }
 
 unsigned generation_requests(const struct generation *g)

@@ -176,6 +176,18 @@ void upstream_free(struct upstream *u)
 	free(u);
 }
 
+void upstream_reconfigure(struct upstream *u, const struct config_upstream *cfg)
+{
+	u->cfg = cfg;
+}
+
+void upstream_adopt(struct upstream *u, const struct upstream *old, bool outage)
+{
+	u->counts = old->counts;  /* the histogram's bounds are the same static table */
+	if (outage)
+		u->outage = old->outage;
+}
+
 const struct config_upstream *upstream_config(const struct upstream *u)
 {
 	return u->cfg;

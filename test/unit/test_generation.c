@@ -145,6 +145,26 @@ static void test_refcount(void **state)
 	generation_leave(g);  /* the last one: freed */
 }
 
+static void test_settled(void **state)
+{
+	struct generation *a = generation_new(load(BASE_CFG("", P("be", KEY_A, 1), "")), 1);
+	struct generation *b = generation_new(load(BASE_CFG("", P("be", KEY_A, 1), "")), 2);
+	struct generation *c = generation_new(load(BASE_CFG("", P("be", KEY_A, 1), "")), 3);
+
+	(void)state;
+	generation_enter(a);          /* a request of the first is still in flight */
+	generation_follow(b, a);
+	generation_drop(a);           /* the relay moves on */
+	generation_follow(c, b);
+	generation_drop(b);
+	assert_false(generation_settled(c));
+	assert_false(generation_settled(b));
+	generation_leave(a);          /* its last request: a goes once b lets go */
+	assert_true(generation_settled(c));
+	assert_true(generation_settled(c));
+	generation_drop(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_diff_upstream_server),
 		cmocka_unit_test(test_restart_keys),
 		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_settled),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
