@@ -1123,6 +1123,7 @@ static bool up_in_use(const struct forward *f, const struct upstream *up)
 /* Retired routes whose streams are empty, and upstreams nothing uses any more. */
 static void reap(struct forward *f, double now)
 {
+	generation_settled(f->gen);  /* older configurations no request uses any more are let go */
 	for (size_t i = 0; i < f->nroutes; i++) {
 		struct fwd_route *rt = f->routes[i];
 

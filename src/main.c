@@ -179,6 +179,7 @@ static void reload(struct relay *r)
 	generation_follow(g, r->gen);  /* ingest requests of the old one finish with it */
 	generation_drop(r->gen);
 	r->gen = g;
+	generation_settled(g);         /* let go at once when none is in flight */
 	r->cfg = cfg;
 	reload_applied(r, &d);
 }

@@ -178,7 +178,12 @@ void upstream_free(struct upstream *u)
 
 void upstream_reconfigure(struct upstream *u, const struct config_upstream *cfg)
 {
+	struct timeval tv = clock_timeval(cfg->timeout);
+
 	u->cfg = cfg;
+	for (int i = 0; i < u->nslots; i++)  /* open connections take the new timeout too */
+		if (u->slots[i].conn != NULL)
+			evhttp_connection_set_timeout_tv(u->slots[i].conn, &tv);
 }
 
 void upstream_adopt(struct upstream *u, const struct upstream *old, bool outage)
