@@ -65,5 +65,7 @@ enum generation_keep {
  */
 size_t generation_restart_keys(const struct config *old, const struct config *cur, const char **names, size_t max);
 enum generation_keep generation_keep_restart(struct config *cur, const struct config *old);
+/* The i-th restart-only key's name, NULL past the last (for tests and documentation checks). */
+const char *generation_restart_key(size_t i);
 
 #endif

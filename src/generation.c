@@ -300,6 +300,11 @@ static bool same_key(const struct config *a, const struct config *b, const struc
 	return true;
 }
 
+const char *generation_restart_key(size_t i)
+{
+	return i < sizeof(restart_keys) / sizeof(restart_keys[0]) ? restart_keys[i].name : NULL;
+}
+
 size_t generation_restart_keys(const struct config *old, const struct config *cur, const char **names, size_t max)
 {
 	size_t n = 0;

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,42 @@ static void test_restart_keys(void **state)
 	config_free(b);
 }
 
+/* Every restart-only key is a key of the table, and the README and the sample config name it. */
+static void test_restart_key_names(void **state)
+{
+	const char *const *all = config_key_names();
+	char readme[65536], sample[65536];
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	f = fopen(SOURCE_ROOT "/README.md", "r");
+	assert_non_null(f);
+	n = fread(readme, 1, sizeof(readme) - 1, f);
+	fclose(f);
+	readme[n] = '\0';
+	f = fopen(SOURCE_ROOT "/etc/sentryq.conf", "r");
+	assert_non_null(f);
+	n = fread(sample, 1, sizeof(sample) - 1, f);
+	fclose(f);
+	sample[n] = '\0';
+	assert_null(generation_restart_key(1000));
+	for (size_t i = 0; generation_restart_key(i) != NULL; i++) {
+		const char *k = generation_restart_key(i), *leaf = strrchr(k, '.');
+		bool known = false;
+
+		for (size_t j = 0; all[j] != NULL && !known; j++)
+			known = strcmp(all[j], k) == 0;
+		if (!known)
+			print_message("not a config key: %s\n", k);
+		assert_true(known);
+		assert_non_null(leaf);  /* every one is in a group */
+		assert_non_null(strstr(sample, strncmp(k, "redis.", 6) == 0 ? "every redis.* key" : leaf + 1));
+		assert_non_null(strstr(strstr(readme, "**Needs a restart:**"),
+				       strncmp(k, "redis.", 6) == 0 ? "every `redis.*` key" : leaf + 1));
+	}
+}
+
 static void test_refcount(void **state)
 {
 	struct config *a = load(BASE_CFG("", P("be", KEY_A, 1), ""));
@@ -171,6 +208,7 @@ int main(void)
 		cmocka_unit_test(test_diff_routes),
 		cmocka_unit_test(test_diff_upstream_server),
 		cmocka_unit_test(test_restart_keys),
+		cmocka_unit_test(test_restart_key_names),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_settled),
 	};
