@@ -15,6 +15,18 @@ struct upstream;
 struct forward *forward_new(struct relay *r);
 void forward_free(struct forward *f);
 
+struct generation;
+/*
+ * A reload: read the routes of g (held) from now on. A kept route keeps its state (cursor,
+ * calls, acks) and takes its new credentials for what it sends next; a kept server keeps its
+ * upstream (connections, outage state); a removed route is retired: read with the credentials
+ * its entries were queued under until its stream is empty, then dropped (queue_forget_stream).
+ * 0, or -1 on allocation failure before anything changed.
+ */
+int forward_reload(struct forward *f, struct generation *g);
+/* Routes removed by a reload whose streams are still being emptied. */
+size_t forward_retired(const struct forward *f);
+
 /* Redis is (again) ready: rescan every route's own pending entries, then read new ones. */
 void forward_resume(struct forward *f);
 /* An entry of this stream is in Redis (a local put): read it now instead of at the next poll. */

@@ -70,6 +70,27 @@ struct queue_hooks {
 
 /* Connects (and reconnects by itself); takes back a spool file left by the last stop. */
 struct queue *queue_new(struct event_base *base, const struct config *cfg, const struct queue_hooks *hooks);
+/* What queue_reconfigure did. */
+enum queue_reconfigure {
+	QUEUE_RECONFIGURED = 0,
+	QUEUE_RECONFIGURE_NOMEM,   /* nothing changed */
+};
+
+/*
+ * A reload: the streams become cfg's routes' (and mirrors'), the ones the queue had before staying
+ * behind them until queue_forget_stream. A stream new to the queue gets its consumer group
+ * (XGROUP CREATE ... MKSTREAM) before any later put or read of it: on the one connection it is
+ * sent first; with a cluster the queue is not ready (puts go to the buffer) until every group is
+ * made again, as at start. Only the names are read from cfg (the prefix and Redis settings stay
+ * the start's).
+ */
+enum queue_reconfigure queue_reconfigure(struct queue *q, const struct config *cfg);
+/* A stream no route reads any more (a removed route's, empty): out of the gauges and counters. */
+void queue_forget_stream(struct queue *q, const char *stream);
+/* A stream's XLEN at the last refresh and when that XLEN was sent (monotonic seconds, 0 before the
+ * first): false for a stream the queue does not have. */
+bool queue_stream_len(const struct queue *q, const char *stream, long long *entries, double *counted_at);
+
 /* Writes what is still buffered to the spool file (if configured), then closes. */
 void queue_free(struct queue *q);
 

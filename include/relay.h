@@ -8,7 +8,7 @@
 struct event_base;
 struct evdns_base;
 struct config;
-struct route;
+struct generation;
 struct stats;
 struct throttle;
 struct queue;
@@ -26,8 +26,10 @@ struct report;
 struct relay {
 	struct event_base *base;
 	struct evdns_base *dns;
-	struct config *cfg;
-	struct route *routes;
+	struct generation *gen;        /* the config in force and its tables (a SIGHUP replaces it) */
+	struct config *cfg;            /* gen's config: read it where a value is used at once */
+	struct generation *first;      /* the start's, held to the end: the queue, the listeners and the
+					* Redis connection keep its values (restart-only keys) */
 	struct stats *stats;
 	struct throttle *throttle;     /* rate limits in force: written by forward, read by ingest */
 	struct budget *budget;         /* body memory: the listener's bodies and the forwarder's fetches */

@@ -11,5 +11,7 @@ struct report;
 /* Starts the timer when log.stats_period > 0. NULL on allocation failure. */
 struct report *report_new(struct relay *r);
 void report_free(struct report *rp);
+/* After a reload: the upstreams' baselines again (their list may have changed), log.stats_period. */
+void report_reload(struct report *rp);
 
 #endif

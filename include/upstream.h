@@ -25,6 +25,12 @@ struct upstream *upstream_new(struct relay *r, const struct config_upstream *cfg
 void upstream_free(struct upstream *u);
 
 const struct config_upstream *upstream_config(const struct upstream *u);
+/* A reload kept this upstream's server (generation_same_server): its new settings (timeouts),
+ * everything else (connections, outage state, counts) as it is. */
+void upstream_reconfigure(struct upstream *u, const struct config_upstream *cfg);
+/* A reload replaced `old` by u (another url or pool size): u takes over its counts (the
+ * metrics stay monotonic) and, when `outage`, its outage state (the same server). */
+void upstream_adopt(struct upstream *u, const struct upstream *old, bool outage);
 
 /* Request slots: max_connections minus in flight minus reserved. */
 int upstream_available(const struct upstream *u);

@@ -14,6 +14,7 @@
 #include "budget.h"
 #include "clock.h"
 #include "config.h"
+#include "generation.h"
 #include "throttle.h"
 #include "log.h"
 #include "outcome.h"
@@ -35,9 +36,16 @@ struct ack_batch;
 
 struct fwd_route {
 	struct forward *f;
+	struct generation *gen;        /* held: uc and pr point into it */
 	struct upstream *up;
+	struct upstream *read_up;      /* the upstream the read in progress reserved its slots on */
 	const struct config_upstream *uc;
-	const struct config_project *pr;
+	const struct config_project *pr;   /* its credentials: a changed project's new ones, a removed
+					    * project's those its entries were queued under */
+	bool retired;                  /* a reload removed it: read until its stream is empty */
+	bool seen;                     /* in the configuration being applied */
+	bool claiming;                 /* an orphan claim is in flight */
+	double quiet_since;            /* retired: since when nothing can add to its stream (0: not yet) */
 	char stream[ENTRY_KEY_MAX];
 	char label[160];               /* "<upstream>/<real id>" for logs and /status: the project name
 					* is the DSN secret users were given, so it is never shown */
@@ -62,6 +70,7 @@ struct fwd_route {
 
 struct fwd_call {
 	struct fwd_route *rt;
+	struct upstream *up;           /* where its slot is (a reload may move the route meanwhile) */
 	char id[ENTRY_ID_MAX];
 	size_t body_len;
 	bool body_key;                 /* a large body, under its own key */
@@ -73,11 +82,22 @@ struct fwd_call {
 	bool retry;
 };
 
+/* An upstream a reload replaced or removed: kept while a route or a request still uses it. */
+struct fwd_old_up {
+	struct upstream *up;
+	struct generation *gen;        /* held: its config */
+};
+
 struct forward {
 	struct relay *r;
-	struct upstream **ups;         /* parallel to cfg->upstreams */
-	struct fwd_route *routes;
-	size_t nroutes;
+	struct generation *gen;        /* the configuration applied last (held) */
+	struct upstream **ups;         /* parallel to the generation's upstreams */
+	size_t nups;
+	struct fwd_old_up *old_ups;
+	size_t nold_ups;
+	struct fwd_route **routes;     /* the configuration's routes (and cluster mirror streams), then
+					* retired ones; each allocated alone: callbacks point at them */
+	size_t nroutes, cap_routes;
 	struct strmap *by_stream;      /* stream name -> route */
 	struct event *tick_ev;
 	struct event *flush_ev;
@@ -97,6 +117,7 @@ static void bury(struct fwd_call *c, const char *reason, int status);
 static void unlink_call(struct fwd_call *c);
 static void free_call(struct fwd_call *c);
 static void check_drained(struct forward *f);
+static void reap(struct forward *f, double now);
 static int fetch_body(struct fwd_route *rt, const struct queue_entry *e, bool retry);
 
 /* Reads happen in flush_cb, once per loop iteration, however many events asked for one. */
@@ -210,7 +231,7 @@ static int send_entry(struct fwd_call *c, const struct entry *it, bool retry, co
 
 	if (handed != NULL)
 		*handed = false;
-	switch (request_build(&rq, rt->uc, rt->pr, it)) {
+	switch (request_build(&rq, upstream_config(c->up), rt->pr, it)) {
 	case REQUEST_OK:
 		break;
 	case REQUEST_DAMAGED:
@@ -230,7 +251,7 @@ static int send_entry(struct fwd_call *c, const struct entry *it, bool retry, co
 	log_debug("forward: %s %s -> %s", rt->label, c->id, it->endpoint);
 	if (handed != NULL)
 		*handed = hand != NULL && rq.body_in_entry;
-	upstream_send(rt->up, &rq, rq.body_in_entry ? hand : NULL, call_done, c);  /* c may be gone after */
+	upstream_send(c->up, &rq, rq.body_in_entry ? hand : NULL, call_done, c);  /* c may be gone after */
 	rc = 0;
 out:
 	request_release(&rq);
@@ -290,14 +311,14 @@ static void body_fetched(void *arg, enum queue_done r, char *body, size_t len)
 		/* Its body is gone from Redis: the entry can never be sent. A dead letter says so. */
 		log_error("forward: %s %s: its %zu-byte body is missing from Redis", rt->label, c->id, c->body_len);
 		release_body(NULL, 0, h);
-		upstream_release(rt->up, 1);
+		upstream_release(c->up, 1);
 		bury(c, "body_missing", 0);
 		return;
 	}
 	if (r != QUEUE_DONE_OK) {
 		if (h != NULL)
 			release_body(NULL, 0, h);
-		upstream_release(rt->up, 1);
+		upstream_release(c->up, 1);
 		rt->rescan = true;
 		unlink_call(c);
 		free_call(c);
@@ -308,7 +329,7 @@ static void body_fetched(void *arg, enum queue_done r, char *body, size_t len)
 	c->copy->body = body;
 	c->copy->body_len = len;
 	if (send_entry(c, c->copy, c->retry, &hand, &handed) != 0)
-		upstream_release(rt->up, 1);
+		upstream_release(c->up, 1);
 	/* Not handed over (the request was rewritten into a copy, or never made): release it now. */
 	if (!handed)
 		release_body(NULL, 0, h);
@@ -383,6 +404,7 @@ static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry
 	if (c == NULL)
 		return NULL;
 	c->rt = rt;
+	c->up = rt->read_up != NULL ? rt->read_up : rt->up;
 	snprintf(c->id, sizeof(c->id), "%s", e->id);
 	c->body_len = e->item.body_len;
 	c->body_key = e->item.body_key != NULL;
@@ -398,8 +420,8 @@ static struct fwd_call *link_call(struct fwd_route *rt, const struct queue_entry
 static void rescan_upstream(struct forward *f, const struct upstream *up)
 {
 	for (size_t i = 0; i < f->nroutes; i++)
-		if (f->routes[i].up == up)
-			f->routes[i].rescan = true;
+		if (f->routes[i]->up == up)
+			f->routes[i]->rescan = true;
 }
 
 /* Every X-Sentry-Rate-Limits value of the answer, joined with ", " (Relay does the same). */
@@ -515,6 +537,7 @@ static void call_done(void *arg, int status, struct evhttp_request *resp)
 		break;
 	case OUTCOME_RETRY:
 		/* The entry stays pending; the rescan after the upstream's wait resends it. */
+		rescan_upstream(f, c->up);
 		rescan_upstream(f, rt->up);
 		break;
 	}
@@ -623,7 +646,8 @@ static void read_done(void *arg, enum queue_done r, const struct queue_entry *e,
 	for (size_t i = 0; i < n; i++)
 		if (consider(rt, &e[i], used < asked))
 			used++;
-	upstream_release(rt->up, asked - used);
+	upstream_release(rt->read_up, asked - used);
+	rt->read_up = NULL;
 	if (r != QUEUE_DONE_OK)
 		return;  /* the tick tries again; no tight loop against a failing Redis */
 	if (rt->pel && (int)scanned < asked) {
@@ -684,11 +708,13 @@ static void route_kick(struct fwd_route *rt)
 	if (n <= 0)
 		return;
 	upstream_reserve(rt->up, n);
+	rt->read_up = rt->up;
 	rt->asked = n;
 	rt->reading = true;
 	rt->last_read = clock_mono();
 	if (queue_read(f->r->queue, rt->stream, rt->pel ? rt->cursor : ">", n, skip_id, read_done, rt) != QUEUE_SENT) {
 		upstream_release(rt->up, n);
+		rt->read_up = NULL;
 		rt->asked = 0;
 		rt->reading = false;
 	}
@@ -699,6 +725,7 @@ static void claim_done(void *arg, enum queue_done r, size_t claimed)
 	struct fwd_route *rt = arg;
 
 	(void)r;
+	rt->claiming = false;
 	if (claimed > 0)
 		rt->rescan = true;
 }
@@ -722,8 +749,9 @@ static void release_held(struct fwd_route *rt, double now)
 
 static void tick_route(struct forward *f, struct fwd_route *rt, bool claim, double now)
 {
-	if (claim && queue_ready(f->r->queue) && !f->draining)
-		queue_claim_orphans(f->r->queue, rt->stream, claim_done, rt);
+	if (claim && !rt->claiming && queue_ready(f->r->queue) && !f->draining &&
+	    queue_claim_orphans(f->r->queue, rt->stream, claim_done, rt) == QUEUE_SENT)
+		rt->claiming = true;
 	flush_route(rt);  /* acks that failed earlier */
 	release_held(rt, now);
 	if (rt->retry_due > 0 && now >= rt->retry_due) {
@@ -749,8 +777,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		f->last_claim = now;
 	f->in_tick = true;
 	for (size_t i = 0; i < f->nroutes; i++)
-		tick_route(f, &f->routes[i], claim, now);
+		tick_route(f, f->routes[i], claim, now);
 	f->in_tick = false;
+	reap(f, now);
 	throttle_prune(f->r->throttle, now);
 }
 
@@ -761,14 +790,14 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (size_t i = 0; i < f->nroutes; i++)
-		flush_route(&f->routes[i]);
+		flush_route(f->routes[i]);
 	if (f->kick_pending && f->nroutes > 0) {
 		/* Start at a different route each time: routes sharing an upstream share its slots. */
 		size_t start = f->rr++ % f->nroutes;
 
 		f->kick_pending = false;
 		for (size_t i = 0; i < f->nroutes; i++) {
-			struct fwd_route *rt = &f->routes[(start + i) % f->nroutes];
+			struct fwd_route *rt = f->routes[(start + i) % f->nroutes];
 
 			if (wants_read(rt))
 				route_kick(rt);
@@ -790,23 +819,25 @@ void forward_arrived(struct forward *f, const char *stream)
 void forward_resume(struct forward *f)
 {
 	for (size_t i = 0; i < f->nroutes; i++) {
-		f->routes[i].pel = true;
-		snprintf(f->routes[i].cursor, sizeof(f->routes[i].cursor), "0");
-		route_kick(&f->routes[i]);
+		f->routes[i]->pel = true;
+		snprintf(f->routes[i]->cursor, sizeof(f->routes[i]->cursor), "0");
+		route_kick(f->routes[i]);
 	}
 }
 
 const struct upstream *forward_upstream(const struct forward *f, size_t i)
 {
-	return i < f->r->cfg->nupstreams ? f->ups[i] : NULL;
+	return i < f->nups ? f->ups[i] : NULL;
 }
 
 int forward_in_flight(const struct forward *f)
 {
 	int n = 0;
 
-	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
+	for (size_t i = 0; i < f->nups; i++)
 		n += upstream_in_flight(f->ups[i]);
+	for (size_t i = 0; i < f->nold_ups; i++)
+		n += upstream_in_flight(f->old_ups[i].up);
 	return n;
 }
 
@@ -817,7 +848,7 @@ static void check_drained(struct forward *f)
 	if (!f->draining || f->drain_cb == NULL)
 		return;
 	for (size_t i = 0; i < f->nroutes; i++)
-		if (f->routes[i].calls != NULL || f->routes[i].nacks > 0 || f->routes[i].acking != NULL)
+		if (f->routes[i]->calls != NULL || f->routes[i]->nacks > 0 || f->routes[i]->acking != NULL)
 			return;
 	cb = f->drain_cb;
 	f->drain_cb = NULL;
@@ -836,39 +867,89 @@ json_t *forward_status_json(const struct forward *f)
 {
 	json_t *ups = json_object(), *held = json_object();
 
-	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
-		json_object_set_new(ups, f->r->cfg->upstreams[i].name, upstream_status_json(f->ups[i]));
+	for (size_t i = 0; i < f->nups; i++)
+		json_object_set_new(ups, upstream_config(f->ups[i])->name, upstream_status_json(f->ups[i]));
 	for (size_t i = 0; i < f->nroutes; i++)
-		if (f->routes[i].held > 0)  /* a cluster's mirror streams add to their destination's */
-			json_object_set_new(held, f->routes[i].label, json_integer(f->routes[i].held +
-					    json_integer_value(json_object_get(held, f->routes[i].label))));
+		if (f->routes[i]->held > 0)  /* a cluster's mirror streams add to their destination's */
+			json_object_set_new(held, f->routes[i]->label, json_integer(f->routes[i]->held +
+					    json_integer_value(json_object_get(held, f->routes[i]->label))));
 	return json_pack("{s:i, s:o, s:o}", "in_flight", forward_in_flight(f), "upstreams", ups, "held", held);
 }
 
-/* ---- life cycle ---- */
+/* ---- life cycle and reloads ---- */
 
-static int init_route(struct forward *f, struct fwd_route *rt, struct upstream *up,
-		      const struct config_upstream *uc, const struct config_project *pr, const char *stream)
+static void free_route(struct fwd_route *rt)
 {
-	rt->f = f;
+	struct fwd_call *c = rt->calls;
+
+	/* Entries of calls cut short stay pending in Redis for the next start. */
+	while (c != NULL) {
+		struct fwd_call *next = c->next;
+
+		free_call(c);
+		c = next;
+	}
+	free(rt->acks);
+	generation_drop(rt->gen);
+	free(rt);
+}
+
+/* Point a route at a configuration (a new route, or a kept one taking its new settings). */
+static void set_route(struct fwd_route *rt, struct generation *g, struct upstream *up, const struct config_upstream *uc,
+		      const struct config_project *pr)
+{
+	generation_hold(g);
+	generation_drop(rt->gen);
+	rt->gen = g;
 	rt->up = up;
 	rt->uc = uc;
 	rt->pr = pr;
+	rt->retired = false;
+	rt->quiet_since = 0;
+	rt->seen = true;
+	snprintf(rt->label, sizeof(rt->label), "%s/%ld", uc->name, pr->id);
+}
+
+static int add_route(struct forward *f, struct generation *g, struct upstream *up, const struct config_upstream *uc,
+		     const struct config_project *pr, const char *stream)
+{
+	struct fwd_route *rt = strmap_get(f->by_stream, stream);
+
+	if (rt != NULL) {
+		if (rt->retired)
+			log_info("forward: %s is configured again: read as before", rt->label);
+		set_route(rt, g, up, uc, pr);
+		return 0;
+	}
+	if (f->nroutes == f->cap_routes) {
+		size_t cap = f->cap_routes ? f->cap_routes * 2 : 16;
+		void *p = realloc(f->routes, cap * sizeof(*f->routes));
+
+		if (p == NULL)
+			return -1;
+		f->routes = p;
+		f->cap_routes = cap;
+	}
+	if ((rt = calloc(1, sizeof(*rt))) == NULL)
+		return -1;
+	rt->f = f;
 	rt->pel = true;
 	snprintf(rt->cursor, sizeof(rt->cursor), "0");
-	snprintf(rt->label, sizeof(rt->label), "%s/%ld", uc->name, pr->id);
-	if (stream != NULL)
-		snprintf(rt->stream, sizeof(rt->stream), "%s", stream);
-	else if (queue_stream(f->r->queue, uc->name, pr->name, rt->stream, sizeof(rt->stream)) != 0)
+	snprintf(rt->stream, sizeof(rt->stream), "%s", stream);
+	if (strmap_put(f->by_stream, rt->stream, rt) == STRMAP_NOMEM) {
+		free(rt);
 		return -1;
-	return strmap_put(f->by_stream, rt->stream, rt) == STRMAP_NOMEM ? -1 : 0;
+	}
+	set_route(rt, g, up, uc, pr);
+	f->routes[f->nroutes++] = rt;
+	return 0;
 }
 
 /* Redis Cluster: a mirror copy is queued in its source route's slot (queue_mirror_stream); each
  * such stream is read as one more route of the destination. Without a cluster there is none. */
-static int init_mirror_routes(struct forward *f, size_t *k)
+static int add_mirror_routes(struct forward *f, struct generation *g, struct upstream **ups)
 {
-	const struct config *cfg = f->r->cfg;
+	const struct config *cfg = generation_config(g);
 	char stream[ENTRY_KEY_MAX];
 
 	for (size_t i = 0; queue_cluster(f->r->queue) && i < cfg->nupstreams; i++) {
@@ -880,8 +961,7 @@ static int init_mirror_routes(struct forward *f, size_t *k)
 
 				if (queue_mirror_stream(f->r->queue, uc->name, uc->projects[j].name, mi->up->name,
 							mi->pr->name, stream, sizeof(stream)) != 0 ||
-				    init_route(f, &f->routes[(*k)++], f->ups[mi->up - cfg->upstreams], mi->up, mi->pr,
-					       stream) != 0)
+				    add_route(f, g, ups[mi->up - cfg->upstreams], mi->up, mi->pr, stream) != 0)
 					return -1;
 			}
 		}
@@ -889,41 +969,200 @@ static int init_mirror_routes(struct forward *f, size_t *k)
 	return 0;
 }
 
-static int init_routes(struct forward *f)
+static int add_routes(struct forward *f, struct generation *g, struct upstream **ups)
 {
-	const struct config *cfg = f->r->cfg;
-	size_t k = 0;
+	const struct config *cfg = generation_config(g);
+	char stream[ENTRY_KEY_MAX];
 
-	for (size_t i = 0; i < cfg->nupstreams; i++)
-		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
-			f->nroutes += 1 + (queue_cluster(f->r->queue) ? cfg->upstreams[i].projects[j].nmirrors : 0);
-	f->routes = calloc(f->nroutes ? f->nroutes : 1, sizeof(*f->routes));
-	f->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*f->ups));
-	f->by_stream = strmap_new();
-	if (f->routes == NULL || f->ups == NULL || f->by_stream == NULL)
-		return -1;
 	for (size_t i = 0; i < cfg->nupstreams; i++) {
 		const struct config_upstream *uc = &cfg->upstreams[i];
 
-		if ((f->ups[i] = upstream_new(f->r, uc)) == NULL)
-			return -1;
-		for (size_t j = 0; j < uc->nprojects; j++, k++)
-			if (init_route(f, &f->routes[k], f->ups[i], uc, &uc->projects[j], NULL) != 0)
+		for (size_t j = 0; j < uc->nprojects; j++)
+			if (queue_stream(f->r->queue, uc->name, uc->projects[j].name, stream, sizeof(stream)) != 0 ||
+			    add_route(f, g, ups[i], uc, &uc->projects[j], stream) != 0)
 				return -1;
 	}
-	return init_mirror_routes(f, &k);
+	return add_mirror_routes(f, g, ups);
+}
+
+static struct upstream *current_up(const struct forward *f, const char *name)
+{
+	for (size_t i = 0; i < f->nups; i++)
+		if (strcmp(upstream_config(f->ups[i])->name, name) == 0)
+			return f->ups[i];
+	return NULL;
+}
+
+/* The upstreams of g: a kept server is the same object (its connections, outage state, counts
+ * carry over); a new url or pool size is a new object taking over the counts (and, for the same
+ * url, the outage state). NULL on allocation failure (nothing changed). */
+static struct upstream **build_ups(struct forward *f, struct generation *g)
+{
+	const struct config *cfg = generation_config(g);
+	struct upstream **ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*ups));
+
+	for (size_t i = 0; ups != NULL && i < cfg->nupstreams; i++) {
+		const struct config_upstream *uc = &cfg->upstreams[i];
+		struct upstream *old = current_up(f, uc->name);
+
+		if (old != NULL && generation_same_server(upstream_config(old), uc))
+			continue;  /* reconfigured once everything else is built */
+		if ((ups[i] = upstream_new(f->r, uc)) == NULL) {
+			while (i-- > 0)
+				if (ups[i] != current_up(f, cfg->upstreams[i].name))
+					upstream_free(ups[i]);
+			free(ups);
+			return NULL;
+		}
+		if (old != NULL)
+			upstream_adopt(ups[i], old, strcmp(upstream_config(old)->url, uc->url) == 0);
+	}
+	for (size_t i = 0; ups != NULL && i < cfg->nupstreams; i++)
+		if (ups[i] == NULL)
+			ups[i] = current_up(f, cfg->upstreams[i].name);
+	return ups;
+}
+
+/* The upstreams the last configuration had and g has not (or replaced): kept while used. */
+static int retire_ups(struct forward *f, struct upstream **ups, size_t n)
+{
+	for (size_t i = 0; i < f->nups; i++) {
+		bool kept = false;
+		void *p;
+
+		for (size_t j = 0; j < n && !kept; j++)
+			kept = ups[j] == f->ups[i];
+		if (kept)
+			continue;
+		if ((p = realloc(f->old_ups, (f->nold_ups + 1) * sizeof(*f->old_ups))) == NULL)
+			return -1;
+		f->old_ups = p;
+		f->old_ups[f->nold_ups].up = f->ups[i];
+		f->old_ups[f->nold_ups++].gen = generation_hold(f->gen);
+	}
+	return 0;
+}
+
+int forward_reload(struct forward *f, struct generation *g)
+{
+	const struct config *cfg = generation_config(g);
+	struct upstream **ups = build_ups(f, g);
+
+	if (ups == NULL)
+		return -1;
+	for (size_t i = 0; i < f->nroutes; i++)
+		f->routes[i]->seen = false;
+	/* From here on nothing is undone: an allocation failure leaves a route unread until the next
+	 * reload (its entries stay in Redis), never a dangling pointer. */
+	if (retire_ups(f, ups, cfg->nupstreams) != 0 || add_routes(f, g, ups) != 0)
+		log_error("forward: out of memory applying the reload; some routes wait for the next one");
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		upstream_reconfigure(ups[i], &cfg->upstreams[i]);
+	for (size_t i = 0; i < f->nroutes; i++) {
+		struct fwd_route *rt = f->routes[i];
+
+		if (!rt->seen && !rt->retired) {
+			/* Its uc, pr and gen stay: the entries go out with the credentials they were queued
+			 * under, through its upstream (kept in old_ups when the reload removed it). */
+			rt->retired = true;
+			rt->quiet_since = 0;
+			log_info("forward: %s removed by the reload: its queued entries are still delivered", rt->label);
+		}
+		rt->idle = false;
+		rt->rescan = true;
+	}
+	free(f->ups);
+	f->ups = ups;
+	f->nups = cfg->nupstreams;
+	generation_drop(f->gen);
+	f->gen = generation_hold(g);
+	want_kick(f);
+	return 0;
+}
+
+size_t forward_retired(const struct forward *f)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->nroutes; i++)
+		n += f->routes[i]->retired;
+	return n;
+}
+
+/*
+ * A retired route goes once its stream is empty for good: no ingest request of an older
+ * configuration is in flight (none can still put into it), the memory buffer is empty, nothing
+ * of it is in flight, and an XLEN sent after all that found no entry.
+ */
+static bool retired_done(struct forward *f, struct fwd_route *rt, double now)
+{
+	long long entries;
+	double counted_at;
+	bool quiet = generation_settled(f->gen) && queue_buffered(f->r->queue, NULL) == 0 && rt->calls == NULL &&
+		     rt->nacks == 0 && rt->acking == NULL && rt->held == 0;
+
+	if (!quiet) {
+		rt->quiet_since = 0;
+		return false;
+	}
+	if (rt->quiet_since == 0)
+		rt->quiet_since = now;
+	if (!queue_stream_len(f->r->queue, rt->stream, &entries, &counted_at))
+		return true;
+	return entries == 0 && counted_at > rt->quiet_since && !rt->reading && !rt->claiming;
+}
+
+static bool up_in_use(const struct forward *f, const struct upstream *up)
+{
+	for (size_t i = 0; i < f->nroutes; i++)
+		if (f->routes[i]->up == up || f->routes[i]->read_up == up)
+			return true;
+	return upstream_in_flight(up) > 0;
+}
+
+/* Retired routes whose streams are empty, and upstreams nothing uses any more. */
+static void reap(struct forward *f, double now)
+{
+	generation_settled(f->gen);  /* older configurations no request uses any more are let go */
+	for (size_t i = 0; i < f->nroutes; i++) {
+		struct fwd_route *rt = f->routes[i];
+
+		if (!rt->retired || !retired_done(f, rt, now))
+			continue;
+		log_info("forward: %s (removed by a reload) is empty: no longer read", rt->label);
+		strmap_del(f->by_stream, rt->stream);
+		queue_forget_stream(f->r->queue, rt->stream);
+		f->routes[i--] = f->routes[--f->nroutes];
+		free_route(rt);
+	}
+	for (size_t i = 0; i < f->nold_ups; i++) {
+		if (up_in_use(f, f->old_ups[i].up))
+			continue;
+		upstream_free(f->old_ups[i].up);
+		generation_drop(f->old_ups[i].gen);
+		f->old_ups[i--] = f->old_ups[--f->nold_ups];
+	}
 }
 
 struct forward *forward_new(struct relay *r)
 {
 	struct forward *f = calloc(1, sizeof(*f));
 	struct timeval tick = clock_timeval(TICK_PERIOD);
+	const struct config *cfg = generation_config(r->gen);
 
 	if (f == NULL)
 		return NULL;
 	f->r = r;
 	f->last_claim = clock_mono();
-	if (init_routes(f) != 0)
+	f->gen = generation_hold(r->gen);
+	f->by_stream = strmap_new();
+	f->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*f->ups));
+	if (f->by_stream == NULL || f->ups == NULL)
+		goto fail;
+	for (f->nups = 0; f->nups < cfg->nupstreams; f->nups++)
+		if ((f->ups[f->nups] = upstream_new(r, &cfg->upstreams[f->nups])) == NULL)
+			goto fail;
+	if (add_routes(f, r->gen, f->ups) != 0)
 		goto fail;
 	f->tick_ev = event_new(r->base, -1, EV_PERSIST, tick_cb, f);
 	f->flush_ev = event_new(r->base, -1, 0, flush_cb, f);
@@ -948,22 +1187,18 @@ void forward_free(struct forward *f)
 		event_free(f->flush_ev);
 	/* Connections go first; evhttp drops their requests without callbacks (call_done still
 	 * checks `closing`, should a libevent version call them). */
-	for (size_t i = 0; f->ups != NULL && i < f->r->cfg->nupstreams; i++)
+	for (size_t i = 0; i < f->nups; i++)
 		upstream_free(f->ups[i]);
-	for (size_t i = 0; i < f->nroutes; i++) {
-		struct fwd_call *c = f->routes[i].calls;
-
-		/* Entries of calls cut short stay pending in Redis for the next start. */
-		while (c != NULL) {
-			struct fwd_call *next = c->next;
-
-			free_call(c);
-			c = next;
-		}
-		free(f->routes[i].acks);
-	}
+	for (size_t i = 0; i < f->nold_ups; i++)
+		upstream_free(f->old_ups[i].up);
+	for (size_t i = 0; i < f->nroutes; i++)
+		free_route(f->routes[i]);
+	for (size_t i = 0; i < f->nold_ups; i++)
+		generation_drop(f->old_ups[i].gen);
 	strmap_free(f->by_stream);
+	free(f->old_ups);
 	free(f->ups);
 	free(f->routes);
+	generation_drop(f->gen);
 	free(f);
 }

@@ -24,6 +24,7 @@
 #include "endpoint.h"
 #include "entry.h"
 #include "envelope.h"
+#include "generation.h"
 #include "httpd.h"
 #include "intake.h"
 #include "throttle.h"
@@ -40,13 +41,12 @@
 
 struct ingest {
 	struct relay *r;
-	struct endpoint_table *table;     /* built-in endpoints, then the config's */
-	struct endpoint *extra;           /* the config's, converted */
 };
 
 /* One request waiting for Redis. req becomes NULL if the SDK connection dies meanwhile. */
 struct pending {
 	struct ingest *in;
+	struct generation *gen;   /* entered: target and ep point into it */
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	struct route_target target;
@@ -71,6 +71,7 @@ struct pending {
 /* What ingest learned about one request before queueing it. */
 struct ingest_req {
 	struct evhttp_request *req;
+	struct generation *gen;    /* the config it is matched and routed in (entered by a wait or a pending) */
 	enum evhttp_cmd_type method;
 	struct endpoint_match m;   /* endpoint, project id, path key, stored endpoint */
 	const char *query;         /* raw, "" when none */
@@ -244,6 +245,7 @@ static void free_pending(struct pending *p)
 		budget_give(p->in->r->budget, p->kept_bytes);
 	}
 	free(p->owned_body);
+	generation_leave(p->gen);
 	free(p);  /* headers and query live in the same allocation */
 }
 
@@ -389,6 +391,8 @@ static enum pending_result make_pending(struct ingest *in, struct ingest_req *ir
 	memcpy(p->query, query, qlen + 1);
 	client_chain(ir->req, p->xff, sizeof(p->xff));
 	p->in = in;
+	p->gen = ir->gen;
+	generation_enter(p->gen);
 	p->req = ir->req;
 	p->evcon = evhttp_request_get_connection(ir->req);
 	p->target = *t;
@@ -398,6 +402,7 @@ static enum pending_result make_pending(struct ingest *in, struct ingest_req *ir
 	snprintf(p->sdk_key, sizeof(p->sdk_key), "%s", ir->auth.key);
 	intake_event_id(ir->m.ep, ir->decoded, ir->decoded_len, ir->job, p->event_id);
 	if (set_streams(in, p, t) != 0) {
+		generation_leave(p->gen);
 		free(p);
 		return PENDING_NOMEM;
 	}
@@ -546,7 +551,7 @@ static enum next_step after_scan(struct ingest *in, struct ingest_req *ir)
 	ir->categories = intake_categories(ir->m.ep, ir->decoded, ir->decoded_len, ir->job);
 	if (authenticate(in, ir, &route_id) != 0)
 		return NEXT_ANSWERED;
-	if (route_lookup(in->r->routes, ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id,
+	if (route_lookup(generation_routes(ir->gen), ir->auth.key, ir->auth.has_secret ? ir->auth.secret : NULL, route_id,
 			 &ir->target, detail, sizeof(detail)) != 0) {
 		reply_error(in, ir->req, 403, detail, 0);
 		return NEXT_ANSWERED;
@@ -580,6 +585,7 @@ static void body_wait_free(struct body_wait *w)
 		evhttp_connection_set_closecb(w->evcon, NULL, NULL);
 	event_free(w->ev);
 	release_req(&w->ir);
+	generation_leave(w->ir.gen);
 	free(w);
 }
 
@@ -653,6 +659,7 @@ static void wait_for_body(struct ingest *in, struct ingest_req *ir, bool rewriti
 	}
 	w->in = in;
 	w->ir = *ir;  /* the job and buffers move into the wait */
+	generation_enter(ir->gen);
 	w->rewriting = rewriting;
 	w->evcon = evhttp_request_get_connection(ir->req);
 	evhttp_connection_set_closecb(w->evcon, body_client_gone, w);
@@ -720,7 +727,7 @@ static int find_endpoint(struct ingest *in, struct ingest_req *ir, const char *p
 		snprintf(ir->m.stored, sizeof(ir->m.stored), "envelope/");
 		return 0;
 	}
-	switch (endpoint_match(in->table, path, &ir->m)) {
+	switch (endpoint_match(generation_endpoints(ir->gen), path, &ir->m)) {
 	case EP_MATCHED:
 		ir->path_id = (long)ir->m.project_id;
 		return 0;
@@ -742,6 +749,7 @@ bool ingest_handle(void *arg, struct evhttp_request *req, const char *path)
 
 	memset(&ir, 0, sizeof(ir));
 	ir.req = req;
+	ir.gen = in->r->gen;  /* held once it outlives this call (a body wait, a pending put) */
 	ir.method = evhttp_request_get_command(req);
 	ir.query = uri != NULL && evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "";
 	stats_add(in->r->stats, STATS_RECEIVED, 1);
@@ -760,62 +768,17 @@ bool ingest_handle(void *arg, struct evhttp_request *req, const char *path)
 	return true;
 }
 
-static unsigned methods_of(const struct config_strlist *l)
-{
-	static const struct { const char *name; unsigned bit; } m[] = {
-		{ "GET", EP_GET }, { "POST", EP_POST }, { "PUT", EP_PUT }, { "PATCH", EP_PATCH },
-	};
-	unsigned bits = 0;
-
-	for (size_t i = 0; i < l->n; i++)
-		for (size_t j = 0; j < sizeof(m) / sizeof(m[0]); j++)
-			if (strcmp(l->v[i], m[j].name) == 0)
-				bits |= m[j].bit;
-	return bits;
-}
-
-/* An endpoint of the config as a table entry (config.c validated every field). */
-static void convert(const struct config_endpoint *c, struct endpoint *e)
-{
-	category_mask cats = 0;
-
-	for (size_t i = 0; i < c->categories.n; i++)
-		cats |= category_from_name(c->categories.v[i], strlen(c->categories.v[i]));
-	*e = (struct endpoint){
-		.name = c->name, .pattern = c->path, .methods = methods_of(&c->methods), .status = c->status,
-		.reply = strcmp(c->reply, "id") == 0 ? EP_REPLY_ID : strcmp(c->reply, "uuid") == 0 ? EP_REPLY_UUID
-												: EP_REPLY_EMPTY,
-		.body = c->body_required ? EP_BODY_REQUIRED : EP_BODY_OPTIONAL, .mime = EP_MIME_ANY,
-		.limit = EP_LIMIT_OWN, .kind = EP_KIND_OPAQUE,
-		.categories = cats != 0 ? cats : CATEGORY_BIT(CAT_DEFAULT), .limit_bytes = c->limit,
-	};
-}
-
 struct ingest *ingest_new(struct relay *r)
 {
 	struct ingest *in = calloc(1, sizeof(*in));
-	const struct config *cfg = r->cfg;
 
 	if (in == NULL)
 		return NULL;
 	in->r = r;
-	if (cfg->nendpoints > 0 && (in->extra = calloc(cfg->nendpoints, sizeof(*in->extra))) == NULL)
-		goto fail;
-	for (size_t i = 0; i < cfg->nendpoints; i++)
-		convert(&cfg->endpoints[i], &in->extra[i]);
-	if ((in->table = endpoint_table_new(in->extra, cfg->nendpoints)) == NULL)
-		goto fail;
 	return in;
-fail:
-	ingest_free(in);
-	return NULL;
 }
 
 void ingest_free(struct ingest *in)
 {
-	if (in == NULL)
-		return;
-	endpoint_table_free(in->table);
-	free(in->extra);
 	free(in);
 }

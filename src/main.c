@@ -18,6 +18,7 @@
 #include "config.h"
 #include "deadtool.h"
 #include "forward.h"
+#include "generation.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "legacyconf.h"
@@ -33,9 +34,13 @@
 
 #define INTERNAL_MAX_CONNECTIONS 64   /* the internal listener (metrics.port): scrapers and probes */
 
+#define RELOAD_KEYS_SHOWN 64   /* restart-only keys named per reload */
+
+static void config_warnings(const struct config *cfg, bool cli);
+
 struct shutdown {
 	struct relay *r;
-	struct event *sigterm, *sigint, *timer, *poll;
+	struct event *sigterm, *sigint, *sighup, *timer, *poll;
 	int signals;
 };
 
@@ -59,6 +64,7 @@ static void usage(FILE *out)
 		"  legacy drain --from ...     move the old pipeline's Redis queue into sentryq's (--dry-run: count only)\n"
 		"  import-legacy-config OLD.py convert the legacy Python forwarder's config (read, never run)\n"
 		"Runs in the foreground and logs to stderr. SIGTERM/SIGINT drain and exit; a second one exits at once.\n"
+		"SIGHUP reloads the configuration file (a bad one is refused and the running one stays).\n"
 		"Every key outside the upstreams list may be set by SENTRYQ_<SECTION>_<KEY> (SENTRYQ_LISTEN_PORT=9100).\n");
 }
 
@@ -112,6 +118,83 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	s->r->stopping = true;
 	evtimer_add(s->timer, &tv);
 	evtimer_add(s->poll, &poll);
+}
+
+/* What cannot change while running is named, and keeps its running value. */
+static int keep_restart_keys(struct relay *r, struct config *cfg)
+{
+	const char *keys[RELOAD_KEYS_SHOWN];
+	size_t n = generation_restart_keys(r->cfg, cfg, keys, RELOAD_KEYS_SHOWN);
+
+	for (size_t i = 0; i < n && i < RELOAD_KEYS_SHOWN; i++)
+		log_kv_warn(LOG_FIELDS(LOG_STR("key", keys[i])),
+			    "reload: %s changed: it needs a restart; the running value stays in effect", keys[i]);
+	return generation_keep_restart(cfg, r->cfg) == GENERATION_KEEP_OK ? 0 : -1;
+}
+
+static void reload_refused(struct relay *r, const char *why)
+{
+	stats_add(r->stats, STATS_RELOAD_FAILURES, 1);
+	log_kv_error(LOG_FIELDS(LOG_STR("file", r->cfg->file)), "reload: refused, the running configuration stays: %s",
+		     why);
+}
+
+static void reload_applied(struct relay *r, const struct generation_diff *d)
+{
+	log_set_level(r->cfg->log_level);
+	log_set_format(r->cfg->log_format);
+	report_reload(r->report);
+	config_warnings(r->cfg, false);
+	stats_add(r->stats, STATS_RELOADS, 1);
+	log_kv_info(LOG_FIELDS(LOG_INT("generation", generation_id(r->gen)), LOG_INT("routes_added", d->added),
+			       LOG_INT("routes_removed", d->removed), LOG_INT("routes_changed", d->changed),
+			       LOG_INT("upstreams_added", d->upstreams_added), LOG_INT("upstreams_removed", d->upstreams_removed),
+			       LOG_INT("upstreams_changed", d->upstreams_changed), LOG_INT("retired", forward_retired(r->forward))),
+		    "reload: %s applied: routes %zu added, %zu removed, %zu changed, %zu unchanged; upstreams %zu added, "
+		    "%zu removed, %zu changed; %zu removed routes still being emptied", r->cfg->file, d->added, d->removed,
+		    d->changed, d->kept, d->upstreams_added, d->upstreams_removed, d->upstreams_changed,
+		    forward_retired(r->forward));
+}
+
+/* SIGHUP: the file again, checked as -t checks it (environment included); the queue gets the new
+ * streams (their groups first), the forwarder the new routes, ingest the new tables. */
+static void reload(struct relay *r)
+{
+	char err[1024];
+	struct config *cfg = config_load(r->cfg->file, err, sizeof(err));
+	struct generation *g;
+	struct generation_diff d;
+
+	if (cfg == NULL)
+		return reload_refused(r, err);
+	if (keep_restart_keys(r, cfg) != 0 || (g = generation_new(cfg, generation_id(r->gen) + 1)) == NULL) {
+		config_free(cfg);
+		return reload_refused(r, "out of memory");
+	}
+	generation_diff(r->cfg, cfg, &d);
+	if (queue_reconfigure(r->queue, cfg) != QUEUE_RECONFIGURED || forward_reload(r->forward, g) != 0) {
+		generation_drop(g);
+		return reload_refused(r, "out of memory");
+	}
+	generation_follow(g, r->gen);  /* ingest requests of the old one finish with it */
+	generation_drop(r->gen);
+	r->gen = g;
+	generation_settled(g);         /* let go at once when none is in flight */
+	r->cfg = cfg;
+	reload_applied(r, &d);
+}
+
+static void on_hangup(evutil_socket_t sig, short what, void *arg)
+{
+	struct shutdown *s = arg;
+
+	(void)sig;
+	(void)what;
+	if (s->r->stopping) {
+		log_info("reload: ignored while shutting down");
+		return;
+	}
+	reload(s->r);
 }
 
 /* What the command line asks. sub: index in argv of the `dead` or `legacy` subcommand, 0 when the
@@ -253,10 +336,12 @@ static int start(struct relay *r)
 		log_warn("cannot set event priorities; forwarding competes with ingest");
 	r->dns = r->base ? evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS) : NULL;
 	r->stats = stats_new();
-	r->routes = route_new(r->cfg);
+	if ((r->gen = generation_new(r->cfg, 1)) == NULL)
+		return -1;
+	r->first = generation_hold(r->gen);
 	r->throttle = throttle_new();
 	r->budget = budget_new(r->cfg->max_body_memory, r->cfg->limit_event);
-	if (r->base == NULL || r->dns == NULL || r->stats == NULL || r->routes == NULL || r->throttle == NULL ||
+	if (r->base == NULL || r->dns == NULL || r->stats == NULL || r->throttle == NULL ||
 	    r->budget == NULL)
 		return -1;
 	r->started = time(NULL);
@@ -278,8 +363,12 @@ static void stop(struct relay *r)
 	telemetry_free(r->telemetry);
 	report_free(r->report);
 	throttle_free(r->throttle);
-	route_free(r->routes);
 	stats_free(r->stats);
+	if (r->gen != NULL) {  /* the config goes with the last generation: main does not free it */
+		generation_drop(r->gen);
+		generation_drop(r->first);
+		r->cfg = NULL;
+	}
 	if (r->dns != NULL)
 		evdns_base_free(r->dns, 0);
 	if (r->base != NULL)
@@ -345,17 +434,20 @@ static int run(struct relay *r)
 	s.r = r;
 	s.sigterm = evsignal_new(r->base, SIGTERM, on_signal, &s);
 	s.sigint = evsignal_new(r->base, SIGINT, on_signal, &s);
+	s.sighup = evsignal_new(r->base, SIGHUP, on_hangup, &s);
 	s.timer = evtimer_new(r->base, on_timeout, &s);
 	s.poll = event_new(r->base, -1, EV_PERSIST, drain_poll, &s);
-	if (s.sigterm == NULL || s.sigint == NULL || s.timer == NULL || s.poll == NULL)
+	if (s.sigterm == NULL || s.sigint == NULL || s.sighup == NULL || s.timer == NULL || s.poll == NULL)
 		goto out;
 	evsignal_add(s.sigterm, NULL);
 	evsignal_add(s.sigint, NULL);
+	evsignal_add(s.sighup, NULL);
 	log_info("sentryq %s started (config %s, %zu upstreams)", SENTRYQ_VERSION, r->cfg->file, r->cfg->nupstreams);
 	rc = event_base_dispatch(r->base) < 0 ? 1 : 0;
 out:
 	if (s.sigterm) event_free(s.sigterm);
 	if (s.sigint) event_free(s.sigint);
+	if (s.sighup) event_free(s.sighup);
 	if (s.timer) event_free(s.timer);
 	if (s.poll) event_free(s.poll);
 	stop(r);

@@ -31,8 +31,14 @@
 /* What Redis said about one stream at the last refresh (for /metrics). */
 struct stream_gauge {
 	struct queue *q;
+	char *name;                     /* the stream */
 	long long entries;              /* XLEN */
 	long long memory;               /* MEMORY USAGE: bytes Redis holds for the stream */
+	double counted_at;              /* when the XLEN behind `entries` was sent (monotonic; 0: never) */
+	double sending_at;              /* when the XLEN in flight was sent */
+	unsigned replies;               /* XLEN and MEMORY replies to come: freed after them once gone */
+	bool gone;                      /* no longer one of the queue's streams (a reload, a retirement) */
+	bool fresh;                     /* added by the set being built: its group is to be made */
 };
 
 struct queue {
@@ -41,6 +47,7 @@ struct queue {
 	struct rcluster *cl;            /* redis.cluster: instead of rc */
 	bool groups_ok;                 /* cluster: every stream's consumer group exists */
 	bool groups_failed;
+	bool regroup;                   /* one connection: a reload added streams while it was not ready */
 	size_t groups_left;             /* cluster: XGROUP CREATE answers still to come */
 	char **tags;                    /* cluster: every route's byte counter (summed for queue_bytes) */
 	unsigned *slot_buffered;        /* cluster: buffered copies per slot (SLOT_COUNT) */
@@ -49,8 +56,8 @@ struct queue {
 	struct queue_hooks hooks;
 	struct event *tick_ev;          /* pending refresh and buffer retries */
 
-	char **streams;                 /* every configured route's stream */
-	struct stream_gauge *gauges;    /* parallel to streams */
+	struct stream_gauge **gauges;   /* every configured route's stream, then (cluster) mirror streams,
+					 * then those of routes a reload removed, until forgotten */
 	size_t nstreams;
 	unsigned long connects;         /* times Redis became ready */
 	long long pending;              /* cached sum of XLEN, plus local puts since */
@@ -89,6 +96,7 @@ struct waiter {
 };
 
 static void drain_buffer(struct queue *q);
+static void new_group_reply(void *arg, redisReply *rep);
 static void slot_count(struct queue *q, const char *stream, int delta);
 static struct waiter *waiter_of(struct queue *q, unsigned node, bool make);
 static void waiter_abandon(struct queue *q, struct waiter *w);
@@ -157,7 +165,7 @@ static void on_handshake(void *arg, struct redisconn *rc)
 
 	/* BUSYGROUP: another process (or an earlier run) created the group: fine. */
 	for (size_t i = 0; i < q->nstreams; i++)
-		redisconn_setup(rc, 6, (const char *[]){ "XGROUP", "CREATE", q->streams[i], ENTRY_GROUP, "0", "MKSTREAM" },
+		redisconn_setup(rc, 6, (const char *[]){ "XGROUP", "CREATE", q->gauges[i]->name, ENTRY_GROUP, "0", "MKSTREAM" },
 				"BUSYGROUP");
 }
 
@@ -166,6 +174,10 @@ static void on_ready(void *arg)
 	struct queue *q = arg;
 
 	q->connects++;
+	/* A handshake begun before a reload lacked its streams: their groups go before anything else. */
+	for (size_t i = 0; q->regroup && q->rc != NULL && i < q->nstreams; i++)
+		sendf(q, new_group_reply, q, 6, "XGROUP", "CREATE", q->gauges[i]->name, ENTRY_GROUP, "0", "MKSTREAM");
+	q->regroup = false;
 	log_info("redis: ready (%zu streams, consumer %s, %zu entries buffered)", q->nstreams, q->consumer,
 		 buffer_count(q->buf));
 	/* A cluster may have other masters' drains in flight: rewinding then would write them twice. */
@@ -216,7 +228,8 @@ static void create_groups(struct queue *q)
 		return;
 	q->groups_failed = false;
 	for (size_t i = 0; i < q->nstreams; i++)
-		if (sendf(q, group_reply, q, 6, "XGROUP", "CREATE", q->streams[i], ENTRY_GROUP, "0", "MKSTREAM") == QUEUE_SENT)
+		if (sendf(q, group_reply, q, 6, "XGROUP", "CREATE", q->gauges[i]->name, ENTRY_GROUP, "0", "MKSTREAM") ==
+		    QUEUE_SENT)
 			q->groups_left++;
 	if (q->nstreams == 0) {
 		q->groups_ok = true;
@@ -254,6 +267,21 @@ static void cluster_node_lost(void *arg, unsigned node)
 
 /* ---- pending and bytes gauges ---- */
 
+static void gauge_free(struct stream_gauge *g)
+{
+	free(g->name);
+	free(g);
+}
+
+/* A reply for a gauge: false when it was the last one of a gauge no longer in use (freed). */
+static bool gauge_replied(struct stream_gauge *g)
+{
+	if (--g->replies > 0 || !g->gone)
+		return true;
+	gauge_free(g);
+	return false;
+}
+
 static void xlen_reply(void *arg, redisReply *rep)
 {
 	struct stream_gauge *g = arg;
@@ -262,9 +290,11 @@ static void xlen_reply(void *arg, redisReply *rep)
 	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER) {
 		q->pending_acc += rep->integer;
 		g->entries = rep->integer;
+		g->counted_at = g->sending_at;
 	}
 	if (q->xlen_left > 0 && --q->xlen_left == 0)
 		q->pending = q->pending_acc + q->pending_delta;
+	gauge_replied(g);
 }
 
 static void memory_reply(void *arg, redisReply *rep)
@@ -274,6 +304,7 @@ static void memory_reply(void *arg, redisReply *rep)
 	/* nil: no such key; an error (MEMORY renamed or denied): the gauge stays as it was */
 	if (rep != NULL && (rep->type == REDIS_REPLY_INTEGER || rep->type == REDIS_REPLY_NIL))
 		g->memory = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+	gauge_replied(g);
 }
 
 static void bytes_reply(void *arg, redisReply *rep)
@@ -337,9 +368,13 @@ static void refresh_pending(struct queue *q)
 	q->pending_delta = 0;
 	refresh_bytes(q);
 	for (size_t i = 0; i < q->nstreams; i++) {
-		if (sendf(q, xlen_reply, &q->gauges[i], 2, "XLEN", q->streams[i]) == QUEUE_SENT)
-			q->xlen_left++;
-		sendf(q, memory_reply, &q->gauges[i], 3, "MEMORY", "USAGE", q->streams[i]);
+		struct stream_gauge *g = q->gauges[i];
+
+		g->sending_at = clock_mono();
+		if (sendf(q, xlen_reply, g, 2, "XLEN", g->name) == QUEUE_SENT)
+			q->xlen_left++, g->replies++;
+		if (sendf(q, memory_reply, g, 3, "MEMORY", "USAGE", g->name) == QUEUE_SENT)
+			g->replies++;
 	}
 }
 
@@ -384,8 +419,8 @@ size_t queue_streams(const struct queue *q)
 
 void queue_stream_gauges(const struct queue *q, size_t i, struct queue_stream_gauges *out)
 {
-	out->entries = i < q->nstreams ? q->gauges[i].entries : 0;
-	out->memory_bytes = i < q->nstreams ? q->gauges[i].memory : 0;
+	out->entries = i < q->nstreams ? q->gauges[i]->entries : 0;
+	out->memory_bytes = i < q->nstreams ? q->gauges[i]->memory : 0;
 }
 
 unsigned long queue_connects(const struct queue *q)
@@ -1136,67 +1171,200 @@ int queue_mirror_stream(const struct queue *q, const char *src_upstream, const c
 	return entry_stream_key(q->cfg->redis_prefix, upstream, project, buf, len);
 }
 
-/* One more stream (a name already known is skipped: standalone mirror copies share their
- * destination's stream). -1 on allocation failure. */
-static int add_stream(struct queue *q, const char *name)
+/* The streams being built (a new set: a start or a reload). */
+struct stream_set {
+	struct queue *q;
+	struct stream_gauge **v;
+	size_t n, cap;
+	size_t added;                 /* names the queue did not have before */
+};
+
+static struct stream_gauge *gauge_of(const struct queue *q, const char *name)
 {
 	for (size_t i = 0; i < q->nstreams; i++)
-		if (strcmp(q->streams[i], name) == 0)
-			return 0;
-	if ((q->streams[q->nstreams] = strdup(name)) == NULL)
-		return -1;
-	q->gauges[q->nstreams++].q = q;
-	return 0;
+		if (strcmp(q->gauges[i]->name, name) == 0)
+			return q->gauges[i];
+	return NULL;
 }
 
-/* A route's stream, and with a cluster its byte counter. */
-static int add_route(struct queue *q, const struct config_upstream *up, const struct config_project *pr)
+/* One more stream (a name already in the set is skipped: standalone mirror copies share their
+ * destination's stream); a stream the queue already had keeps its gauge. -1 on allocation failure. */
+static int add_stream(struct stream_set *ss, const char *name)
 {
-	char name[ENTRY_KEY_MAX];
+	struct stream_gauge *g;
 
-	if (queue_stream(q, up->name, pr->name, name, sizeof(name)) != 0 || add_stream(q, name) != 0)
-		return -1;
-	if (queue_cluster(q) && (entry_cluster_sibling_key(name, ENTRY_CLUSTER_BYTES, name, sizeof(name)) != 0 ||
-				 (q->tags[q->ntags++] = strdup(name)) == NULL))
-		return -1;
+	for (size_t i = 0; i < ss->n; i++)
+		if (strcmp(ss->v[i]->name, name) == 0)
+			return 0;
+	if (ss->n == ss->cap) {
+		size_t cap = ss->cap ? ss->cap * 2 : 16;
+		void *p = realloc(ss->v, cap * sizeof(*ss->v));
+
+		if (p == NULL)
+			return -1;
+		ss->v = p;
+		ss->cap = cap;
+	}
+	if ((g = gauge_of(ss->q, name)) == NULL) {
+		if ((g = calloc(1, sizeof(*g))) == NULL || (g->name = strdup(name)) == NULL) {
+			free(g);
+			return -1;
+		}
+		g->q = ss->q;
+		g->fresh = true;
+		ss->added++;
+	}
+	ss->v[ss->n++] = g;
 	return 0;
 }
 
 /* A route's mirror copies' streams (with a cluster, in its own slot; else its destinations'). */
-static int add_mirrors(struct queue *q, const struct config_upstream *up, const struct config_project *pr)
+static int add_mirrors(struct stream_set *ss, const struct config_upstream *up, const struct config_project *pr)
 {
 	char name[ENTRY_KEY_MAX];
 
 	for (size_t m = 0; m < pr->nmirrors; m++)
-		if (queue_mirror_stream(q, up->name, pr->name, pr->mirrors[m].up->name, pr->mirrors[m].pr->name, name,
-					sizeof(name)) != 0 || add_stream(q, name) != 0)
+		if (queue_mirror_stream(ss->q, up->name, pr->name, pr->mirrors[m].up->name, pr->mirrors[m].pr->name, name,
+					sizeof(name)) != 0 || add_stream(ss, name) != 0)
 			return -1;
 	return 0;
 }
 
-static int build_streams(struct queue *q)
+static int set_of(struct stream_set *ss, const struct config *cfg)
 {
-	const struct config *cfg = q->cfg;
-	size_t n = 0, routes = 0;
+	char name[ENTRY_KEY_MAX];
 
+	/* The routes first, in configuration order (what queue_stream_gauges indexes), then mirrors,
+	 * then the streams of routes a reload removed (read until empty, then forgotten). */
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
-			n += 1 + cfg->upstreams[i].projects[j].nmirrors, routes++;
-	q->streams = calloc(n ? n : 1, sizeof(char *));
-	q->gauges = calloc(n ? n : 1, sizeof(*q->gauges));
-	q->tags = calloc(routes ? routes : 1, sizeof(char *));
-	if (q->streams == NULL || q->gauges == NULL || q->tags == NULL)
-		return -1;
-	/* The routes first, in configuration order (what queue_stream_gauges indexes), then mirrors. */
-	for (size_t i = 0; i < cfg->nupstreams; i++)
-		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
-			if (add_route(q, &cfg->upstreams[i], &cfg->upstreams[i].projects[j]) != 0)
+			if (queue_stream(ss->q, cfg->upstreams[i].name, cfg->upstreams[i].projects[j].name, name,
+					 sizeof(name)) != 0 || add_stream(ss, name) != 0)
 				return -1;
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		for (size_t j = 0; j < cfg->upstreams[i].nprojects; j++)
-			if (add_mirrors(q, &cfg->upstreams[i], &cfg->upstreams[i].projects[j]) != 0)
+			if (add_mirrors(ss, &cfg->upstreams[i], &cfg->upstreams[i].projects[j]) != 0)
 				return -1;
+	for (size_t i = 0; i < ss->q->nstreams; i++)
+		if (add_stream(ss, ss->q->gauges[i]->name) != 0)
+			return -1;
 	return 0;
+}
+
+/* With a cluster, the byte counters: one per hash tag of a stream (a mirror stream's is its
+ * source route's, which is a route of its own). */
+static int build_tags(struct queue *q)
+{
+	char name[ENTRY_KEY_MAX];
+
+	for (size_t i = 0; i < q->ntags; i++)
+		free(q->tags[i]);
+	q->ntags = 0;
+	free(q->tags);
+	if ((q->tags = calloc(q->nstreams ? q->nstreams : 1, sizeof(char *))) == NULL)
+		return -1;
+	for (size_t i = 0; queue_cluster(q) && i < q->nstreams; i++) {
+		bool known = false;
+
+		if (entry_cluster_sibling_key(q->gauges[i]->name, ENTRY_CLUSTER_BYTES, name, sizeof(name)) != 0)
+			return -1;
+		for (size_t t = 0; t < q->ntags && !known; t++)
+			known = strcmp(q->tags[t], name) == 0;
+		if (!known && (q->tags[q->ntags++] = strdup(name)) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static void drop_set(struct stream_set *ss)
+{
+	for (size_t i = 0; i < ss->n; i++)
+		if (gauge_of(ss->q, ss->v[i]->name) != ss->v[i])
+			gauge_free(ss->v[i]);
+	free(ss->v);
+}
+
+/* The queue's streams become those of cfg plus the ones it had (a reload keeps removed routes'
+ * streams until queue_forget_stream). -1 on allocation failure (nothing changed). */
+static int build_streams(struct queue *q, const struct config *cfg, size_t *added)
+{
+	struct stream_set ss = { q, NULL, 0, 0, 0 };
+
+	if (set_of(&ss, cfg) != 0) {
+		drop_set(&ss);
+		return -1;
+	}
+	free(q->gauges);
+	q->gauges = ss.v;
+	q->nstreams = ss.n;
+	*added = ss.added;
+	return build_tags(q);
+}
+
+/* A stream added by a reload: its consumer group first, before any put or read of it. */
+static void new_group_reply(void *arg, redisReply *rep)
+{
+	(void)arg;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0)
+		log_warn("redis: creating a consumer group failed: %s; created again at the next connection", rep->str);
+}
+
+enum queue_reconfigure queue_reconfigure(struct queue *q, const struct config *cfg)
+{
+	size_t added;
+
+	if (build_streams(q, cfg, &added) != 0)
+		return QUEUE_RECONFIGURE_NOMEM;
+	if (added == 0)
+		return QUEUE_RECONFIGURED;
+	if (q->cl != NULL) {
+		for (size_t i = 0; i < q->nstreams; i++)
+			q->gauges[i]->fresh = false;  /* every group is made again */
+		/* As at start: every group (BUSYGROUP is fine), the queue not ready until they exist;
+		 * puts meanwhile go to the buffer, and the forwarder rescans when it is ready again. */
+		q->groups_ok = false;
+		if (q->groups_left > 0)
+			q->groups_failed = true;  /* a round in flight lacks the new ones: the tick starts another */
+		create_groups(q);
+		return QUEUE_RECONFIGURED;
+	}
+	/* One connection: the XGROUP goes before any later XADD or XREADGROUP; a reconnect's
+	 * handshake creates every group again. */
+	q->regroup = q->regroup || !redisconn_ready(q->rc);
+	for (size_t i = 0; i < q->nstreams; i++) {
+		if (q->gauges[i]->fresh && redisconn_ready(q->rc))
+			sendf(q, new_group_reply, q, 6, "XGROUP", "CREATE", q->gauges[i]->name, ENTRY_GROUP, "0", "MKSTREAM");
+		q->gauges[i]->fresh = false;
+	}
+	return QUEUE_RECONFIGURED;
+}
+
+void queue_forget_stream(struct queue *q, const char *stream)
+{
+	for (size_t i = 0; i < q->nstreams; i++) {
+		struct stream_gauge *g = q->gauges[i];
+
+		if (strcmp(g->name, stream) != 0)
+			continue;
+		memmove(q->gauges + i, q->gauges + i + 1, (q->nstreams - i - 1) * sizeof(*q->gauges));
+		q->nstreams--;
+		g->gone = true;
+		if (g->replies == 0)
+			gauge_free(g);
+		build_tags(q);
+		return;
+	}
+}
+
+bool queue_stream_len(const struct queue *q, const char *stream, long long *entries, double *counted_at)
+{
+	const struct stream_gauge *g = gauge_of(q, stream);
+
+	if (g == NULL)
+		return false;
+	*entries = g->entries;
+	*counted_at = g->counted_at;
+	return true;
 }
 
 static void set_consumer(struct queue *q)
@@ -1214,6 +1382,7 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, const
 	struct redisconn_params rp;
 	struct redisconn_hooks rh = { on_handshake, on_ready, on_lost, NULL };
 	struct rcluster_hooks ch = { cluster_ready, cluster_node_lost, NULL };
+	size_t added;
 
 	if (q == NULL)
 		return NULL;
@@ -1225,9 +1394,11 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg, const
 	rp.follow_failover = true;
 	set_consumer(q);
 	if (entry_bytes_key(cfg->redis_prefix, q->bytes_key, sizeof(q->bytes_key)) != 0 ||
-	    entry_dead_key(cfg->redis_prefix, q->dead_key, sizeof(q->dead_key)) != 0 || build_streams(q) != 0 ||
+	    entry_dead_key(cfg->redis_prefix, q->dead_key, sizeof(q->dead_key)) != 0 || build_streams(q, cfg, &added) != 0 ||
 	    (q->buf = buffer_new(cfg->redis_buffer_bytes)) == NULL)
 		goto fail;
+	for (size_t i = 0; i < q->nstreams; i++)
+		q->gauges[i]->fresh = false;  /* made by the handshake (or the cluster's first round) */
 	if (queue_cluster(q) && (q->slot_buffered = calloc(SLOT_COUNT, sizeof(*q->slot_buffered))) == NULL)
 		goto fail;
 	q->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, q);
@@ -1269,8 +1440,7 @@ void queue_free(struct queue *q)
 	q->spool_loaded = false;  /* freeing the buffer below is not delivering it */
 	buffer_free(q->buf);
 	for (size_t i = 0; i < q->nstreams; i++)
-		free(q->streams[i]);
-	free(q->streams);
+		gauge_free(q->gauges[i]);
 	for (size_t i = 0; i < q->ntags; i++)
 		free(q->tags[i]);
 	free(q->tags);

@@ -86,6 +86,51 @@ static void report_cb(evutil_socket_t fd, short what, void *arg)
 	rp->last = now;
 }
 
+/* The stats timer at its period (0: none). */
+static int schedule(struct report *rp)
+{
+	struct timeval tv = clock_timeval(rp->r->cfg->log_stats_period);
+
+	if (rp->ev != NULL)
+		evtimer_del(rp->ev);
+	if (rp->r->cfg->log_stats_period <= 0)
+		return 0;
+	if (rp->ev == NULL && (rp->ev = event_new(rp->r->base, -1, EV_PERSIST, report_cb, rp)) == NULL)
+		return -1;
+	evtimer_add(rp->ev, &tv);
+	return 0;
+}
+
+/* The upstreams' counts as they are now: what the next line's per-upstream deltas start from. */
+static int mark_upstreams(struct report *rp)
+{
+	const struct upstream *u;
+	size_t n = 0;
+	uint64_t *d, *f;
+
+	while (forward_upstream(rp->r->forward, n) != NULL)
+		n++;
+	d = realloc(rp->up_delivered, (n ? n : 1) * sizeof(uint64_t));
+	if (d != NULL)
+		rp->up_delivered = d;
+	f = realloc(rp->up_failed, (n ? n : 1) * sizeof(uint64_t));
+	if (f != NULL)
+		rp->up_failed = f;
+	if (d == NULL || f == NULL)
+		return -1;
+	for (size_t i = 0; (u = forward_upstream(rp->r->forward, i)) != NULL; i++) {
+		rp->up_delivered[i] = upstream_counts(u)->answered[OUTCOME_DELIVERED];
+		rp->up_failed[i] = failed_of(upstream_counts(u));
+	}
+	return 0;
+}
+
+void report_reload(struct report *rp)
+{
+	if (mark_upstreams(rp) != 0 || schedule(rp) != 0)
+		log_error("report: out of memory after a reload; the stats line may be off");
+}
+
 struct report *report_new(struct relay *r)
 {
 	struct report *rp = calloc(1, sizeof(*rp));

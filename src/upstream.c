@@ -176,6 +176,23 @@ void upstream_free(struct upstream *u)
 	free(u);
 }
 
+void upstream_reconfigure(struct upstream *u, const struct config_upstream *cfg)
+{
+	struct timeval tv = clock_timeval(cfg->timeout);
+
+	u->cfg = cfg;
+	for (int i = 0; i < u->nslots; i++)  /* open connections take the new timeout too */
+		if (u->slots[i].conn != NULL)
+			evhttp_connection_set_timeout_tv(u->slots[i].conn, &tv);
+}
+
+void upstream_adopt(struct upstream *u, const struct upstream *old, bool outage)
+{
+	u->counts = old->counts;  /* the histogram's bounds are the same static table */
+	if (outage)
+		u->outage = old->outage;
+}
+
 const struct config_upstream *upstream_config(const struct upstream *u)
 {
 	return u->cfg;

@@ -273,6 +273,22 @@ class Sentryq:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
+    def reload(self, config_text=None, timeout=15):
+        """Write config_text (if given) over the config file and send SIGHUP; wait (bounded) for the
+        reload's log line. Returns "applied" or "refused"."""
+        def count():
+            with open(self.logs[-1], "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            return text.count("reload: refused") + len(RELOAD_APPLIED.findall(text)), text
+        before = count()[0]
+        if config_text is not None:
+            self.write_config(config_text)
+            self.secrets |= config_secrets(config_text)
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: count()[0] > before, timeout, "the reload's log line")
+        last = [ln for ln in count()[1].splitlines() if "reload: refused" in ln or RELOAD_APPLIED.search(ln)][-1]
+        return "refused" if "reload: refused" in last else "applied"
+
     def log_text(self, limit=20000):
         out = []
         for path in self.logs:
@@ -286,6 +302,9 @@ class Sentryq:
                 text = "...(%d bytes cut)...\n" % (len(text) - limit) + text[-limit:]
             out.append("--- %s ---\n%s" % (os.path.basename(path), text))
         return "\n".join(out)
+
+
+RELOAD_APPLIED = re.compile(r"reload: \S+ applied")
 
 
 def status_counters(sq):

@@ -97,6 +97,12 @@ class World:
         self.sq = Sentryq().start(self.cfg, self.port)
         return self.sq
 
+    def reload(self, ups, **over):
+        """SIGHUP on a new config (ups and settings as for start); returns "applied" or "refused"."""
+        self.settings = dict(FAULT_SETTINGS, **over)
+        self.cfg = self.config(self.port, ups, **over)
+        return self.sq.reload(self.cfg)
+
     def restart(self):
         self.killed = False
         self.sq = Sentryq().start(self.cfg, self.port)
