@@ -71,6 +71,7 @@ static enum health_ready readiness(const struct admin *a)
 		.redis_ready = queue_ready(r->queue), .buffered = buffered, .buffer_bytes = bytes,
 		.buffer_max = r->cfg->redis_buffer_bytes,
 		.body_room = r->httpd == NULL || httpd_has_room(r->httpd, HEALTH_SMALL_REQUEST),
+		.forward_only = r->cfg->role == CONFIG_ROLE_FORWARD,
 	};
 
 	return health_ready(&in);

@@ -80,8 +80,12 @@ static void drain_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (queue_writes_in_flight(s->r->queue) == 0 && queue_buffered(s->r->queue, NULL) == 0)
+	if (queue_writes_in_flight(s->r->queue) > 0 || queue_buffered(s->r->queue, NULL) > 0)
+		return;
+	if (s->r->forward != NULL)
 		forward_drain(s->r->forward, on_drained, s);
+	else
+		on_drained(s);  /* role ingest: nothing is forwarded here */
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -109,6 +113,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	/* The listener stays open while draining: health checks answer "not ready" (so a load balancer
 	 * sees the drain), ingest answers 503 + Retry-After; it closes when the process exits. */
 	log_info("shutdown: signal %d, draining (up to %.1fs); ready answers 503", (int)sig, s->r->cfg->shutdown_timeout);
+	/* Sharing the port (listen.reuse_port): close ours, so the kernel sends new connections to the
+	 * other processes; the connections open here are answered 503 until they close. */
+	if (s->r->cfg->listen_reuse_port && s->r->httpd != NULL)
+		httpd_stop_accepting(s->r->httpd);
 	s->r->stopping = true;
 	evtimer_add(s->timer, &tv);
 	evtimer_add(s->poll, &poll);
@@ -222,11 +230,14 @@ static int start_http(struct relay *r)
 		.address = cfg->listen_address, .port = cfg->listen_port, .max_body = cfg->max_body_size,
 		.max_head = 64 * 1024, .client_timeout = cfg->client_timeout, .head_timeout = cfg->head_timeout,
 		.min_body_rate = cfg->min_body_rate, .max_connections = connection_cap(cfg),
-		.budget = r->budget, .name = "ingest",
+		.budget = r->budget, .name = "ingest", .reuse_port = cfg->listen_reuse_port,
 	};
 
-	if ((r->telemetry = telemetry_new(r)) == NULL || (r->admin = admin_new(r)) == NULL ||
-	    (r->ingest = ingest_new(r)) == NULL || (r->httpd = httpd_new(r->base, &hp)) == NULL)
+	if ((r->telemetry = telemetry_new(r)) == NULL || (r->admin = admin_new(r)) == NULL)
+		return -1;
+	if (cfg->role == CONFIG_ROLE_FORWARD)  /* no SDK listener: the admin endpoints on metrics.port */
+		return start_internal(r);
+	if ((r->ingest = ingest_new(r)) == NULL || (r->httpd = httpd_new(r->base, &hp)) == NULL)
 		return -1;
 	httpd_add_handler(r->httpd, admin_handle, r->admin);
 	httpd_add_handler(r->httpd, ingest_handle, r->ingest);
@@ -261,7 +272,10 @@ static int start(struct relay *r)
 		return -1;
 	r->started = time(NULL);
 	r->queue = queue_new(r->base, r->cfg, &(struct queue_hooks){ on_queue_ready, on_queue_arrival, r });
-	if (r->queue == NULL || (r->forward = forward_new(r)) == NULL || start_http(r) != 0)
+	if (r->queue == NULL || start_http(r) != 0)
+		return -1;
+	/* role ingest: no forwarder, so no XREADGROUP and no upstream connection. */
+	if (r->cfg->role != CONFIG_ROLE_INGEST && (r->forward = forward_new(r)) == NULL)
 		return -1;
 	return (r->report = report_new(r)) != NULL ? 0 : -1;
 }
@@ -351,7 +365,8 @@ static int run(struct relay *r)
 		goto out;
 	evsignal_add(s.sigterm, NULL);
 	evsignal_add(s.sigint, NULL);
-	log_info("sentryq %s started (config %s, %zu upstreams)", SENTRYQ_VERSION, r->cfg->file, r->cfg->nupstreams);
+	log_info("sentryq %s started (config %s, %zu upstreams, role %s, consumer %s)", SENTRYQ_VERSION, r->cfg->file,
+		 r->cfg->nupstreams, config_role_name(r->cfg->role), queue_consumer(r->queue));
 	rc = event_base_dispatch(r->base) < 0 ? 1 : 0;
 out:
 	if (s.sigterm) event_free(s.sigterm);

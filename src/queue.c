@@ -77,7 +77,7 @@ struct queue {
 	size_t ncarry, cap_carry;
 	double wait_warned, carry_warned;
 
-	char consumer[128];
+	char consumer[160];             /* forward.consumer (128 at most) or config_default_consumer */
 };
 
 /* The WAIT state of one connection: the standalone (or Sentinel) one, or, with a cluster, each
@@ -1201,10 +1201,15 @@ static int build_streams(struct queue *q)
 
 static void set_consumer(struct queue *q)
 {
-	if (q->cfg->forward_consumer != NULL)
+	char host[256] = "";
+
+	if (q->cfg->forward_consumer != NULL) {
 		snprintf(q->consumer, sizeof(q->consumer), "%s", q->cfg->forward_consumer);
-	else if (gethostname(q->consumer, sizeof(q->consumer) - 1) != 0)
-		snprintf(q->consumer, sizeof(q->consumer), "sentryq");
+		return;
+	}
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	config_default_consumer(q->cfg, host, (long)getpid(), q->consumer, sizeof(q->consumer));
 }
 
 struct queue *queue_new(struct event_base *base, const struct config *cfg, const struct queue_hooks *hooks)
