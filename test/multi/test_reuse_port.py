@@ -16,7 +16,7 @@ from sqtest.proc import check, free_port, wait_for  # noqa: E402
 from sqtest.prom import scrape  # noqa: E402
 from sqtest.runner import main  # noqa: E402
 from sqtest.sentryq import Sentryq  # noqa: E402
-from sqtest.world import Project, World  # noqa: E402
+from sqtest.world import FAULT_SETTINGS, Project, World  # noqa: E402
 
 N = 200
 AFTER = 20
@@ -51,7 +51,7 @@ def test_two_processes_share_one_port():
         check_delivery(led, d, allow_unacked=False)
         wait_for(lambda: set(names) <= set(w.group(prj)), 10, "both consumers in the group")
 
-        check(a.stop(timeout=w.settings["shutdown_timeout"] + 10) == 0, "A did not exit 0 on SIGTERM")
+        check(a.stop(timeout=FAULT_SETTINGS["shutdown_timeout"] + 10) == 0, "A did not exit 0 on SIGTERM")
         later = [led.make(prj, "reuse-after", i) for i in range(AFTER)]
         for eid in later:
             led.post(port, eid)
@@ -61,7 +61,7 @@ def test_two_processes_share_one_port():
     finally:
         for sq in (a, b):
             if sq is not None and sq.alive():
-                sq.stop(timeout=w.settings["shutdown_timeout"] + 10)
+                sq.stop(timeout=FAULT_SETTINGS["shutdown_timeout"] + 10)
         w.close()
 
 

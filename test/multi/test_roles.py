@@ -60,7 +60,7 @@ def test_ingest_only_and_forward_only_deliver_everything():
 
         w.redis.kill()  # forward-only readiness is Redis: not ready without it
         wait_for(lambda: request(fwd_metrics, "GET", READY).status == 503, 15, "forward-only ready 503 without Redis")
-        check(f.status()[1]["reason"] == "redis_down", "/status reason %r" % f.status()[1]["reason"])
+        check(f.status()[1]["health"]["reason"] == "redis_down", "/status health %r" % f.status()[1]["health"])
     finally:
         if f is not None:
             f.stop(timeout=w.settings["shutdown_timeout"] + 10)
