@@ -3,10 +3,11 @@
 each on its own metrics.port). New connections are spread by the kernel: both processes take
 requests (counted on their /metrics), the counts add up to what was sent, every event is
 delivered, and the default consumer names differ (<host>:<metrics.port>). On SIGTERM a process
-closes its socket at once: the other takes every connection that follows. Shipped defaults
-otherwise."""
+closes its socket at once: while it drains, the other takes every connection that follows.
+Shipped defaults otherwise."""
 
 import os
+import signal
 import socket
 import sys
 
@@ -20,6 +21,7 @@ from sqtest.world import FAULT_SETTINGS, Project, World  # noqa: E402
 
 N = 200
 AFTER = 20
+PAUSE = 4.0  # seconds the mock holds forwards, so that A is still draining while B takes the rest
 
 
 def enqueued(port):
@@ -51,12 +53,24 @@ def test_two_processes_share_one_port():
         check_delivery(led, d, allow_unacked=False)
         wait_for(lambda: set(names) <= set(w.group(prj)), 10, "both consumers in the group")
 
-        check(a.stop(timeout=FAULT_SETTINGS["shutdown_timeout"] + 10) == 0, "A did not exit 0 on SIGTERM")
+        # A drains (its forwards held by the paused mock) while SDKs keep connecting: it closed its
+        # socket at SIGTERM, so the kernel gives every new connection to B (none gets A's 503).
+        mock.pause(PAUSE)
+        held = [led.make(prj, "reuse-held", i) for i in range(AFTER)]
+        for eid in held:
+            led.post(port, eid)
+        wait_for(lambda: a.status()[1]["forward"]["in_flight"] > 0, PAUSE / 2, "A has forwards in flight")
+        a.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "shutdown: signal" in a.log_text(), 5, "A draining")
+        nb = enqueued(mb)
         later = [led.make(prj, "reuse-after", i) for i in range(AFTER)]
         for eid in later:
             led.post(port, eid)
-        check(all(e in led.acked for e in later), "after A stopped: %s" % led.statuses())
-        check(enqueued(mb) == nb + AFTER, "B took %d of the %d requests after A stopped" % (enqueued(mb) - nb, AFTER))
+        check(a.alive(), "A finished draining before the requests that follow its SIGTERM were sent")
+        check(all(e in led.acked for e in later), "while A drained: %s" % led.statuses())
+        check(enqueued(mb) == nb + AFTER, "B took %d of the %d requests sent while A drained" % (
+            enqueued(mb) - nb, AFTER))
+        check(a.proc.wait(timeout=FAULT_SETTINGS["shutdown_timeout"] + 10) == 0, "A did not exit 0 after draining")
         check_delivery(led, w.wait_delivered(led, led.acked, 20), allow_unacked=False)
     finally:
         for sq in (a, b):
