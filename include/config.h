@@ -65,6 +65,13 @@ struct config_upstream {
 	size_t nprojects;
 };
 
+/* What a process does (role): ingest and forward, or one of them. */
+enum config_role {
+	CONFIG_ROLE_ALL = 0,        /* the SDK listener, queueing and the forwarder */
+	CONFIG_ROLE_INGEST,         /* the SDK listener and queueing: no forwarder, no upstream connection */
+	CONFIG_ROLE_FORWARD,        /* the forwarder: no SDK listener (admin endpoints on metrics.port) */
+};
+
 struct config {
 	char *file;                 /* path the config was read from */
 
@@ -78,6 +85,7 @@ struct config {
 	double min_body_rate;       /* bytes/s a body must average, 1024; 0 off */
 	char *tunnel_path;          /* "/tunnel": JavaScript SDK tunnel endpoint, "" disables */
 	double client_timeout;      /* seconds an SDK connection may idle, 30 */
+	bool listen_reuse_port;     /* SO_REUSEPORT on the ingest socket: processes share the port, false */
 
 	/* redis */
 	char *redis_host;           /* "127.0.0.1" */
@@ -112,7 +120,9 @@ struct config {
 	int forward_max_attempts;        /* 0 = unlimited, default 0 (max_age bounds instead) */
 	double forward_max_age;          /* seconds, 86400 */
 	double forward_claim_idle;       /* seconds before another consumer's pending entry is taken over, 60 */
-	char *forward_consumer;          /* consumer name in the group; NULL = hostname */
+	char *forward_consumer;          /* consumer name in the group; NULL = config_default_consumer */
+	double forward_departed_after;   /* seconds idle after which another consumer with nothing pending
+					  * is removed from the group, 600 */
 	int forward_ingest_first;        /* SDK requests waiting for Redis above which reads wait for the tick, 8; 0 off */
 
 	/* limits: per-endpoint body limits after decompression (Sentry's defaults); 413 above */
@@ -126,6 +136,8 @@ struct config {
 
 	/* top level */
 	double shutdown_timeout;    /* seconds forwards in flight get on SIGTERM, 10 */
+	char *role_name;            /* "all" | "ingest" | "forward", default "all" */
+	enum config_role role;      /* role_name, parsed */
 
 	/* log */
 	char *log_level;            /* "debug" | "info" | "warn" | "error": log.level, else the deprecated
@@ -162,6 +174,14 @@ void config_free(struct config *cfg);
 /* Look-ups used by routing and forwarding; NULL when absent. */
 const struct config_upstream *config_upstream_by_name(const struct config *cfg, const char *name);
 const struct config_project *config_project_by_name(const struct config_upstream *up, const char *name);
+
+/* The consumer name used when forward.consumer is not set, unique per process on one host:
+ * "<host>:<listen.port>"; "<host>:<metrics.port>" for role forward (it has no listen port) and
+ * with listen.reuse_port (processes share listen.port), or, without metrics.port there,
+ * "<host>:<listen.port>:<pid>". Returns buf. */
+const char *config_default_consumer(const struct config *cfg, const char *host, long pid, char *buf, size_t len);
+/* "all", "ingest", "forward". */
+const char *config_role_name(enum config_role r);
 
 /* What config_check_string / config_check_integer found. */
 enum config_check {

@@ -34,6 +34,7 @@ void forward_arrived(struct forward *f, const char *stream);
 /* Stop reading; done_cb runs once nothing is in flight and every ack is written (or on timeout). */
 void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg);
 
+/* The readers below take f NULL too (role ingest has no forwarder): 0, NULL, nothing in flight. */
 int forward_in_flight(const struct forward *f);
 /* The upstream of cfg->upstreams[i] (NULL past the end): /metrics reads its counts and state. */
 const struct upstream *forward_upstream(const struct forward *f, size_t i);

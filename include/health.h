@@ -7,7 +7,9 @@
  *    loop has just come out of is still reported, not hidden by the run that ended it).
  *  - ready: a new ingest request would be accepted now: not stopping, the queue under its bounds
  *    (as ingest's backpressure check), the memory buffer able to take a small request when Redis
- *    is away (or the buffer is still draining), the listener's body memory not exhausted. */
+ *    is away (or the buffer is still draining), the listener's body memory not exhausted.
+ *    A forward-only process (role forward) takes no ingest request: it is ready while not
+ *    stopping and connected to Redis, where its work is. */
 #ifndef SENTRYQ_HEALTH_H
 #define SENTRYQ_HEALTH_H
 
@@ -25,6 +27,7 @@ enum health_ready {
 	HEALTH_QUEUE_FULL,    /* queue.max_pending or queue.max_bytes reached: ingest answers 429 */
 	HEALTH_BUFFER_FULL,   /* Redis away (or the buffer draining) and the buffer cannot take a request: 503 */
 	HEALTH_BODY_MEMORY,   /* listen.max_body_memory in use: the listener answers 503 */
+	HEALTH_REDIS_DOWN,    /* forward_only: Redis is not connected (nothing to forward from) */
 };
 
 /* What live found. */
@@ -42,12 +45,13 @@ struct health_input {
 	size_t buffered;                  /* entries in the memory buffer */
 	size_t buffer_bytes, buffer_max;  /* its bytes and redis.buffer_bytes */
 	bool body_room;                   /* httpd_has_room(listener, HEALTH_SMALL_REQUEST) */
+	bool forward_only;                /* role forward: only stopping and redis_ready count */
 };
 
 enum health_ready health_ready(const struct health_input *in);
 /* last_beat and now: monotonic seconds; last_gap: seconds between the last two self-checks. */
 enum health_live health_live(double last_beat, double last_gap, double now);
-/* "ready", "stopping", "queue_full", "buffer_full", "body_memory". */
+/* "ready", "stopping", "queue_full", "buffer_full", "body_memory", "redis_down". */
 const char *health_ready_name(enum health_ready r);
 /* The /status word: "stopping"; "ok" when ready with Redis connected; else "degraded". */
 const char *health_status_word(enum health_ready r, bool redis_ready);

@@ -27,6 +27,7 @@ struct httpd_params {
 	int max_connections;       /* open client connections; past it new ones get 503 and are closed */
 	struct budget *budget;     /* body bytes held (budget.h); past it new requests get 503. NULL: unbound */
 	const char *name;          /* for log lines: "ingest" */
+	bool reuse_port;           /* SO_REUSEPORT: other processes may listen on the same port */
 };
 
 /* What the filter did, for /status and /metrics. */

@@ -180,6 +180,23 @@ struct queue_stream_gauges {
 size_t queue_streams(const struct queue *q);
 /* Stream i's gauges (zeros for an index past the end). */
 void queue_stream_gauges(const struct queue *q, size_t i, struct queue_stream_gauges *out);
+/* The consumer group of stream i at the last poll (every 2 s; zeros before the first answer). */
+struct queue_group_gauges {
+	bool polled;              /* Redis has answered a poll of this stream */
+	long long consumers;      /* XINFO CONSUMERS: the group's consumers, departed ones not yet removed */
+	size_t named;             /* of which the first this many are kept by name (at most 16) */
+	double oldest_age;        /* seconds since the oldest entry not yet forwarded was queued; 0: none */
+};
+void queue_group_gauges(const struct queue *q, size_t i, struct queue_group_gauges *out);
+/* Member j (< named) of stream i's group: its name (valid until the next poll's answer), the
+ * entries delivered to it and not yet acked, milliseconds since it last read or claimed. */
+struct queue_group_member {
+	const char *name;
+	long long pending, idle_ms;
+};
+bool queue_group_member(const struct queue *q, size_t i, size_t j, struct queue_group_member *out);
+/* Departed consumers this process removed from a group (forward.departed_after, nothing pending). */
+unsigned long queue_consumers_removed(const struct queue *q);
 /* Times Redis became ready, the first connection included (reconnects are this minus one). */
 unsigned long queue_connects(const struct queue *q);
 

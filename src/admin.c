@@ -71,6 +71,7 @@ static enum health_ready readiness(const struct admin *a)
 		.redis_ready = queue_ready(r->queue), .buffered = buffered, .buffer_bytes = bytes,
 		.buffer_max = r->cfg->redis_buffer_bytes,
 		.body_room = r->httpd == NULL || httpd_has_room(r->httpd, HEALTH_SMALL_REQUEST),
+		.forward_only = r->cfg->role == CONFIG_ROLE_FORWARD,
 	};
 
 	return health_ready(&in);
@@ -173,6 +174,36 @@ static json_t *redis_json(const struct relay *r, bool connected)
 	return o;
 }
 
+/* Every route's consumer group: {"<upstream>/<id>": {"consumers", "oldest_pending_s",
+ * "pending": {consumer: entries}}}, once Redis has answered a poll. */
+static json_t *group_json(const struct relay *r)
+{
+	const struct config *cfg = r->cfg;
+	json_t *o = json_object();
+	size_t k = 0;
+
+	for (size_t i = 0; i < cfg->nupstreams; i++) {
+		for (size_t j = 0; j < cfg->upstreams[i].nprojects && k < queue_streams(r->queue); j++, k++) {
+			struct queue_group_gauges g;
+			struct queue_group_member m;
+			char label[200];
+			json_t *pending = json_object();
+
+			queue_group_gauges(r->queue, k, &g);
+			if (!g.polled) {
+				json_decref(pending);
+				continue;
+			}
+			for (size_t n = 0; queue_group_member(r->queue, k, n, &m); n++)
+				json_object_set_new(pending, m.name, json_integer(m.pending));
+			snprintf(label, sizeof(label), "%s/%ld", cfg->upstreams[i].name, cfg->upstreams[i].projects[j].id);
+			json_object_set_new(o, label, json_pack("{s:I, s:f, s:o}", "consumers", (json_int_t)g.consumers,
+								"oldest_pending_s", g.oldest_age, "pending", pending));
+		}
+	}
+	return o;
+}
+
 static json_t *status_json(const struct admin *a, enum health_ready ready, bool connected)
 {
 	const struct relay *r = a->r;
@@ -180,8 +211,10 @@ static json_t *status_json(const struct admin *a, enum health_ready ready, bool 
 	json_t *fwd = forward_status_json(r->forward);
 
 	json_object_set_new(fwd, "limits", throttle_json(r));
-	return json_pack("{s:s, s:s, s:I, s:o, s:{s:b, s:b, s:s}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o, s:o}",
-			 "status", health_status_word(ready, connected), "version", SENTRYQ_VERSION, "uptime_s",
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:o, s:{s:b, s:b, s:s}, s:{s:I, s:I, s:I, s:I, s:i}, s:o, s:o, s:o}",
+			 "status", health_status_word(ready, connected), "version", SENTRYQ_VERSION, "role",
+			 config_role_name(r->cfg->role), "consumer", queue_consumer(r->queue), "group", group_json(r),
+			 "uptime_s",
 			 (json_int_t)(time(NULL) - r->started), "redis", redis_json(r, connected), "health", "live",
 			 liveness(a) == HEALTH_LIVE, "ready", ready == HEALTH_READY, "reason", health_ready_name(ready),
 			 "queue", "pending", (json_int_t)queue_pending(r->queue), "bytes", (json_int_t)queue_bytes(r->queue),

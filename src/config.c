@@ -76,6 +76,7 @@ static int check_pattern(void *obj, const char *val, char *why, size_t whylen);
 static int check_hostport(void *obj, const char *val, char *why, size_t whylen);
 static int check_format(void *obj, const char *val, char *why, size_t whylen);
 static int check_seed(void *obj, const char *val, char *why, size_t whylen);
+static int check_role(void *obj, const char *val, char *why, size_t whylen);
 
 static const struct key_def top_keys[] = {
 	{ K_STR("listen.address", CFG, listen_address), .def_str = "127.0.0.1", .min = 1, .max = 255 },
@@ -90,6 +91,7 @@ static const struct key_def top_keys[] = {
 	{ K_STR("listen.tunnel_path", CFG, tunnel_path), .def_str = "/tunnel", .min = 0, .max = 255,
 	  .check = check_path },
 	{ K_DBL("listen.client_timeout", CFG, client_timeout), .def = 30, .min = 0.001, .max = 3600 },
+	{ K_BOOL("listen.reuse_port", CFG, listen_reuse_port), .def = 0 },
 	{ K_STR("redis.host", CFG, redis_host), .def_str = "127.0.0.1", .min = 1, .max = 255 },
 	{ K_INT("redis.port", CFG, redis_port), .def = 6379, .min = 1, .max = 65535 },
 	{ K_STR("redis.password", CFG, redis_password), .min = 1, .max = 512, .flags = KEY_SECRET },
@@ -125,6 +127,7 @@ static const struct key_def top_keys[] = {
 	{ K_DBL("forward.max_age", CFG, forward_max_age), .def = 86400, .min = 1, .max = 31536000 },
 	{ K_DBL("forward.claim_idle", CFG, forward_claim_idle), .def = 60, .min = 0.001, .max = 86400 },
 	{ K_STR("forward.consumer", CFG, forward_consumer), .min = 1, .max = 128, .check = check_token },
+	{ K_DBL("forward.departed_after", CFG, forward_departed_after), .def = 600, .min = 0.001, .max = 31536000 },
 	{ K_INT("forward.ingest_first", CFG, forward_ingest_first), .def = 8, .min = 0, .max = 1000000 },
 	{ K_LIST("forward.headers", CFG, forward_headers), .min = 0, .max = 64, .check = check_header_name },
 	{ K_SIZE("limits.max_event_size", CFG, limit_event), .def = 1048576, .min = 1, .max = 1099511627776.0 },
@@ -136,6 +139,7 @@ static const struct key_def top_keys[] = {
 	  .max = 1099511627776.0 },
 	{ K_BOOL("rate_limits.passthrough", CFG, rate_limits_passthrough), .def = 0 },
 	{ K_DBL("shutdown_timeout", CFG, shutdown_timeout), .def = 10, .min = 0.001, .max = 3600 },
+	{ K_STR("role", CFG, role_name), .def_str = "all", .min = 1, .max = 16, .check = check_role },
 	{ K_STR("log.level", CFG, log_level), .min = 1, .max = 16, .check = check_level },
 	{ K_STR("log.format", CFG, log_format), .def_str = "text", .min = 1, .max = 16, .check = check_format },
 	{ K_DBL("log.stats_period", CFG, log_stats_period), .def = 60, .min = 0, .max = 86400 },
@@ -353,6 +357,28 @@ static int check_format(void *obj, const char *val, char *why, size_t whylen)
 	if (log_format_of(val, NULL) == 0)
 		return 0;
 	snprintf(why, whylen, "must be \"text\" or \"json\"");
+	return -1;
+}
+
+static int role_of(const char *val, enum config_role *out)
+{
+	static const char *const names[] = { "all", "ingest", "forward" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(val, names[i]) == 0) {
+			if (out != NULL)
+				*out = (enum config_role)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int check_role(void *obj, const char *val, char *why, size_t whylen)
+{
+	if (role_of(val, NULL) == 0)
+		return 0;
+	snprintf(why, whylen, "must be \"all\", \"ingest\" or \"forward\"");
 	return -1;
 }
 
@@ -1357,10 +1383,18 @@ static int settle_log(struct loader *ld)
 	return 0;
 }
 
+/* role: a forward-only process has no ingest listener, so health and /metrics need metrics.port. */
 static int check_metrics(struct loader *ld)
 {
-	const struct config *cfg = ld->cfg;
+	struct config *cfg = ld->cfg;
 
+	role_of(cfg->role_name, &cfg->role);
+	if (cfg->role == CONFIG_ROLE_FORWARD && cfg->metrics_port == 0)
+		return fail(ld, config_lookup(&ld->lc, "role"), "role",
+			    "\"forward\" needs metrics.port: health checks, /status and /metrics are served there "
+			    "(a forward-only process has no ingest listener)");
+	if (cfg->role == CONFIG_ROLE_FORWARD)
+		return 0;  /* listen.* is not used */
 	if (!cfg->metrics_on_ingest && cfg->metrics_port == 0)
 		return fail(ld, config_lookup(&ld->lc, "metrics.on_ingest"), "metrics.on_ingest",
 			    "false needs metrics.port: /metrics would be served nowhere");
@@ -1497,6 +1531,31 @@ void config_free(struct config *cfg)
 	free_strings(&top_scope, cfg);
 	free(cfg->file);
 	free(cfg);
+}
+
+const char *config_role_name(enum config_role r)
+{
+	switch (r) {
+	case CONFIG_ROLE_ALL: return "all";
+	case CONFIG_ROLE_INGEST: return "ingest";
+	case CONFIG_ROLE_FORWARD: return "forward";
+	}
+	return "?";
+}
+
+const char *config_default_consumer(const struct config *cfg, const char *host, long pid, char *buf, size_t len)
+{
+	bool shared = cfg->role == CONFIG_ROLE_FORWARD || cfg->listen_reuse_port;
+
+	if (host == NULL || *host == '\0')
+		host = "sentryq";
+	if (!shared)
+		snprintf(buf, len, "%s:%d", host, cfg->listen_port);
+	else if (cfg->metrics_port > 0)
+		snprintf(buf, len, "%s:%d", host, cfg->metrics_port);
+	else
+		snprintf(buf, len, "%s:%d:%ld", host, cfg->listen_port, pid);
+	return buf;
 }
 
 const struct config_upstream *config_upstream_by_name(const struct config *cfg, const char *name)

@@ -827,13 +827,15 @@ void forward_resume(struct forward *f)
 
 const struct upstream *forward_upstream(const struct forward *f, size_t i)
 {
-	return i < f->nups ? f->ups[i] : NULL;
+	return f != NULL && i < f->nups ? f->ups[i] : NULL;
 }
 
 int forward_in_flight(const struct forward *f)
 {
 	int n = 0;
 
+	if (f == NULL)  /* role ingest */
+		return 0;
 	for (size_t i = 0; i < f->nups; i++)
 		n += upstream_in_flight(f->ups[i]);
 	for (size_t i = 0; i < f->nold_ups; i++)
@@ -867,6 +869,8 @@ json_t *forward_status_json(const struct forward *f)
 {
 	json_t *ups = json_object(), *held = json_object();
 
+	if (f == NULL)  /* role ingest */
+		return json_pack("{s:i, s:o, s:o}", "in_flight", 0, "upstreams", ups, "held", held);
 	for (size_t i = 0; i < f->nups; i++)
 		json_object_set_new(ups, upstream_config(f->ups[i])->name, upstream_status_json(f->ups[i]));
 	for (size_t i = 0; i < f->nroutes; i++)

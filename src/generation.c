@@ -239,7 +239,7 @@ void generation_diff(const struct config *old, const struct config *cur, struct 
 
 /* ---- keys that need a restart ---- */
 
-enum rk_type { RK_STR, RK_INT, RK_SIZE, RK_DBL, RK_LIST };
+enum rk_type { RK_STR, RK_INT, RK_SIZE, RK_DBL, RK_LIST, RK_BOOL, RK_ROLE };
 
 struct restart_key {
 	const char *name;
@@ -252,7 +252,9 @@ struct restart_key {
 /* Read once at start: the listeners (httpd), body memory (budget), the Redis connection and its
  * keys (queue, redisconn), the consumer name, the outage timing of the upstream objects. */
 static const struct restart_key restart_keys[] = {
+	RK("role", RK_ROLE, role),  /* which of the listener and the forwarder exist */
 	RK("listen.address", RK_STR, listen_address),
+	RK("listen.reuse_port", RK_BOOL, listen_reuse_port),
 	RK("listen.port", RK_INT, listen_port),
 	RK("listen.max_body_size", RK_SIZE, max_body_size),
 	RK("listen.max_body_memory", RK_SIZE, max_body_memory),
@@ -281,6 +283,7 @@ static const struct restart_key restart_keys[] = {
 	RK("forward.outage_grace", RK_DBL, forward_outage_grace),
 	RK("forward.claim_idle", RK_DBL, forward_claim_idle),
 	RK("forward.consumer", RK_STR, forward_consumer),
+	RK("forward.departed_after", RK_DBL, forward_departed_after),
 	RK("metrics.address", RK_STR, metrics_address),
 	RK("metrics.port", RK_INT, metrics_port),
 };
@@ -296,6 +299,8 @@ static bool same_key(const struct config *a, const struct config *b, const struc
 	case RK_SIZE: return *CAT(a, k, size_t) == *CAT(b, k, size_t);
 	case RK_DBL: return *CAT(a, k, double) == *CAT(b, k, double);
 	case RK_LIST: return same_list(CAT(a, k, struct config_strlist), CAT(b, k, struct config_strlist));
+	case RK_BOOL: return *CAT(a, k, bool) == *CAT(b, k, bool);
+	case RK_ROLE: return a->role == b->role;
 	}
 	return true;
 }
@@ -358,6 +363,14 @@ static int copy_key(struct config *dst, const struct config *src, const struct r
 	case RK_SIZE: *AT(dst, k, size_t) = *CAT(src, k, size_t); return 0;
 	case RK_DBL: *AT(dst, k, double) = *CAT(src, k, double); return 0;
 	case RK_LIST: return copy_list(AT(dst, k, struct config_strlist), CAT(src, k, struct config_strlist));
+	case RK_BOOL: *AT(dst, k, bool) = *CAT(src, k, bool); return 0;
+	case RK_ROLE:
+		if (src->role_name != NULL && (s = strdup(src->role_name)) == NULL)
+			return -1;
+		free(dst->role_name);
+		dst->role_name = s;
+		dst->role = src->role;
+		return 0;
 	}
 	return 0;
 }

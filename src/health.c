@@ -7,6 +7,8 @@ enum health_ready health_ready(const struct health_input *in)
 
 	if (in->stopping)
 		return HEALTH_STOPPING;
+	if (in->forward_only)
+		return in->redis_ready ? HEALTH_READY : HEALTH_REDIS_DOWN;
 	/* The same test ingest makes before it queues (backpressure). */
 	if (in->pending >= in->max_pending || in->bytes >= in->max_bytes)
 		return HEALTH_QUEUE_FULL;
@@ -31,6 +33,7 @@ const char *health_ready_name(enum health_ready r)
 	case HEALTH_QUEUE_FULL: return "queue_full";
 	case HEALTH_BUFFER_FULL: return "buffer_full";
 	case HEALTH_BODY_MEMORY: return "body_memory";
+	case HEALTH_REDIS_DOWN: return "redis_down";
 	}
 	return "?";
 }

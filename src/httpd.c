@@ -806,11 +806,13 @@ static int listen_on(struct httpd *h)
 					 .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST };
 	struct evutil_addrinfo *ai = NULL;
 	char port[8];
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | (h->p.reuse_port ? LEV_OPT_REUSEABLE_PORT : 0);
 
 	snprintf(port, sizeof(port), "%d", h->p.port);
 	if (evutil_getaddrinfo(h->p.address, port, &hints, &ai) != 0 || ai == NULL)
 		return -1;
-	h->listener = evconnlistener_new_bind(h->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+	/* With reuse_port the kernel spreads new connections over every process listening. */
+	h->listener = evconnlistener_new_bind(h->base, NULL, NULL, flags, 1024,
 					      ai->ai_addr, (int)ai->ai_addrlen);
 	evutil_freeaddrinfo(ai);
 	if (h->listener == NULL)

@@ -86,8 +86,12 @@ static void drain_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (queue_writes_in_flight(s->r->queue) == 0 && queue_buffered(s->r->queue, NULL) == 0)
+	if (queue_writes_in_flight(s->r->queue) > 0 || queue_buffered(s->r->queue, NULL) > 0)
+		return;
+	if (s->r->forward != NULL)
 		forward_drain(s->r->forward, on_drained, s);
+	else
+		on_drained(s);  /* role ingest: nothing is forwarded here */
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -115,6 +119,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	/* The listener stays open while draining: health checks answer "not ready" (so a load balancer
 	 * sees the drain), ingest answers 503 + Retry-After; it closes when the process exits. */
 	log_info("shutdown: signal %d, draining (up to %.1fs); ready answers 503", (int)sig, s->r->cfg->shutdown_timeout);
+	/* Sharing the port (listen.reuse_port): close ours, so the kernel sends new connections to the
+	 * other processes; the connections open here are answered 503 until they close. */
+	if (s->r->cfg->listen_reuse_port && s->r->httpd != NULL)
+		httpd_stop_accepting(s->r->httpd);
 	s->r->stopping = true;
 	evtimer_add(s->timer, &tv);
 	evtimer_add(s->poll, &poll);
@@ -141,6 +149,8 @@ static void reload_refused(struct relay *r, const char *why)
 
 static void reload_applied(struct relay *r, const struct generation_diff *d)
 {
+	size_t retired = r->forward != NULL ? forward_retired(r->forward) : 0;
+
 	log_set_level(r->cfg->log_level);
 	log_set_format(r->cfg->log_format);
 	report_reload(r->report);
@@ -149,11 +159,10 @@ static void reload_applied(struct relay *r, const struct generation_diff *d)
 	log_kv_info(LOG_FIELDS(LOG_INT("generation", generation_id(r->gen)), LOG_INT("routes_added", d->added),
 			       LOG_INT("routes_removed", d->removed), LOG_INT("routes_changed", d->changed),
 			       LOG_INT("upstreams_added", d->upstreams_added), LOG_INT("upstreams_removed", d->upstreams_removed),
-			       LOG_INT("upstreams_changed", d->upstreams_changed), LOG_INT("retired", forward_retired(r->forward))),
+			       LOG_INT("upstreams_changed", d->upstreams_changed), LOG_INT("retired", retired)),
 		    "reload: %s applied: routes %zu added, %zu removed, %zu changed, %zu unchanged; upstreams %zu added, "
 		    "%zu removed, %zu changed; %zu removed routes still being emptied", r->cfg->file, d->added, d->removed,
-		    d->changed, d->kept, d->upstreams_added, d->upstreams_removed, d->upstreams_changed,
-		    forward_retired(r->forward));
+		    d->changed, d->kept, d->upstreams_added, d->upstreams_removed, d->upstreams_changed, retired);
 }
 
 /* SIGHUP: the file again, checked as -t checks it (environment included); the queue gets the new
@@ -172,7 +181,8 @@ static void reload(struct relay *r)
 		return reload_refused(r, "out of memory");
 	}
 	generation_diff(r->cfg, cfg, &d);
-	if (queue_reconfigure(r->queue, cfg) != QUEUE_RECONFIGURED || forward_reload(r->forward, g) != 0) {
+	if (queue_reconfigure(r->queue, cfg) != QUEUE_RECONFIGURED ||
+	    (r->forward != NULL && forward_reload(r->forward, g) != 0)) {  /* role ingest: no forwarder */
 		generation_drop(g);
 		return reload_refused(r, "out of memory");
 	}
@@ -305,11 +315,14 @@ static int start_http(struct relay *r)
 		.address = cfg->listen_address, .port = cfg->listen_port, .max_body = cfg->max_body_size,
 		.max_head = 64 * 1024, .client_timeout = cfg->client_timeout, .head_timeout = cfg->head_timeout,
 		.min_body_rate = cfg->min_body_rate, .max_connections = connection_cap(cfg),
-		.budget = r->budget, .name = "ingest",
+		.budget = r->budget, .name = "ingest", .reuse_port = cfg->listen_reuse_port,
 	};
 
-	if ((r->telemetry = telemetry_new(r)) == NULL || (r->admin = admin_new(r)) == NULL ||
-	    (r->ingest = ingest_new(r)) == NULL || (r->httpd = httpd_new(r->base, &hp)) == NULL)
+	if ((r->telemetry = telemetry_new(r)) == NULL || (r->admin = admin_new(r)) == NULL)
+		return -1;
+	if (cfg->role == CONFIG_ROLE_FORWARD)  /* no SDK listener: the admin endpoints on metrics.port */
+		return start_internal(r);
+	if ((r->ingest = ingest_new(r)) == NULL || (r->httpd = httpd_new(r->base, &hp)) == NULL)
 		return -1;
 	httpd_add_handler(r->httpd, admin_handle, r->admin);
 	httpd_add_handler(r->httpd, ingest_handle, r->ingest);
@@ -346,7 +359,10 @@ static int start(struct relay *r)
 		return -1;
 	r->started = time(NULL);
 	r->queue = queue_new(r->base, r->cfg, &(struct queue_hooks){ on_queue_ready, on_queue_arrival, r });
-	if (r->queue == NULL || (r->forward = forward_new(r)) == NULL || start_http(r) != 0)
+	if (r->queue == NULL || start_http(r) != 0)
+		return -1;
+	/* role ingest: no forwarder, so no XREADGROUP and no upstream connection. */
+	if (r->cfg->role != CONFIG_ROLE_INGEST && (r->forward = forward_new(r)) == NULL)
 		return -1;
 	return (r->report = report_new(r)) != NULL ? 0 : -1;
 }
@@ -442,7 +458,8 @@ static int run(struct relay *r)
 	evsignal_add(s.sigterm, NULL);
 	evsignal_add(s.sigint, NULL);
 	evsignal_add(s.sighup, NULL);
-	log_info("sentryq %s started (config %s, %zu upstreams)", SENTRYQ_VERSION, r->cfg->file, r->cfg->nupstreams);
+	log_info("sentryq %s started (config %s, %zu upstreams, role %s, consumer %s)", SENTRYQ_VERSION, r->cfg->file,
+		 r->cfg->nupstreams, config_role_name(r->cfg->role), queue_consumer(r->queue));
 	rc = event_base_dispatch(r->base) < 0 ? 1 : 0;
 out:
 	if (s.sigterm) event_free(s.sigterm);

@@ -27,6 +27,15 @@
 #define QUEUE_CHUNKS_IN_FLIGHT 2
 #define QUEUE_BODY_TTL "86400"       /* a large body whose entry was never written expires */
 #define CARRY_MAX 10                 /* cluster: WAITs a drained entry waits for a replica at most */
+#define GROUP_PERIOD 2.0             /* seconds between two polls of the consumer groups */
+#define GROUP_NAMED_MAX 16           /* consumers of a stream kept by name (/status, /metrics) */
+#define REAP_MAX 8                   /* departed consumers removed per poll at most */
+
+/* One consumer of a stream's group at the last poll. */
+struct group_member {
+	char *name;
+	long long pending, idle_ms;
+};
 
 /* What Redis said about one stream at the last refresh (for /metrics). */
 struct stream_gauge {
@@ -36,9 +45,13 @@ struct stream_gauge {
 	long long memory;               /* MEMORY USAGE: bytes Redis holds for the stream */
 	double counted_at;              /* when the XLEN behind `entries` was sent (monotonic; 0: never) */
 	double sending_at;              /* when the XLEN in flight was sent */
-	unsigned replies;               /* XLEN and MEMORY replies to come: freed after them once gone */
+	unsigned replies;               /* replies to come (XLEN, MEMORY, the group poll): freed after them once gone */
 	bool gone;                      /* no longer one of the queue's streams (a reload, a retirement) */
 	bool fresh;                     /* added by the set being built: its group is to be made */
+	long long consumers;            /* XINFO CONSUMERS: every consumer of the group; -1: not polled */
+	struct group_member *named;     /* the first GROUP_NAMED_MAX of them */
+	size_t nnamed;
+	long long oldest_ms;            /* the first (oldest) entry's id time, epoch ms; 0: none */
 };
 
 struct queue {
@@ -66,6 +79,10 @@ struct queue {
 	long long bytes;                /* cached bytes counter: body bytes queued (approximate) */
 	size_t xlen_left;
 	double last_refresh;
+	double last_group;              /* when the consumer groups were last polled */
+	size_t group_left;              /* XINFO CONSUMERS answers of that poll still to come */
+	int reaps;                      /* departed consumers' removals sent in that poll */
+	unsigned long reaped;           /* departed consumers removed by this process */
 	char bytes_key[ENTRY_KEY_MAX];
 	char dead_key[ENTRY_KEY_MAX];
 	int writes;                     /* queue_put XADDs awaiting Redis */
@@ -84,7 +101,7 @@ struct queue {
 	size_t ncarry, cap_carry;
 	double wait_warned, carry_warned;
 
-	char consumer[128];
+	char consumer[160];             /* forward.consumer (128 at most) or config_default_consumer */
 };
 
 /* The WAIT state of one connection: the standalone (or Sentinel) one, or, with a cluster, each
@@ -196,6 +213,7 @@ static void on_lost(void *arg)
 	q->writes = 0;
 	q->buf_sending = 0;
 	q->xlen_left = 0;
+	q->group_left = 0;
 }
 
 /* ---- connection: a cluster ---- */
@@ -269,6 +287,9 @@ static void cluster_node_lost(void *arg, unsigned node)
 
 static void gauge_free(struct stream_gauge *g)
 {
+	for (size_t i = 0; i < g->nnamed; i++)
+		free(g->named[i].name);
+	free(g->named);
 	free(g->name);
 	free(g);
 }
@@ -378,6 +399,161 @@ static void refresh_pending(struct queue *q)
 	}
 }
 
+/* ---- the consumer groups: members, their pending entries, the oldest entry, departures ---- */
+
+/* A departed consumer goes only if, at the moment of the delete, it has nothing pending and has
+ * been idle long enough: checked in the same script (XGROUP DELCONSUMER drops what a consumer has
+ * pending, redis#9745), so a claim or a process coming back in between is never lost. */
+static const char reap_script[] =
+	"for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do\n"
+	"  local f = {}\n"
+	"  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end\n"
+	"  if f['name'] == ARGV[2] then\n"
+	"    if f['pending'] == 0 and f['idle'] >= tonumber(ARGV[3]) then\n"
+	"      return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
+	"    end\n"
+	"    return -1\n"
+	"  end\n"
+	"end\n"
+	"return -2\n";
+
+/* The id of a stream's first entry: acked entries are deleted, so it is the oldest one not yet
+ * forwarded (delivered or not). Only the id comes back, never a body. */
+static const char oldest_script[] =
+	"local e = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
+	"if #e == 0 then return false end\n"
+	"return e[1][1]\n";
+
+struct reap_ctx {
+	struct queue *q;
+	char stream[ENTRY_KEY_MAX];     /* a copy: a reload may retire the stream meanwhile */
+	long long idle_ms;
+	char name[];
+};
+
+static void reap_reply(void *arg, redisReply *rep)
+{
+	struct reap_ctx *c = arg;
+
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0) {
+		c->q->reaped++;
+		log_kv_info(LOG_FIELDS(LOG_STR("consumer", c->name), LOG_STR("stream", c->stream)),
+			    "queue: removed departed consumer %s from %s (idle %.0fs, nothing pending)", c->name,
+			    c->stream, (double)c->idle_ms / 1000);
+	} else if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+		log_warn("redis: removing a departed consumer failed: %s", rep->str);
+	}
+	free(c);
+}
+
+static void reap(struct queue *q, const char *stream, const char *name, long long idle_ms)
+{
+	char min_idle[32];
+	struct reap_ctx *c;
+	size_t len = strlen(name);
+
+	if (q->reaps >= REAP_MAX || (c = malloc(sizeof(*c) + len + 1)) == NULL)
+		return;
+	c->q = q;
+	snprintf(c->stream, sizeof(c->stream), "%s", stream);
+	c->idle_ms = idle_ms;
+	memcpy(c->name, name, len + 1);
+	snprintf(min_idle, sizeof(min_idle), "%lld", (long long)(q->cfg->forward_departed_after * 1000));
+	if (sendf(q, reap_reply, c, 7, "EVAL", reap_script, "1", c->stream, ENTRY_GROUP, name, min_idle) ==
+	    QUEUE_SENT)
+		q->reaps++;
+	else
+		free(c);
+}
+
+/* One member of an XINFO CONSUMERS reply: a flat list of field names and values. */
+static bool member_of(const redisReply *c, const char **name, long long *pending, long long *idle)
+{
+	*name = NULL;
+	*pending = *idle = -1;
+	if (c->type != REDIS_REPLY_ARRAY)
+		return false;
+	for (size_t i = 0; i + 1 < c->elements; i += 2) {
+		const redisReply *k = c->element[i], *v = c->element[i + 1];
+
+		if (k->type != REDIS_REPLY_STRING)
+			continue;
+		if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+			*name = v->str;
+		else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+			*pending = v->integer;
+		else if (strcmp(k->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
+			*idle = v->integer;
+	}
+	return *name != NULL && *pending >= 0 && *idle >= 0;
+}
+
+static void clear_named(struct stream_gauge *g)
+{
+	for (size_t i = 0; i < g->nnamed; i++)
+		free(g->named[i].name);
+	g->nnamed = 0;
+}
+
+/* Processes that forward remove the departed: idle past forward.departed_after, nothing pending. */
+static bool departed(const struct queue *q, const char *name, long long pending, long long idle_ms)
+{
+	return q->cfg->role != CONFIG_ROLE_INGEST && pending == 0 &&
+	       (double)idle_ms >= q->cfg->forward_departed_after * 1000 && strcmp(name, q->consumer) != 0;
+}
+
+static void consumers_reply(void *arg, redisReply *rep)
+{
+	struct stream_gauge *g = arg;
+	struct queue *q = g->q;
+
+	if (q->group_left > 0)
+		q->group_left--;
+	if (g->gone || rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		gauge_replied(g);
+		return;  /* retired, lost, or NOGROUP (the stream was deleted by hand): as it was */
+	}
+	clear_named(g);
+	g->consumers = (long long)rep->elements;
+	for (size_t i = 0; i < rep->elements; i++) {
+		const char *name;
+		long long pending, idle;
+		char *copy;
+
+		if (!member_of(rep->element[i], &name, &pending, &idle))
+			continue;
+		if (departed(q, name, pending, idle))
+			reap(q, g->name, name, idle);
+		if (g->nnamed < GROUP_NAMED_MAX && (copy = strdup(name)) != NULL)
+			g->named[g->nnamed++] = (struct group_member){ copy, pending, idle };
+	}
+	gauge_replied(g);
+}
+
+static void oldest_reply(void *arg, redisReply *rep)
+{
+	struct stream_gauge *g = arg;
+
+	if (rep != NULL && rep->type != REDIS_REPLY_ERROR)
+		g->oldest_ms = rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;  /* "<ms>-<seq>"; nil: empty */
+	gauge_replied(g);
+}
+
+static void poll_groups(struct queue *q)
+{
+	if (q->group_left != 0)
+		return;  /* the last poll is still being answered */
+	q->reaps = 0;
+	for (size_t i = 0; i < q->nstreams; i++) {
+		struct stream_gauge *g = q->gauges[i];
+
+		if (sendf(q, consumers_reply, g, 4, "XINFO", "CONSUMERS", g->name, ENTRY_GROUP) == QUEUE_SENT)
+			q->group_left++, g->replies++;
+		if (sendf(q, oldest_reply, g, 4, "EVAL", oldest_script, "1", g->name) == QUEUE_SENT)
+			g->replies++;
+	}
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue *q = arg;
@@ -390,6 +566,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (!rc_ready(q))
 		return;
 	wait_again(q);
+	if (now - q->last_group >= GROUP_PERIOD) {
+		q->last_group = now;
+		poll_groups(q);
+	}
 	if (now - q->last_refresh < REFRESH_PERIOD)
 		return;
 	q->last_refresh = now;
@@ -426,6 +606,36 @@ void queue_stream_gauges(const struct queue *q, size_t i, struct queue_stream_ga
 unsigned long queue_connects(const struct queue *q)
 {
 	return q->connects;
+}
+
+void queue_group_gauges(const struct queue *q, size_t i, struct queue_group_gauges *out)
+{
+	const struct stream_gauge *g = i < q->nstreams ? q->gauges[i] : NULL;
+	long long now = clock_epoch_ms();
+
+	memset(out, 0, sizeof(*out));
+	if (g == NULL || g->consumers < 0)
+		return;
+	out->polled = true;
+	out->consumers = g->consumers;
+	out->named = g->nnamed;
+	if (g->oldest_ms > 0 && now > g->oldest_ms)
+		out->oldest_age = (double)(now - g->oldest_ms) / 1000;
+}
+
+bool queue_group_member(const struct queue *q, size_t i, size_t j, struct queue_group_member *out)
+{
+	if (i >= q->nstreams || j >= q->gauges[i]->nnamed)
+		return false;
+	out->name = q->gauges[i]->named[j].name;
+	out->pending = q->gauges[i]->named[j].pending;
+	out->idle_ms = q->gauges[i]->named[j].idle_ms;
+	return true;
+}
+
+unsigned long queue_consumers_removed(const struct queue *q)
+{
+	return q->reaped;
 }
 
 /* ---- put ---- */
@@ -1206,11 +1416,15 @@ static int add_stream(struct stream_set *ss, const char *name)
 		ss->cap = cap;
 	}
 	if ((g = gauge_of(ss->q, name)) == NULL) {
-		if ((g = calloc(1, sizeof(*g))) == NULL || (g->name = strdup(name)) == NULL) {
+		if ((g = calloc(1, sizeof(*g))) == NULL || (g->name = strdup(name)) == NULL ||
+		    (g->named = calloc(GROUP_NAMED_MAX, sizeof(struct group_member))) == NULL) {
+			if (g != NULL)
+				free(g->name);
 			free(g);
 			return -1;
 		}
 		g->q = ss->q;
+		g->consumers = -1;
 		g->fresh = true;
 		ss->added++;
 	}
@@ -1369,10 +1583,15 @@ bool queue_stream_len(const struct queue *q, const char *stream, long long *entr
 
 static void set_consumer(struct queue *q)
 {
-	if (q->cfg->forward_consumer != NULL)
+	char host[256] = "";
+
+	if (q->cfg->forward_consumer != NULL) {
 		snprintf(q->consumer, sizeof(q->consumer), "%s", q->cfg->forward_consumer);
-	else if (gethostname(q->consumer, sizeof(q->consumer) - 1) != 0)
-		snprintf(q->consumer, sizeof(q->consumer), "sentryq");
+		return;
+	}
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	config_default_consumer(q->cfg, host, (long)getpid(), q->consumer, sizeof(q->consumer));
 }
 
 struct queue *queue_new(struct event_base *base, const struct config *cfg, const struct queue_hooks *hooks)

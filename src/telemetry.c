@@ -105,6 +105,7 @@ struct family_def {
 
 static const struct family_def families[] = {
 	{ "sentryq_build_info", METRICS_GAUGE, "sentryq's version; always 1.", { "version" } },
+	{ "sentryq_role_info", METRICS_GAUGE, "The process's role (role: all, ingest or forward); always 1.", { "role" } },
 	{ "sentryq_start_time_seconds", METRICS_GAUGE, "When the process started, seconds since the epoch.", { 0 } },
 	{ "sentryq_ingest_requests_total", METRICS_COUNTER,
 	  "Ingest requests answered, by endpoint and status class (health checks and scrapes excluded).",
@@ -124,6 +125,18 @@ static const struct family_def families[] = {
 	  { "route" } },
 	{ "sentryq_queue_redis_memory_bytes", METRICS_GAUGE, "Bytes Redis holds for a route's stream (MEMORY USAGE).",
 	  { "route" } },
+	{ "sentryq_queue_oldest_pending_seconds", METRICS_GAUGE,
+	  "Age of a route's oldest entry not yet forwarded (delivered or not); 0 when none. Polled every 2 s.",
+	  { "route" } },
+	{ "sentryq_group_consumers", METRICS_GAUGE,
+	  "Consumers in the group of a route's stream: one per sentryq process that forwards, departed ones until "
+	  "removed (forward.departed_after). Polled every 2 s.", { "route" } },
+	{ "sentryq_group_pending", METRICS_GAUGE,
+	  "Entries of a route delivered to a consumer and not yet acknowledged. Consumers are bounded by the number of "
+	  "sentryq processes (at most 16 per route are shown).", { "route", "consumer" } },
+	{ "sentryq_group_consumers_removed_total", METRICS_COUNTER,
+	  "Departed consumers this process removed from a group (idle past forward.departed_after, nothing pending).",
+	  { 0 } },
 	{ "sentryq_queue_pending_entries", METRICS_GAUGE, "Entries queued in every route, not yet forwarded.", { 0 } },
 	{ "sentryq_queue_body_bytes", METRICS_GAUGE, "Body bytes queued in every route.", { 0 } },
 	{ "sentryq_queue_max_entries", METRICS_GAUGE, "queue.max_pending: entries past which ingest answers 429.", { 0 } },
@@ -219,6 +232,22 @@ static void read_ingest(struct scrape *sc)
 	add(sc, "sentryq_ingest_waiting_writes", NULL, queue_writes_in_flight(t->r->queue));
 }
 
+/* Stream i's consumer group, once Redis has answered a poll of it. */
+static void read_group(struct scrape *sc, size_t i, const char *label)
+{
+	const struct queue *q = sc->t->r->queue;
+	struct queue_group_gauges g;
+	struct queue_group_member m;
+
+	queue_group_gauges(q, i, &g);
+	if (!g.polled)
+		return;
+	add(sc, "sentryq_queue_oldest_pending_seconds", (const char *[]){ label }, g.oldest_age);
+	add(sc, "sentryq_group_consumers", (const char *[]){ label }, (double)g.consumers);
+	for (size_t j = 0; queue_group_member(q, i, j, &m); j++)
+		add(sc, "sentryq_group_pending", (const char *[]){ label, m.name }, (double)m.pending);
+}
+
 static void read_queue(struct scrape *sc)
 {
 	const struct relay *r = sc->t->r;
@@ -234,8 +263,10 @@ static void read_queue(struct scrape *sc)
 			queue_stream_gauges(r->queue, k, &g);
 			add(sc, "sentryq_queue_entries", (const char *[]){ label }, (double)g.entries);
 			add(sc, "sentryq_queue_redis_memory_bytes", (const char *[]){ label }, (double)g.memory_bytes);
+			read_group(sc, k, label);
 		}
 	}
+	add(sc, "sentryq_group_consumers_removed_total", NULL, (double)queue_consumers_removed(r->queue));
 	add(sc, "sentryq_queue_pending_entries", NULL, (double)queue_pending(r->queue));
 	add(sc, "sentryq_queue_body_bytes", NULL, (double)queue_bytes(r->queue));
 	add(sc, "sentryq_queue_max_entries", NULL, (double)cfg->queue_max_pending);
@@ -344,6 +375,7 @@ enum telemetry_result telemetry_collect(const struct telemetry *t, struct metric
 		declare(&sc, name, METRICS_COUNTER, counter_help((enum httpd_counter)c), (const char *[]){ "listener", NULL });
 	}
 	add(&sc, "sentryq_build_info", (const char *[]){ SENTRYQ_VERSION }, 1);
+	add(&sc, "sentryq_role_info", (const char *[]){ config_role_name(t->r->cfg->role) }, 1);
 	add(&sc, "sentryq_start_time_seconds", NULL, (double)t->r->started);
 	read_ingest(&sc);
 	read_queue(&sc);

@@ -81,6 +81,15 @@ def test_routes_spread_over_every_master():
                     for p in w.prjs)
         check(total == 0, "per-route byte counters do not add up to 0 after the drain: %d" % total)
         wait_for(lambda: w.sq.status()[1]["queue"]["bytes"] == 0, 5, "queue.bytes summed to 0")
+        # The group poll (XINFO CONSUMERS, the oldest-entry script) reaches every route's master:
+        # each route that got entries shows this process as its consumer, nothing pending.
+        me = w.sq.status()[1]["consumer"]
+
+        def groups_polled():
+            g = w.sq.status()[1]["group"]
+            return all(g.get(p.label, {}).get("pending") == {me: 0} and g[p.label]["oldest_pending_s"] == 0
+                       for p in w.prjs[:-1])
+        wait_for(groups_polled, 10, "/status group of every route on its master: %s, nothing pending" % me)
     finally:
         w.close()
 

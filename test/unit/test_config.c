@@ -748,6 +748,45 @@ static void test_log_and_metrics_groups(void **state)
 	expect_error("metrics = { port = 9000; };\n" UPS, 1, "metrics.port", "listen.port");
 }
 
+/* role, listen.reuse_port, forward.departed_after and the default consumer name. */
+static void test_roles_and_consumers(void **state)
+{
+	struct config *cfg = load_ok(UPS);
+	char buf[200];
+
+	assert_int_equal(cfg->role, CONFIG_ROLE_ALL);
+	assert_string_equal(cfg->role_name, "all");
+	assert_false(cfg->listen_reuse_port);
+	assert_true(cfg->forward_departed_after == 600.0);
+	/* two processes on one host differ by their listen port */
+	assert_string_equal(config_default_consumer(cfg, "box", 42, buf, sizeof(buf)), "box:9000");
+	assert_string_equal(config_default_consumer(cfg, "", 42, buf, sizeof(buf)), "sentryq:9000");
+	assert_string_equal(config_role_name(cfg->role), "all");
+	config_free(cfg);
+	/* sharing the port: the metrics port tells them apart, else the pid */
+	cfg = load_ok("listen = { reuse_port = true; };\n" UPS);
+	assert_true(cfg->listen_reuse_port);
+	assert_string_equal(config_default_consumer(cfg, "box", 42, buf, sizeof(buf)), "box:9000:42");
+	config_free(cfg);
+	cfg = load_ok("listen = { reuse_port = true; };\nmetrics = { port = 9101; };\n" UPS);
+	assert_string_equal(config_default_consumer(cfg, "box", 42, buf, sizeof(buf)), "box:9101");
+	config_free(cfg);
+	/* forward-only: no listen port in use, the metrics port it must have names it */
+	cfg = load_ok("role = \"forward\";\nmetrics = { port = 9000; };\n" UPS);
+	assert_int_equal(cfg->role, CONFIG_ROLE_FORWARD);
+	assert_string_equal(config_default_consumer(cfg, "box", 42, buf, sizeof(buf)), "box:9000");
+	config_free(cfg);
+	cfg = load_ok("role = \"ingest\";\nforward = { consumer = \"edge-1\"; departed_after = 5.0; };\n" UPS);
+	assert_int_equal(cfg->role, CONFIG_ROLE_INGEST);
+	assert_string_equal(config_role_name(cfg->role), "ingest");
+	assert_string_equal(cfg->forward_consumer, "edge-1");
+	assert_true(cfg->forward_departed_after == 5.0);
+	config_free(cfg);
+	expect_error("role = \"edge\";\n" UPS, 1, "role", "\"forward\"");
+	expect_error("role = \"forward\";\n" UPS, 1, "role", "metrics.port");
+	expect_error("forward = { departed_after = 0.0; };\n" UPS, 1, "forward.departed_after", NULL);
+}
+
 /* ---- the environment -------------------------------------------------------------------------- */
 
 static void test_env_names(void **state)
@@ -995,6 +1034,7 @@ int main(void)
 		cmocka_unit_test(test_error_sentinels),
 		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_log_and_metrics_groups),
+		cmocka_unit_test(test_roles_and_consumers),
 		cmocka_unit_test(test_env_names),
 		cmocka_unit_test(test_env_overrides),
 		cmocka_unit_test(test_env_errors),

@@ -126,7 +126,7 @@ static void test_restart_keys(void **state)
 static void test_restart_key_names(void **state)
 {
 	const char *const *all = config_key_names();
-	char readme[65536], sample[65536];
+	static char readme[1 << 18], sample[1 << 17];  /* static: too large for the stack */
 	FILE *f;
 	size_t n;
 
@@ -143,7 +143,7 @@ static void test_restart_key_names(void **state)
 	sample[n] = '\0';
 	assert_null(generation_restart_key(1000));
 	for (size_t i = 0; generation_restart_key(i) != NULL; i++) {
-		const char *k = generation_restart_key(i), *leaf = strrchr(k, '.');
+		const char *k = generation_restart_key(i), *dot = strrchr(k, '.'), *leaf = dot ? dot + 1 : k;
 		bool known = false;
 
 		for (size_t j = 0; all[j] != NULL && !known; j++)
@@ -151,10 +151,9 @@ static void test_restart_key_names(void **state)
 		if (!known)
 			print_message("not a config key: %s\n", k);
 		assert_true(known);
-		assert_non_null(leaf);  /* every one is in a group */
-		assert_non_null(strstr(sample, strncmp(k, "redis.", 6) == 0 ? "every redis.* key" : leaf + 1));
+		assert_non_null(strstr(sample, strncmp(k, "redis.", 6) == 0 ? "every redis.* key" : leaf));
 		assert_non_null(strstr(strstr(readme, "**Needs a restart:**"),
-				       strncmp(k, "redis.", 6) == 0 ? "every `redis.*` key" : leaf + 1));
+				       strncmp(k, "redis.", 6) == 0 ? "every `redis.*` key" : leaf));
 	}
 }
 

@@ -90,6 +90,23 @@ static void test_body_memory(void **state)
 	assert_string_equal(health_ready_name(HEALTH_BODY_MEMORY), "body_memory");
 }
 
+/* role forward: no ingest, so only stopping and Redis count (a full queue is what it drains). */
+static void test_forward_only(void **state)
+{
+	struct health_input in = fine();
+
+	(void)state;
+	in.forward_only = true;
+	in.pending = in.max_pending;
+	in.body_room = false;
+	assert_int_equal(health_ready(&in), HEALTH_READY);
+	in.redis_ready = false;
+	assert_int_equal(health_ready(&in), HEALTH_REDIS_DOWN);
+	assert_string_equal(health_ready_name(HEALTH_REDIS_DOWN), "redis_down");
+	in.stopping = true;
+	assert_int_equal(health_ready(&in), HEALTH_STOPPING);
+}
+
 static void test_live(void **state)
 {
 	(void)state;
@@ -111,6 +128,7 @@ int main(void)
 		cmocka_unit_test(test_queue_bounds),
 		cmocka_unit_test(test_redis_away),
 		cmocka_unit_test(test_body_memory),
+		cmocka_unit_test(test_forward_only),
 		cmocka_unit_test(test_live),
 	};
 

@@ -150,6 +150,33 @@ def free_port():
         return s.getsockname()[1]
 
 
+def tcp_peer_ports(pid):
+    """The remote ports of process pid's connected IPv4/IPv6 TCP sockets (from /proc: its fds'
+    socket inodes matched against /proc/net/tcp and tcp6; listening sockets have port 0)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and cols[9] in inodes:
+                out.add(int(cols[2].rsplit(":", 1)[1], 16))
+    out.discard(0)
+    return out
+
+
 def port_open(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):

@@ -57,6 +57,7 @@ SETTINGS = (
     ("head_timeout", "listen", "head_timeout", float),
     ("min_body_rate", "listen", "min_body_rate", float),
     ("client_timeout", "listen", "client_timeout", float),
+    ("reuse_port", "listen", "reuse_port", bool),
     ("prefix", "redis", "prefix", str),
     ("redis_timeout", "redis", "timeout", float),
     ("reconnect_max", "redis", "reconnect_max", float),
@@ -73,8 +74,10 @@ SETTINGS = (
     ("max_attempts", "forward", "max_attempts", int),
     ("batch", "forward", "batch", int),
     ("consumer", "forward", "consumer", str),
+    ("departed_after", "forward", "departed_after", float),
     ("passthrough", "rate_limits", "passthrough", bool),
     ("shutdown_timeout", None, "shutdown_timeout", float),
+    ("role", None, "role", str),
     ("log_level", "log", "level", str),
     ("log_format", "log", "format", str),
     ("stats_period", "log", "stats_period", float),
@@ -92,7 +95,7 @@ SHIPPED_CONF = os.path.join(SOURCE_ROOT, "etc", "sentryq.conf")
 # The user-visible timings among the settings: a fault case that shortens one says why next to it,
 # and another case covers the shipped value (World prints every one a case changes).
 TIMINGS = ("client_timeout", "redis_timeout", "reconnect_max", "fwd_timeout", "connect_timeout", "retry_initial",
-           "retry_max", "outage_grace", "claim_idle", "shutdown_timeout")
+           "retry_max", "outage_grace", "claim_idle", "shutdown_timeout", "departed_after")
 
 
 def _parse_shipped(text):

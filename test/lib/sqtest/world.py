@@ -157,6 +157,15 @@ class World:
             out.append(dict(zip(kv[::2], kv[1::2])).get(b"id", b"").decode())
         return out
 
+    def group(self, prj):
+        """{consumer name: (pending, idle ms)} of the consumer group of a Project's stream, as
+        XINFO CONSUMERS tells it."""
+        out = {}
+        for row in self.redis.command("XINFO", "CONSUMERS", self.stream(prj), "sentryq"):
+            f = dict(zip(row[::2], row[1::2]))
+            out[f[b"name"].decode()] = (int(f[b"pending"]), int(f[b"idle"]))
+        return out
+
     def dead(self, *args):
         """`sentryq -c <this world's config> dead ARGS...` (CompletedProcess)."""
         return run_cli(["-c", self.sq.config_path, "dead"] + list(args))
