@@ -599,13 +599,17 @@ static int name_char(char c)
 }
 
 /* libconfig 1.5 wraps a plain integer literal beyond 32 bits without a word (4294967297 reads
- * as 1, a 16-digit Sentry project id as garbage). Re-read the literal from the setting's line so
- * such a value is refused rather than silently changed. */
+ * as 1, a 16-digit Sentry project id as garbage). Re-read the literals of the setting's name on its
+ * line so such a value is refused rather than silently changed. libconfig gives the line, not the
+ * column, and one line may hold several settings of that name ("{ id = 1; }, { id = 2; }"): the
+ * value is wrapped when it is the 32-bit wrap of one of those literals that does not fit (without
+ * the L suffix), or when none of them is the value read. */
 static int literal_wrapped(struct loader *ld, const config_setting_t *s)
 {
 	unsigned line = config_setting_source_line(s);
 	const char *name = config_setting_name(s), *p, *end, *q;
 	const struct source *src = setting_source(ld, s);
+	bool seen = false, same = false;
 	size_t nl;
 
 	if (src == NULL || name == NULL || line == 0 || line > src->nlines)
@@ -627,10 +631,18 @@ static int literal_wrapped(struct loader *ld, const config_setting_t *s)
 			;
 		errno = 0;
 		v = strtoll(q, &e, strncasecmp(q, "0x", 2) == 0 ? 16 : 10);
-		if (e != q)
-			return errno == ERANGE || v != config_setting_get_int64(s);
+		if (e == q)
+			continue;
+		if (*e != 'L' && (errno == ERANGE || v > 2147483647LL || v < -2147483648LL)) {
+			/* too large for 32 bits: this setting is that literal when it holds its wrap */
+			if (errno == ERANGE || (long long)(int32_t)(uint32_t)(unsigned long long)v == config_setting_get_int64(s))
+				return 1;
+			continue;
+		}
+		seen = true;
+		same = same || v == config_setting_get_int64(s);
 	}
-	return 0;
+	return seen && !same;
 }
 
 /* ---- storing values --------------------------------------------------------------------------- */

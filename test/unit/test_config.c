@@ -438,6 +438,10 @@ static void test_error_values(void **state)
 		     "  projects = ( { name = \"p\"; key = \"k\";\n"
 		     "    id = 4504012345678912; } ); } );\n", 3, "upstreams[0].projects[0].id",
 		     "L suffix");
+	/* several settings of one name on a line: each is checked against its own literal */
+	expect_error("upstreams = ( { name = \"w\"; url = \"http://h\";\n"
+		     "  projects = ( { name = \"p\"; key = \"k\"; id = 1; }, { name = \"q\"; key = \"l\"; id = 4294967298; } ); } );\n",
+		     2, "upstreams[0].projects[1].id", "L suffix");
 	expect_error("upstreams = ( { name = \"w\"; url = \"http://h\";\n"
 		     "  projects = ( { name = \"p\"; key = \"k\"; id = 0; } ); } );\n", 2,
 		     "upstreams[0].projects[0].id", "must be between 1 and");
@@ -586,6 +590,22 @@ static void test_include(void **state)
 	unlink(want);
 	unlink(path);
 	rmdir(dir);
+}
+
+/* Projects written one per line or several on one line load alike (the wrapped-literal check
+ * reads the line: it must not take one project's id for another's). */
+static void test_one_line_projects(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok("upstreams = ( { name = \"w\"; url = \"http://h\"; projects = ( "
+		      "{ name = \"a\"; key = \"k1\"; id = 7; }, { name = \"b\"; key = \"k2\"; id = 8; }, "
+		      "{ name = \"c\"; key = \"k3\"; id = 4504012345678912L; } ); } );\n");
+	assert_int_equal(cfg->upstreams[0].nprojects, 3);
+	assert_true(cfg->upstreams[0].projects[0].id == 7 && cfg->upstreams[0].projects[1].id == 8);
+	assert_true(cfg->upstreams[0].projects[2].id == 4504012345678912LL);
+	config_free(cfg);
 }
 
 /* config_check_*: the loader's own checks, for tools that write a config (import-legacy-config). */
@@ -1029,6 +1049,7 @@ int main(void)
 		cmocka_unit_test(test_error_default_route),
 		cmocka_unit_test(test_error_parse_and_io),
 		cmocka_unit_test(test_include),
+		cmocka_unit_test(test_one_line_projects),
 		cmocka_unit_test(test_check_values),
 		cmocka_unit_test(test_sentinels),
 		cmocka_unit_test(test_error_sentinels),
