@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -14,6 +15,7 @@
 #include "budget.h"
 #include "clock.h"
 #include "config.h"
+#include "fleetsync.h"
 #include "throttle.h"
 #include "log.h"
 #include "outcome.h"
@@ -76,6 +78,7 @@ struct fwd_call {
 struct forward {
 	struct relay *r;
 	struct upstream **ups;         /* parallel to cfg->upstreams */
+	struct fleetsync *fleet;       /* shared upstream knowledge (NULL: fleet.sync off) */
 	struct fwd_route *routes;
 	size_t nroutes;
 	struct strmap *by_stream;      /* stream name -> route */
@@ -430,6 +433,9 @@ static void limited(struct fwd_route *rt, struct evhttp_request *resp)
 			&set);
 	if (throttle_apply(rt->f->r->throttle, rt->uc->name, rt->pr->name, &set, clock_mono()) != 0)
 		log_error("forward: out of memory recording a rate limit for %s", rt->label);
+	/* The other processes sharing the Redis honour it too (fleetsync.h). */
+	fleetsync_note_limits(rt->f->fleet, (size_t)(rt->uc - rt->f->r->cfg->upstreams),
+			      (size_t)(rt->pr - rt->uc->projects), &set);
 	for (size_t i = 0; i < set.n; i++)
 		if (set.l[i].seconds > longest)
 			longest = set.l[i].seconds;
@@ -836,8 +842,15 @@ json_t *forward_status_json(const struct forward *f)
 {
 	json_t *ups = json_object(), *held = json_object();
 
-	for (size_t i = 0; i < f->r->cfg->nupstreams; i++)
-		json_object_set_new(ups, f->r->cfg->upstreams[i].name, upstream_status_json(f->ups[i]));
+	for (size_t i = 0; i < f->r->cfg->nupstreams; i++) {
+		json_t *u = upstream_status_json(f->ups[i]);
+
+		/* What the fleet's record says ("unknown": none read lately, or fleet.sync off), and
+		 * whether this process holds the probe lease. */
+		json_object_set_new(u, "fleet", json_string(fleetsync_state_name(fleetsync_state(f->fleet, i))));
+		json_object_set_new(u, "probing_here", json_boolean(fleetsync_probing_here(f->fleet, i)));
+		json_object_set_new(ups, f->r->cfg->upstreams[i].name, u);
+	}
 	for (size_t i = 0; i < f->nroutes; i++)
 		if (f->routes[i].held > 0)  /* a cluster's mirror streams add to their destination's */
 			json_object_set_new(held, f->routes[i].label, json_integer(f->routes[i].held +
@@ -914,6 +927,98 @@ static int init_routes(struct forward *f)
 	return init_mirror_routes(f, &k);
 }
 
+/* ---- the fleet: what the other processes sharing the Redis learned (fleetsync.h) ---- */
+
+static size_t up_index(const struct forward *f, const struct upstream *u)
+{
+	return (size_t)(upstream_config(u) - f->r->cfg->upstreams);
+}
+
+/* This process's answers moved an upstream: the fleet learns that it is down, or back up. */
+static void on_upstream_change(void *arg, struct upstream *u, enum outage_change ch, enum outage_state was)
+{
+	struct forward *f = arg;
+	size_t i = up_index(f, u);
+
+	if (ch == OUTAGE_BECAME_DOWN)
+		fleetsync_note_down(f->fleet, i);
+	else if (ch == OUTAGE_RECOVERED && (was == OUTAGE_DOWN || fleetsync_state(f->fleet, i) == FLEETSYNC_DOWN))
+		fleetsync_note_up(f->fleet, i);
+}
+
+static bool may_probe(void *arg, const struct upstream *u)
+{
+	struct forward *f = arg;
+
+	return fleetsync_may_probe(f->fleet, up_index(f, u));
+}
+
+static void on_fleet_down(void *arg, size_t i)
+{
+	struct forward *f = arg;
+
+	upstream_fleet_down(f->ups[i]);
+}
+
+/* Another process's probe succeeded: resume at once (a state that began after the read was
+ * sent is this process's own news and stays). */
+static void on_fleet_up(void *arg, size_t i, double asked_at)
+{
+	struct forward *f = arg;
+
+	if (!upstream_down(f->ups[i]) || upstream_outage(f->ups[i])->since >= asked_at)
+		return;
+	if (upstream_fleet_up(f->ups[i]) == OUTAGE_RECOVERED) {
+		rescan_upstream(f, f->ups[i]);
+		for (size_t k = 0; k < f->nroutes; k++)
+			if (f->routes[k].up == f->ups[i])
+				f->routes[k].idle = false;
+		want_kick(f);
+	}
+}
+
+/* Limits another process (or this one) learned: held here too, each category for its time. */
+static void on_fleet_limits(void *arg, size_t i, size_t j, const struct ratelimit_set *set)
+{
+	struct forward *f = arg;
+	const struct config_upstream *uc = &f->r->cfg->upstreams[i];
+
+	if (throttle_apply(f->r->throttle, uc->name, uc->projects[j].name, set, clock_mono()) != 0)
+		log_error("forward: out of memory recording a rate limit of the fleet for %s/%ld", uc->name,
+			  uc->projects[j].id);
+}
+
+static bool local_down(void *arg, size_t i)
+{
+	struct forward *f = arg;
+
+	return upstream_down(f->ups[i]);
+}
+
+static bool fleet_send(void *arg, redisconn_reply_cb cb, void *cbarg, int argc, const char **argv, const size_t *lens)
+{
+	struct forward *f = arg;
+
+	return queue_command(f->r->queue, cb, cbarg, argc, argv, lens) == QUEUE_SENT;
+}
+
+static int init_fleet(struct forward *f)
+{
+	const struct config *cfg = f->r->cfg;
+	char id[FLEETSYNC_ID_MAX];
+
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		upstream_set_hooks(f->ups[i], &(struct upstream_hooks){ on_upstream_change, may_probe, f });
+	if (!cfg->fleet_sync)
+		return 0;
+	/* The consumer name may be shared by mistake (or by default, the host name): the pid makes
+	 * the probe lease's holder one process. */
+	snprintf(id, sizeof(id), "%s:%ld", queue_consumer(f->r->queue), (long)getpid());
+	f->fleet = fleetsync_new(f->r->base, cfg, id, &(struct fleetsync_io){ fleet_send, f },
+				 &(struct fleetsync_hooks){ on_fleet_down, on_fleet_up, on_fleet_limits, local_down, f });
+	return f->fleet != NULL ? 0 : -1;
+}
+
 struct forward *forward_new(struct relay *r)
 {
 	struct forward *f = calloc(1, sizeof(*f));
@@ -923,7 +1028,7 @@ struct forward *forward_new(struct relay *r)
 		return NULL;
 	f->r = r;
 	f->last_claim = clock_mono();
-	if (init_routes(f) != 0)
+	if (init_routes(f) != 0 || init_fleet(f) != 0)
 		goto fail;
 	f->tick_ev = event_new(r->base, -1, EV_PERSIST, tick_cb, f);
 	f->flush_ev = event_new(r->base, -1, 0, flush_cb, f);
@@ -942,6 +1047,7 @@ void forward_free(struct forward *f)
 	if (f == NULL)
 		return;
 	f->closing = true;
+	fleetsync_free(f->fleet);
 	if (f->tick_ev != NULL)
 		event_free(f->tick_ev);
 	if (f->flush_ev != NULL)
