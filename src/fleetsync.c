@@ -467,7 +467,7 @@ static int init_keys(struct fleetsync *fs)
 			return -1;
 	}
 	fs->routes = calloc(fs->nroutes ? fs->nroutes : 1, sizeof(*fs->routes));
-	fs->poll_argc = (int)(5 + 2 * fs->nups + fs->nroutes);
+	fs->poll_argc = (int)(4 + 2 * fs->nups + fs->nroutes);  /* EVAL, script, numkeys, keys, ARGV[1] */
 	fs->poll_argv = calloc((size_t)fs->poll_argc, sizeof(*fs->poll_argv));
 	if (fs->routes == NULL || fs->poll_argv == NULL)
 		return -1;
