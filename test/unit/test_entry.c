@@ -558,8 +558,8 @@ static void test_fleet_keys(void **state)
 	assert_string_equal(c, "sentryq:{fleet}rl:sentry-io:42");
 	assert_int_equal(slot_of(a, strlen(a)), slot_of(b, strlen(b)));
 	assert_int_equal(slot_of(a, strlen(a)), slot_of(c, strlen(c)));
-	assert_int_equal(entry_fleet_state_key("x:", "u", a, 14), -1);
-	assert_int_equal(entry_fleet_state_key("x:", "u", a, 15), 0);  /* "x:{fleet}up:u" + NUL */
+	assert_int_equal(entry_fleet_state_key("x:", "u", a, 13), -1);
+	assert_int_equal(entry_fleet_state_key("x:", "u", a, 14), 0);  /* "x:{fleet}up:u" + NUL */
 }
 
 int main(void)
