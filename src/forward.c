@@ -807,6 +807,16 @@ const struct upstream *forward_upstream(const struct forward *f, size_t i)
 	return i < f->r->cfg->nupstreams ? f->ups[i] : NULL;
 }
 
+bool forward_probing_here(const struct forward *f, size_t i)
+{
+	return fleetsync_probing_here(f->fleet, i);
+}
+
+unsigned long forward_fleet_errors(const struct forward *f)
+{
+	return fleetsync_errors(f->fleet);
+}
+
 int forward_in_flight(const struct forward *f)
 {
 	int n = 0;
