@@ -119,7 +119,8 @@ void fleetsync_note_limits(struct fleetsync *fs, size_t upstream, size_t project
 /* True when this process may probe the down upstream (it holds the lease, or the fleet is not
  * reachable: then it decides alone). True for a NULL fs. */
 bool fleetsync_may_probe(const struct fleetsync *fs, size_t upstream);
-/* What the fleet's record said at the last read (UNKNOWN when not fresh). */
+/* What the fleet's record said at the last read: DOWN, else UP (no record, or "up"); UNKNOWN
+ * when not read lately (Redis away) or for a NULL fs. */
 enum fleetsync_state fleetsync_state(const struct fleetsync *fs, size_t upstream);
 /* This process holds the upstream's probe lease. */
 bool fleetsync_probing_here(const struct fleetsync *fs, size_t upstream);

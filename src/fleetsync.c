@@ -595,7 +595,8 @@ enum fleetsync_state fleetsync_state(const struct fleetsync *fs, size_t upstream
 {
 	if (fs == NULL || upstream >= fs->nups || !fresh(fs, clock_mono()))
 		return FLEETSYNC_UNKNOWN;
-	return fs->ups[upstream].state;
+	/* Read lately and no record: nobody found it down. */
+	return fs->ups[upstream].state == FLEETSYNC_DOWN ? FLEETSYNC_DOWN : FLEETSYNC_UP;
 }
 
 bool fleetsync_probing_here(const struct fleetsync *fs, size_t upstream)

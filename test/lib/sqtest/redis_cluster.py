@@ -263,9 +263,12 @@ class ClusterWorld:
         self.port = free_port()
         self.wait_replicas = wait_replicas
         self.sq = None
+        self.others = []  # (Sentryq, Mock) of start_other
         self.mirrors = {}  # project name -> [project names it is mirrored to]
 
-    def config(self, **over):
+    def config(self, port=None, url=None, **over):
+        """Config text for a sentryq on port (this world's) against the cluster, forwarding to url
+        (this world's mock by default)."""
         from sqtest.sentryq import make_config, upstream_conf
         from sqtest.world import FAULT_SETTINGS
         extra = ['cluster = ( %s );' % ", ".join('"%s"' % a for a in self.cluster.seeds),
@@ -283,13 +286,24 @@ class ClusterWorld:
         # timeout and election; buffer 64 MiB, the default, takes the writes meanwhile.
         settings = dict(FAULT_SETTINGS, prefix="sqc:", redis_timeout=2.0, buffer_bytes=67108864)
         settings.update(over)
-        return make_config(self.port, 1, [upstream_conf(self.upstream, self.mock.url, prj_conf)],
+        return make_config(port or self.port, 1, [upstream_conf(self.upstream, url or self.mock.url, prj_conf)],
                            redis_extra=" ".join(extra), **settings)
 
     def start(self, **over):
         from sqtest.sentryq import Sentryq
         self.sq = Sentryq().start(self.config(**over), self.port)
         return self.sq
+
+    def start_other(self, **over):
+        """One more sentryq on the cluster with its own mock (requests counted per process),
+        stopped by close(). Returns (Sentryq, port, Mock)."""
+        from sqtest.mock import Mock
+        from sqtest.sentryq import Sentryq
+        m = Mock().start()
+        port = free_port()
+        sq = Sentryq().start(self.config(port=port, url=m.url, **over), port)
+        self.others.append((sq, m))
+        return sq, port, m
 
     def redis_status(self):
         return self.sq.status()[1]["redis"]
@@ -321,5 +335,12 @@ class ClusterWorld:
                 self.sq.stop(timeout=10)
             except AssertionError as e:
                 print("# %s" % e, flush=True)
+        for sq, m in self.others:
+            if sq.alive():
+                try:
+                    sq.stop(timeout=10)
+                except AssertionError as e:
+                    print("# %s" % e, flush=True)
+            m.stop()
         self.mock.stop()
         self.cluster.close()
