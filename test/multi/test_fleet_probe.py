@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from sqtest.ledger import Ledger, check_delivery, summary  # noqa: E402
 from sqtest.proc import check, wait_for  # noqa: E402
 from sqtest.runner import main  # noqa: E402
+from sqtest.sentryq import status_counters  # noqa: E402
 from sqtest.world import Project, Sampler, World  # noqa: E402
 
 DOWN_FOR = 20.0   # seconds of 503 after both processes are down
@@ -115,6 +116,55 @@ def test_without_fleet_sync_each_process_probes():
                 "probes_in_%.0fs_down=%d (relay-a %d, relay-b %d) max_in_flight=%d second_resumed_after=%.2fs "
                 "last_after_up=%.2fs" % (DOWN_FOR - SETTLE, len(r["ra"]) + len(r["rb"]), len(r["ra"]), len(r["rb"]),
                                          r["overlap"], abs(r["first_ok"][0] - r["first_ok"][1]), r["last"]))
+    finally:
+        w.close()
+
+
+def test_the_lease_moves_when_its_holder_dies():
+    """The prober is SIGKILLed while the upstream is down: its lease expires (3 fleet.sync_periods)
+    and the survivor takes it and probes; when the upstream is back everything is delivered (the
+    dead process's pending entries too, claimed by the survivor). claim_idle is 5 s here (shipped:
+    60 s, test_slow_takeover.py in the slow suite covers it) only so the dead process's entries
+    are taken over within this case's seconds; the probe timings are the shipped ones."""
+    w = World()
+    try:
+        p = Project("up", "fleetkill", 43)
+        ma, mb = w.mock("a"), w.mock("b")
+        for m in (ma, mb):
+            m.program(default={"status": 503, "delay": DELAY})
+        short = dict(claim_idle=5.0)
+        sq_a = w.start([("up", ma.url, [p])], consumer="relay-a", **short)
+        sq_b, port_b = w.start_other([("up", mb.url, [p])], consumer="relay-b", **short)
+        led = Ledger()
+        for i in range(20):
+            led.send(w.port if i % 2 == 0 else port_b, p, "kill", i)
+        check(len(led.acked) == 20, "acknowledged %d of 20: %s" % (len(led.acked), led.statuses()))
+
+        def holder():
+            a, b = fleet_view(sq_a), fleet_view(sq_b)
+            if a[0] == "down" and b[0] == "down" and a[2] != b[2]:
+                return "a" if a[2] else "b"
+            return None
+        who = wait_for(holder, w.settings["outage_grace"] + 10, "both down, one holding the probe lease",
+                       interval=0.1)
+        survivor, m_surv = (sq_b, mb) if who == "a" else (sq_a, ma)
+        t_kill = time.time()
+        if who == "a":
+            w.kill9()
+        else:
+            sq_b.kill9()
+        period = w.settings["sync_period"]
+        wait_for(lambda: fleet_view(survivor)[2], 3 * period + 3, "the survivor to take the probe lease",
+                 interval=0.05)
+        took = time.time() - t_kill
+        wait_for(lambda: [x for x in m_surv.requests() if x["t"] > t_kill + took], 10,
+                 "a probe from the survivor after it took the lease", interval=0.1)
+        t_up = min(ma.program(default={"status": 200}), mb.program(default={"status": 200}))
+        d = w.wait_delivered(led, led.acked, 40)
+        check_delivery(led, d, allow_unacked=False)
+        summary("fleet probe lease takeover", led, d, status_counters(survivor),
+                "killed=relay-%s lease_taken_after=%.2fs last_after_up=%.2fs" % (
+                    who, took, d.last_delivered_at(led.acked) - t_up))
     finally:
         w.close()
 
