@@ -993,6 +993,7 @@ static void on_fleet_limits(void *arg, size_t i, size_t j, const struct ratelimi
 	struct forward *f = arg;
 	const struct config_upstream *uc = &f->r->cfg->upstreams[i];
 
+	log_debug("forward: %zu rate limit(s) of the fleet for %s/%ld", set->n, uc->name, uc->projects[j].id);
 	if (throttle_apply(f->r->throttle, uc->name, uc->projects[j].name, set, clock_mono()) != 0)
 		log_error("forward: out of memory recording a rate limit of the fleet for %s/%ld", uc->name,
 			  uc->projects[j].id);
