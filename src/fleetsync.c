@@ -24,8 +24,8 @@ static bool reason_ok(const char *s, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-		      c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+		      c == '.' || c == '-'))
 			return false;
 	}
 	return true;
@@ -232,7 +232,8 @@ static const char LIMITS_LUA[] =
 	"local longest = 0 "
 	"for i = 1, #ARGV, 3 do local ms = tonumber(ARGV[i + 1]) "
 	"local old = tonumber(string.match(redis.call('HGET', KEYS[1], ARGV[i]) or '', '^(%d+)')) "
-	"if not old or old < now + ms then redis.call('HSET', KEYS[1], ARGV[i], string.format('%d %s', now + ms, ARGV[i + 2])) end "
+	"if not old or old < now + ms then "
+	"redis.call('HSET', KEYS[1], ARGV[i], string.format('%d %s', now + ms, ARGV[i + 2])) end "
 	"if ms > longest then longest = ms end end "
 	"if longest > 0 and redis.call('PTTL', KEYS[1]) < longest then redis.call('PEXPIRE', KEYS[1], longest) end "
 	"return 1";

@@ -198,7 +198,8 @@ int upstream_available(const struct upstream *u)
 	int n = outage_slots(&u->outage, clock_mono(), u->nslots) - u->in_flight - u->reserved;
 
 	/* The probe slot is the fleet's: only the process holding the probe lease uses it. */
-	if (n > 0 && u->outage.state == OUTAGE_DOWN && u->hooks.may_probe != NULL && !u->hooks.may_probe(u->hooks.arg, u))
+	if (n > 0 && u->outage.state == OUTAGE_DOWN && u->hooks.may_probe != NULL &&
+	    !u->hooks.may_probe(u->hooks.arg, u))
 		return 0;
 
 	return n > 0 ? n : 0;
