@@ -134,6 +134,10 @@ struct config {
 	/* rate_limits */
 	bool rate_limits_passthrough;    /* false */
 
+	/* fleet: shared upstream knowledge between the processes sharing a Redis (fleetsync.h) */
+	bool fleet_sync;                 /* true */
+	double fleet_sync_period;        /* seconds between reads of the fleet's records, 1 */
+
 	/* top level */
 	double shutdown_timeout;    /* seconds forwards in flight get on SIGTERM, 10 */
 	char *role_name;            /* "all" | "ingest" | "forward", default "all" */

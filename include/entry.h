@@ -103,6 +103,19 @@ int entry_body_key(const char *prefix, const char *writer, long long ms, unsigne
 		   size_t len);
 
 /*
+ * Shared upstream knowledge (fleetsync.h), in every mode under one hash tag, so that one script
+ * reads them all, in Redis Cluster too (one slot):
+ *   <prefix>{fleet}up:<upstream>          string: "down <holder>" / "up <writer>", with a TTL
+ *   <prefix>{fleet}probe:<upstream>       string: the id of the process holding the probe lease
+ *   <prefix>{fleet}rl:<upstream>:<project> hash: category name (or "all") -> "<until ms> <scope> <reason>"
+ * Each returns 0, or -1 when the name does not fit in len.
+ */
+#define ENTRY_FLEET_TAG "{fleet}"
+int entry_fleet_state_key(const char *prefix, const char *upstream, char *buf, size_t len);
+int entry_fleet_probe_key(const char *prefix, const char *upstream, char *buf, size_t len);
+int entry_fleet_limits_key(const char *prefix, const char *upstream, const char *project, char *buf, size_t len);
+
+/*
  * Key names in Redis Cluster (redis.cluster). Every key of a route carries the route's hash tag
  * "{<upstream>:<project>}", so its stream, byte counter, dead-letter stream and large bodies live
  * in one slot and one script can touch them together:

@@ -38,6 +38,10 @@ void forward_drain(struct forward *f, void (*done_cb)(void *arg), void *arg);
 int forward_in_flight(const struct forward *f);
 /* The upstream of cfg->upstreams[i] (NULL past the end): /metrics reads its counts and state. */
 const struct upstream *forward_upstream(const struct forward *f, size_t i);
+/* The fleet (fleetsync.h): this process holds the probe lease of cfg->upstreams[i]; commands
+ * of the shared knowledge that failed. */
+bool forward_probing_here(const struct forward *f, size_t i);
+unsigned long forward_fleet_errors(const struct forward *f);
 /* {"in_flight", "upstreams": {name: upstream_status_json}, "held": {route: entries held back}}. */
 json_t *forward_status_json(const struct forward *f);
 

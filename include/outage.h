@@ -54,6 +54,10 @@ unsigned outage_stamp(const struct outage *o);
 enum outage_change outage_failed(struct outage *o, unsigned stamp, double now, double rnd);
 /* An answer that proves the upstream reachable (2xx, 4xx, 429): the outage, if any, is over. */
 enum outage_change outage_reachable(struct outage *o, double now);
+/* The fleet (other processes sharing the Redis, fleetsync.h) says the upstream is down: enter
+ * the down state now, as if the grace period had run out here (first probe after about
+ * retry_initial). OUTAGE_BECAME_DOWN, or OUTAGE_SAME when it was down already. */
+enum outage_change outage_fleet_down(struct outage *o, double now, double rnd);
 /* How many requests may be in flight now, given the connection cap: max while up or once the
  * interrupted wait is over, 1 (the probe) while down and due, else 0. */
 int outage_slots(const struct outage *o, double now, int max);

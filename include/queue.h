@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "entry.h"
+#include "redisconn.h"
 
 struct event_base;
 struct config;
@@ -108,6 +109,11 @@ int queue_stream(const struct queue *q, const char *upstream, const char *projec
  * (entry_cluster_mirror_key), which the destination's forwarder reads as a further stream. */
 int queue_mirror_stream(const struct queue *q, const char *src_upstream, const char *src_project, const char *upstream,
 			const char *project, char *buf, size_t len);
+/* One command of another module's protocol (fleetsync.h) over the queue's connection: the one
+ * connection, or, with redis.cluster, the master of the command's key (an EVAL's first key).
+ * QUEUE_SENT: cb runs exactly once (reply NULL when the connection was lost first). */
+enum queue_send queue_command(struct queue *q, redisconn_reply_cb cb, void *arg, int argc, const char **argv,
+			      const size_t *lens);
 /* redis.cluster is configured. */
 bool queue_cluster(const struct queue *q);
 struct rcluster_counters;

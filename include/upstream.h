@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "metrics.h"
+#include "outage.h"
 #include "outcome.h"
 
 struct relay;
@@ -16,7 +17,6 @@ struct evhttp_request;
 struct config_upstream;
 struct request;
 struct upstream;
-struct outage;
 
 /* status: the HTTP status, or 0 for a network error / timeout (resp is then NULL). */
 typedef void (*upstream_done_cb)(void *arg, int status, struct evhttp_request *resp);
@@ -52,6 +52,25 @@ struct upstream_body {
  */
 void upstream_send(struct upstream *u, const struct request *rq, const struct upstream_body *hand,
 		   upstream_done_cb cb, void *arg);
+
+/* Upward notifications (the forwarder), all optional. */
+struct upstream_hooks {
+	/* An answer (or a failed send) moved the outage state: was is the state before. Not called
+	 * for the changes upstream_fleet_down / upstream_fleet_up make. */
+	void (*on_change)(void *arg, struct upstream *u, enum outage_change ch, enum outage_state was);
+	/* Asked before a probe goes out while down: false keeps it back (another process of the
+	 * fleet holds the probe lease). NULL: always. */
+	bool (*may_probe)(void *arg, const struct upstream *u);
+	void *arg;
+};
+void upstream_set_hooks(struct upstream *u, const struct upstream_hooks *hooks);
+
+/* What the fleet said (fleetsync.h); the state stays this module's own: the max of what its
+ * answers said and what the fleet says. fleet_down: down now unless down already (first probe
+ * after about retry_initial). fleet_up: another process got an answer that proves the upstream
+ * reachable: the outage, if any, ends here too. Each returns the change (OUTAGE_SAME: none). */
+enum outage_change upstream_fleet_down(struct upstream *u);
+enum outage_change upstream_fleet_up(struct upstream *u);
 
 /* Not waiting out an interruption or a probe interval. Every answer moves the
  * upstream's outage state by itself (outage.h): callers only read it. */

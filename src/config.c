@@ -138,6 +138,8 @@ static const struct key_def top_keys[] = {
 	{ K_SIZE("limits.max_attachments_size", CFG, limit_attachments), .def = 209715200, .min = 1,
 	  .max = 1099511627776.0 },
 	{ K_BOOL("rate_limits.passthrough", CFG, rate_limits_passthrough), .def = 0 },
+	{ K_BOOL("fleet.sync", CFG, fleet_sync), .def = 1 },
+	{ K_DBL("fleet.sync_period", CFG, fleet_sync_period), .def = 1, .min = 0.05, .max = 60 },
 	{ K_DBL("shutdown_timeout", CFG, shutdown_timeout), .def = 10, .min = 0.001, .max = 3600 },
 	{ K_STR("role", CFG, role_name), .def_str = "all", .min = 1, .max = 16, .check = check_role },
 	{ K_STR("log.level", CFG, log_level), .min = 1, .max = 16, .check = check_level },

@@ -225,6 +225,21 @@ int entry_body_key(const char *prefix, const char *writer, long long ms, unsigne
 	return fits(snprintf(buf, len, "%sb:%s:%lld-%llu", prefix, writer, ms, seq), len);
 }
 
+int entry_fleet_state_key(const char *prefix, const char *upstream, char *buf, size_t len)
+{
+	return fits(snprintf(buf, len, "%s" ENTRY_FLEET_TAG "up:%s", prefix, upstream), len);
+}
+
+int entry_fleet_probe_key(const char *prefix, const char *upstream, char *buf, size_t len)
+{
+	return fits(snprintf(buf, len, "%s" ENTRY_FLEET_TAG "probe:%s", prefix, upstream), len);
+}
+
+int entry_fleet_limits_key(const char *prefix, const char *upstream, const char *project, char *buf, size_t len)
+{
+	return fits(snprintf(buf, len, "%s" ENTRY_FLEET_TAG "rl:%s:%s", prefix, upstream, project), len);
+}
+
 int entry_cluster_stream_key(const char *prefix, const char *upstream, const char *project, char *buf, size_t len)
 {
 	return fits(snprintf(buf, len, "%s{%s:%s}q", prefix, upstream, project), len);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -14,6 +15,7 @@
 #include "budget.h"
 #include "clock.h"
 #include "config.h"
+#include "fleetsync.h"
 #include "generation.h"
 #include "throttle.h"
 #include "log.h"
@@ -93,6 +95,7 @@ struct forward {
 	struct generation *gen;        /* the configuration applied last (held) */
 	struct upstream **ups;         /* parallel to the generation's upstreams */
 	size_t nups;
+	struct fleetsync *fleet;       /* shared upstream knowledge (NULL: fleet.sync off) */
 	struct fwd_old_up *old_ups;
 	size_t nold_ups;
 	struct fwd_route **routes;     /* the configuration's routes (and cluster mirror streams), then
@@ -440,6 +443,18 @@ static const char *joined_limits(struct evkeyvalq *h, char *buf, size_t len)
 	return buf[0] != '\0' ? buf : NULL;
 }
 
+/* The fleet's indexes of a route: its upstream and project in the configuration the fleet was
+ * made with (a route a reload retired is in none: the fleet does not hear of it). */
+static void note_fleet_limits(const struct fwd_route *rt, const struct ratelimit_set *set)
+{
+	const struct config *cfg = generation_config(rt->f->gen);
+	const struct config_upstream *uc = config_upstream_by_name(cfg, rt->uc->name);
+	const struct config_project *pr = uc != NULL ? config_project_by_name(uc, rt->pr->name) : NULL;
+
+	if (pr != NULL)
+		fleetsync_note_limits(rt->f->fleet, (size_t)(uc - cfg->upstreams), (size_t)(pr - uc->projects), set);
+}
+
 /* 429: record the limits; what they name is held back until they end, the rest flows on. */
 static void limited(struct fwd_route *rt, struct evhttp_request *resp)
 {
@@ -452,6 +467,8 @@ static void limited(struct fwd_route *rt, struct evhttp_request *resp)
 			&set);
 	if (throttle_apply(rt->f->r->throttle, rt->uc->name, rt->pr->name, &set, clock_mono()) != 0)
 		log_error("forward: out of memory recording a rate limit for %s", rt->label);
+	/* The other processes sharing the Redis honour it too (fleetsync.h). */
+	note_fleet_limits(rt, &set);
 	for (size_t i = 0; i < set.n; i++)
 		if (set.l[i].seconds > longest)
 			longest = set.l[i].seconds;
@@ -830,6 +847,16 @@ const struct upstream *forward_upstream(const struct forward *f, size_t i)
 	return f != NULL && i < f->nups ? f->ups[i] : NULL;
 }
 
+bool forward_probing_here(const struct forward *f, size_t i)
+{
+	return fleetsync_probing_here(f->fleet, i);
+}
+
+unsigned long forward_fleet_errors(const struct forward *f)
+{
+	return fleetsync_errors(f->fleet);
+}
+
 int forward_in_flight(const struct forward *f)
 {
 	int n = 0;
@@ -871,8 +898,15 @@ json_t *forward_status_json(const struct forward *f)
 
 	if (f == NULL)  /* role ingest */
 		return json_pack("{s:i, s:o, s:o}", "in_flight", 0, "upstreams", ups, "held", held);
-	for (size_t i = 0; i < f->nups; i++)
-		json_object_set_new(ups, upstream_config(f->ups[i])->name, upstream_status_json(f->ups[i]));
+	for (size_t i = 0; i < f->nups; i++) {
+		json_t *u = upstream_status_json(f->ups[i]);
+
+		/* What the fleet's record says ("unknown": none read lately, or fleet.sync off), and
+		 * whether this process holds the probe lease. */
+		json_object_set_new(u, "fleet", json_string(fleetsync_state_name(fleetsync_state(f->fleet, i))));
+		json_object_set_new(u, "probing_here", json_boolean(fleetsync_probing_here(f->fleet, i)));
+		json_object_set_new(ups, upstream_config(f->ups[i])->name, u);
+	}
 	for (size_t i = 0; i < f->nroutes; i++)
 		if (f->routes[i]->held > 0)  /* a cluster's mirror streams add to their destination's */
 			json_object_set_new(held, f->routes[i]->label, json_integer(f->routes[i]->held +
@@ -1047,6 +1081,8 @@ static int retire_ups(struct forward *f, struct upstream **ups, size_t n)
 	return 0;
 }
 
+static int init_fleet(struct forward *f);
+
 int forward_reload(struct forward *f, struct generation *g)
 {
 	const struct config *cfg = generation_config(g);
@@ -1080,6 +1116,12 @@ int forward_reload(struct forward *f, struct generation *g)
 	f->nups = cfg->nupstreams;
 	generation_drop(f->gen);
 	f->gen = generation_hold(g);
+	/* The fleet's keys and indexes are a configuration's: made again for this one (a probe lease
+	 * this process held is taken again by its next read, under the same id). */
+	fleetsync_free(f->fleet);
+	f->fleet = NULL;
+	if (init_fleet(f) != 0)
+		log_error("forward: out of memory applying the reload: no shared upstream knowledge until the next one");
 	want_kick(f);
 	return 0;
 }
@@ -1148,6 +1190,109 @@ static void reap(struct forward *f, double now)
 	}
 }
 
+/* ---- the fleet: what the other processes sharing the Redis learned (fleetsync.h) ---- */
+
+/* The fleet knows the upstreams of the configuration it was made with (f->gen's, parallel to
+ * f->ups); an upstream a reload replaced or removed is not one of them (SIZE_MAX: ignored). */
+static size_t up_index(const struct forward *f, const struct upstream *u)
+{
+	for (size_t i = 0; i < f->nups; i++)
+		if (f->ups[i] == u)
+			return i;
+	return SIZE_MAX;
+}
+
+/* This process's answers moved an upstream: the fleet learns that it is down, or back up. */
+static void on_upstream_change(void *arg, struct upstream *u, enum outage_change ch, enum outage_state was)
+{
+	struct forward *f = arg;
+	size_t i = up_index(f, u);
+
+	if (ch == OUTAGE_BECAME_DOWN)
+		fleetsync_note_down(f->fleet, i);
+	else if (ch == OUTAGE_RECOVERED && (was == OUTAGE_DOWN || fleetsync_state(f->fleet, i) == FLEETSYNC_DOWN))
+		fleetsync_note_up(f->fleet, i);
+}
+
+static bool may_probe(void *arg, const struct upstream *u)
+{
+	struct forward *f = arg;
+
+	return fleetsync_may_probe(f->fleet, up_index(f, u));
+}
+
+static void on_fleet_down(void *arg, size_t i)
+{
+	struct forward *f = arg;
+
+	upstream_fleet_down(f->ups[i]);
+}
+
+/* Another process's probe succeeded: resume at once (a state that began after the read was
+ * sent is this process's own news and stays). */
+static void on_fleet_up(void *arg, size_t i, double asked_at)
+{
+	struct forward *f = arg;
+
+	if (!upstream_down(f->ups[i]) || upstream_outage(f->ups[i])->since >= asked_at)
+		return;
+	if (upstream_fleet_up(f->ups[i]) == OUTAGE_RECOVERED) {
+		rescan_upstream(f, f->ups[i]);
+		for (size_t k = 0; k < f->nroutes; k++)
+			if (f->routes[k]->up == f->ups[i])
+				f->routes[k]->idle = false;
+		want_kick(f);
+	}
+}
+
+/* Limits another process (or this one) learned: held here too, each category for its time. */
+static void on_fleet_limits(void *arg, size_t i, size_t j, const struct ratelimit_set *set)
+{
+	struct forward *f = arg;
+	const struct config *cfg = generation_config(f->gen);
+	const struct config_upstream *uc;
+
+	if (i >= cfg->nupstreams || j >= cfg->upstreams[i].nprojects)
+		return;
+	uc = &cfg->upstreams[i];
+
+	log_debug("forward: %zu rate limit(s) of the fleet for %s/%ld", set->n, uc->name, uc->projects[j].id);
+	if (throttle_apply(f->r->throttle, uc->name, uc->projects[j].name, set, clock_mono()) != 0)
+		log_error("forward: out of memory recording a rate limit of the fleet for %s/%ld", uc->name,
+			  uc->projects[j].id);
+}
+
+static bool local_down(void *arg, size_t i)
+{
+	struct forward *f = arg;
+
+	return upstream_down(f->ups[i]);
+}
+
+static bool fleet_send(void *arg, redisconn_reply_cb cb, void *cbarg, int argc, const char **argv, const size_t *lens)
+{
+	struct forward *f = arg;
+
+	return queue_command(f->r->queue, cb, cbarg, argc, argv, lens) == QUEUE_SENT;
+}
+
+static int init_fleet(struct forward *f)
+{
+	const struct config *cfg = generation_config(f->gen);
+	char id[FLEETSYNC_ID_MAX];
+
+	for (size_t i = 0; i < f->nups; i++)
+		upstream_set_hooks(f->ups[i], &(struct upstream_hooks){ on_upstream_change, may_probe, f });
+	if (!cfg->fleet_sync)
+		return 0;
+	/* The consumer name may be shared by mistake (or by default, the host name): the pid makes
+	 * the probe lease's holder one process. */
+	snprintf(id, sizeof(id), "%s:%ld", queue_consumer(f->r->queue), (long)getpid());
+	f->fleet = fleetsync_new(f->r->base, cfg, id, &(struct fleetsync_io){ fleet_send, f },
+				 &(struct fleetsync_hooks){ on_fleet_down, on_fleet_up, on_fleet_limits, local_down, f });
+	return f->fleet != NULL ? 0 : -1;
+}
+
 struct forward *forward_new(struct relay *r)
 {
 	struct forward *f = calloc(1, sizeof(*f));
@@ -1166,7 +1311,7 @@ struct forward *forward_new(struct relay *r)
 	for (f->nups = 0; f->nups < cfg->nupstreams; f->nups++)
 		if ((f->ups[f->nups] = upstream_new(r, &cfg->upstreams[f->nups])) == NULL)
 			goto fail;
-	if (add_routes(f, r->gen, f->ups) != 0)
+	if (add_routes(f, r->gen, f->ups) != 0 || init_fleet(f) != 0)
 		goto fail;
 	f->tick_ev = event_new(r->base, -1, EV_PERSIST, tick_cb, f);
 	f->flush_ev = event_new(r->base, -1, 0, flush_cb, f);
@@ -1185,6 +1330,7 @@ void forward_free(struct forward *f)
 	if (f == NULL)
 		return;
 	f->closing = true;
+	fleetsync_free(f->fleet);
 	if (f->tick_ev != NULL)
 		event_free(f->tick_ev);
 	if (f->flush_ev != NULL)

@@ -78,6 +78,18 @@ enum outage_change outage_reachable(struct outage *o, double now)
 	return OUTAGE_RECOVERED;
 }
 
+enum outage_change outage_fleet_down(struct outage *o, double now, double rnd)
+{
+	if (o->state == OUTAGE_DOWN)
+		return OUTAGE_SAME;
+	if (o->state == OUTAGE_UP)
+		o->first_failure = now;
+	enter(o, OUTAGE_DOWN, now);
+	o->interval = o->p.retry_initial;
+	o->next_at = now + jittered(o->interval, o->p.retry_max, rnd);
+	return OUTAGE_BECAME_DOWN;
+}
+
 int outage_slots(const struct outage *o, double now, int max)
 {
 	if (o->state == OUTAGE_UP)

@@ -138,6 +138,12 @@ static enum queue_send sendv(struct queue *q, redisconn_reply_cb fn, void *arg, 
 	return redisconn_send(q->rc, fn, arg, argc, argv, lens) == REDISCONN_SENT ? QUEUE_SENT : QUEUE_UNAVAILABLE;
 }
 
+enum queue_send queue_command(struct queue *q, redisconn_reply_cb cb, void *arg, int argc, const char **argv,
+			      const size_t *lens)
+{
+	return sendv(q, cb, arg, argc, argv, lens);
+}
+
 /* The byte counter a stream's entries count in: the one counter, or (cluster) its route's. */
 static const char *bytes_key_of(const struct queue *q, const char *stream, char *buf, size_t len)
 {

@@ -151,6 +151,11 @@ static const struct family_def families[] = {
 	{ "sentryq_upstream_in_flight", METRICS_GAUGE, "Requests in flight to an upstream.", { "upstream" } },
 	{ "sentryq_upstream_state", METRICS_GAUGE, "1 for the state an upstream is in (up, down, probing), else 0.",
 	  { "upstream", "state" } },
+	{ "sentryq_fleet_probing", METRICS_GAUGE,
+	  "1 while this process holds an upstream's probe lease (fleet.sync: it alone probes the down upstream).",
+	  { "upstream" } },
+	{ "sentryq_fleet_sync_errors_total", METRICS_COUNTER,
+	  "Commands of the fleet's shared knowledge that failed (error reply, or Redis lost before the answer).", { 0 } },
 	{ "sentryq_rate_limits_active", METRICS_GAUGE,
 	  "Rate limits in force, by route (\"<upstream>\" alone: organization-wide).", { "route" } },
 	{ "sentryq_redis_connected", METRICS_GAUGE, "1 while Redis is connected and ready.", { 0 } },
@@ -304,8 +309,12 @@ static void read_forward(struct scrape *sc)
 	const struct upstream *u;
 	char label[LABEL_MAX];
 
-	for (size_t i = 0; (u = forward_upstream(r->forward, i)) != NULL; i++)
+	for (size_t i = 0; (u = forward_upstream(r->forward, i)) != NULL; i++) {
 		read_upstream(sc, u);
+		add(sc, "sentryq_fleet_probing", (const char *[]){ r->cfg->upstreams[i].name },
+		    forward_probing_here(r->forward, i));
+	}
+	add(sc, "sentryq_fleet_sync_errors_total", NULL, (double)forward_fleet_errors(r->forward));
 	add(sc, "sentryq_forward_retries_total", NULL, counter(sc, STATS_RETRIED));
 	add(sc, "sentryq_dead_letters_total", (const char *[]){ "permanent" }, counter(sc, STATS_DEAD_PERMANENT));
 	add(sc, "sentryq_dead_letters_total", (const char *[]){ "max_age" }, counter(sc, STATS_DEAD_MAX_AGE));

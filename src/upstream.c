@@ -47,6 +47,7 @@ struct upstream {
 	int in_flight;
 	int reserved;
 	struct outage outage;  /* reachable, interrupted or down (pure state machine) */
+	struct upstream_hooks hooks;
 	struct upstream_counts counts;
 	SSL_CTX *tls;          /* https upstreams only */
 	char host_header[300];
@@ -198,6 +199,11 @@ const struct config_upstream *upstream_config(const struct upstream *u)
 	return u->cfg;
 }
 
+void upstream_set_hooks(struct upstream *u, const struct upstream_hooks *hooks)
+{
+	u->hooks = *hooks;
+}
+
 bool upstream_down(const struct upstream *u)
 {
 	return u->outage.state == OUTAGE_DOWN;
@@ -207,6 +213,11 @@ int upstream_available(const struct upstream *u)
 {
 	/* A down upstream gets one probe at a time; its answer decides whether traffic resumes. */
 	int n = outage_slots(&u->outage, clock_mono(), u->nslots) - u->in_flight - u->reserved;
+
+	/* The probe slot is the fleet's: only the process holding the probe lease uses it. */
+	if (n > 0 && u->outage.state == OUTAGE_DOWN && u->hooks.may_probe != NULL &&
+	    !u->hooks.may_probe(u->hooks.arg, u))
+		return 0;
 
 	return n > 0 ? n : 0;
 }
@@ -297,14 +308,46 @@ static void log_change(const struct upstream *u, enum outage_change ch, int stat
 	}
 }
 
+static double jitter_rnd(void)
+{
+	return (double)rand() / ((double)RAND_MAX + 1.0);
+}
+
 static void note_answer(struct upstream *u, unsigned stamp, int status)
 {
 	double now = clock_mono();
-	enum outage_change ch = outcome_reachable(status)
-					? outage_reachable(&u->outage, now)
-					: outage_failed(&u->outage, stamp, now, (double)rand() / ((double)RAND_MAX + 1.0));
+	enum outage_state was = u->outage.state;
+	enum outage_change ch = outcome_reachable(status) ? outage_reachable(&u->outage, now)
+							  : outage_failed(&u->outage, stamp, now, jitter_rnd());
 
 	log_change(u, ch, status);
+	if (ch != OUTAGE_SAME && u->hooks.on_change != NULL)
+		u->hooks.on_change(u->hooks.arg, u, ch, was);
+}
+
+enum outage_change upstream_fleet_down(struct upstream *u)
+{
+	double now = clock_mono();
+	enum outage_change ch = outage_fleet_down(&u->outage, now, jitter_rnd());
+
+	if (ch == OUTAGE_BECAME_DOWN)
+		log_kv_warn(LOG_FIELDS(LOG_STR("upstream", u->cfg->name), LOG_STR("state", "down"), LOG_STR("by", "fleet"),
+				       LOG_REAL("retry_in_s", outage_wait(&u->outage, now))),
+			    "upstream %s: down (another sentryq process found it down); the probe lease decides who probes",
+			    u->cfg->name);
+	return ch;
+}
+
+enum outage_change upstream_fleet_up(struct upstream *u)
+{
+	double now = clock_mono(), out = now - u->outage.first_failure;
+	enum outage_change ch = outage_reachable(&u->outage, now);
+
+	if (ch == OUTAGE_RECOVERED)
+		log_kv_info(LOG_FIELDS(LOG_STR("upstream", u->cfg->name), LOG_STR("state", "up"), LOG_STR("by", "fleet"),
+				       LOG_REAL("outage_s", out)),
+			    "upstream %s: back up after %.1fs (another sentryq process got an answer)", u->cfg->name, out);
+	return ch;
 }
 
 static void call_done(struct evhttp_request *resp, void *arg)

@@ -33,7 +33,7 @@ FAMILIES = (
     "sentryq_queue_pending_entries", "sentryq_queue_body_bytes", "sentryq_queue_max_entries",
     "sentryq_queue_max_bytes", "sentryq_forwards_total", "sentryq_forward_retries_total",
     "sentryq_dead_letters_total", "sentryq_upstream_duration_seconds", "sentryq_upstream_in_flight",
-    "sentryq_upstream_state", "sentryq_rate_limits_active", "sentryq_redis_connected",
+    "sentryq_upstream_state", "sentryq_fleet_probing", "sentryq_fleet_sync_errors_total", "sentryq_rate_limits_active", "sentryq_redis_connected",
     "sentryq_redis_reconnects_total", "sentryq_redis_buffer_entries", "sentryq_redis_buffer_bytes",
     "sentryq_redis_buffer_max_bytes", "sentryq_config_reloads_total", "sentryq_http_open_connections",
     "sentryq_http_body_memory_bytes", "sentryq_http_connections_total", "sentryq_http_refused_connections_total",

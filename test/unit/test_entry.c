@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "entry.h"
+#include "slot.h"
 
 #define B(x) CATEGORY_BIT(CAT_##x)
 #define NOW_MS 1700000000999LL
@@ -543,9 +544,28 @@ static void test_keys(void **state)
 	assert_int_equal(entry_stream_key(prefix, up, pr, buf, 128 + 2 + 64 + 1 + 64), -1);
 }
 
+/* The fleet's keys: one hash tag, so one script reads them all in a cluster's one slot. */
+static void test_fleet_keys(void **state)
+{
+	char a[ENTRY_KEY_MAX], b[ENTRY_KEY_MAX], c[ENTRY_KEY_MAX];
+
+	(void)state;
+	assert_int_equal(entry_fleet_state_key("sentryq:", "sentry-io", a, sizeof(a)), 0);
+	assert_string_equal(a, "sentryq:{fleet}up:sentry-io");
+	assert_int_equal(entry_fleet_probe_key("sentryq:", "other", b, sizeof(b)), 0);
+	assert_string_equal(b, "sentryq:{fleet}probe:other");
+	assert_int_equal(entry_fleet_limits_key("sentryq:", "sentry-io", "42", c, sizeof(c)), 0);
+	assert_string_equal(c, "sentryq:{fleet}rl:sentry-io:42");
+	assert_int_equal(slot_of(a, strlen(a)), slot_of(b, strlen(b)));
+	assert_int_equal(slot_of(a, strlen(a)), slot_of(c, strlen(c)));
+	assert_int_equal(entry_fleet_state_key("x:", "u", a, 13), -1);
+	assert_int_equal(entry_fleet_state_key("x:", "u", a, 14), 0);  /* "x:{fleet}up:u" + NUL */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fleet_keys),
 		cmocka_unit_test(test_fields_in_order),
 		cmocka_unit_test(test_round_trip_binary_body),
 		cmocka_unit_test(test_round_trip_empty_strings),

@@ -140,6 +140,32 @@ static void test_outcomes(void **state)
 	assert_string_equal(outcome_name(OUTCOME_LIMITED), "rate_limited");
 }
 
+/* The fleet says down: an up (or interrupted) upstream is down at once, probed after about
+ * retry_initial; its in-flight requests cannot move it; one already down stays as it was. */
+static void test_fleet_down(void **state)
+{
+	struct outage o;
+	unsigned stamp;
+
+	(void)state;
+	outage_init(&o, &defaults, 50.0);
+	stamp = outage_stamp(&o);
+	assert_int_equal(outage_fleet_down(&o, 50.0, MID), OUTAGE_BECAME_DOWN);
+	assert_int_equal(o.state, OUTAGE_DOWN);
+	assert_float_equal(o.first_failure, 50.0, 1e-9);
+	assert_int_equal(outage_slots(&o, 50.5, 16), 0);
+	assert_int_equal(outage_slots(&o, 51.0, 16), 1);
+	assert_int_equal(outage_failed(&o, stamp, 50.2, MID), OUTAGE_SAME);
+	assert_int_equal(outage_fleet_down(&o, 51.0, MID), OUTAGE_SAME);
+	assert_float_equal(o.next_at, 51.0, 1e-9);
+	assert_int_equal(outage_reachable(&o, 52.0), OUTAGE_RECOVERED);
+	/* Interrupted: the interruption's start is kept (how long it has been failing). */
+	stamp = outage_stamp(&o);
+	assert_int_equal(outage_failed(&o, stamp, 60.0, MID), OUTAGE_BECAME_INTERRUPTED);
+	assert_int_equal(outage_fleet_down(&o, 62.0, MID), OUTAGE_BECAME_DOWN);
+	assert_float_equal(o.first_failure, 60.0, 1e-9);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +175,7 @@ int main(void)
 		cmocka_unit_test(test_ten_minutes_down_probe_within_a_minute),
 		cmocka_unit_test(test_stale_failures_after_recovery_are_ignored),
 		cmocka_unit_test(test_outcomes),
+		cmocka_unit_test(test_fleet_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

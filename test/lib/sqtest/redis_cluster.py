@@ -261,9 +261,12 @@ class ClusterWorld(TopologyWorld):
         names = projects or [n for v in spread_projects(self.cluster, upstream).values() for n in v]
         self.prjs = [Project(upstream, n, 100 + i) for i, n in enumerate(names)]
         self.wait_replicas = wait_replicas
+        self.others = []  # (Sentryq, Mock) of start_other
         self.mirrors = {}  # project name -> [project names it is mirrored to]
 
-    def config(self, **over):
+    def config(self, port=None, url=None, **over):
+        """Config text for a sentryq on port (this world's) against the cluster, forwarding to url
+        (this world's mock by default)."""
         from sqtest.sentryq import make_config, upstream_conf
         from sqtest.world import FAULT_SETTINGS
         extra = ['cluster = ( %s );' % ", ".join('"%s"' % a for a in self.cluster.seeds),
@@ -281,8 +284,20 @@ class ClusterWorld(TopologyWorld):
         # timeout and election; buffer 64 MiB, the default, takes the writes meanwhile.
         settings = dict(FAULT_SETTINGS, prefix="sqc:", redis_timeout=2.0, buffer_bytes=67108864)
         settings.update(over)
-        return make_config(self.port, 1, [upstream_conf(self.upstream, self.mock.url, prj_conf)],
+        return make_config(port or self.port, 1, [upstream_conf(self.upstream, url or self.mock.url, prj_conf)],
                            redis_extra=" ".join(extra), **settings)
+
+    def start_other(self, **over):
+        """One more sentryq on the cluster with its own mock (requests counted per process),
+        stopped by close(). Returns (Sentryq, port, Mock)."""
+        from sqtest.mock import Mock
+        from sqtest.proc import free_port
+        from sqtest.sentryq import Sentryq
+        m = Mock().start()
+        port = free_port()
+        sq = Sentryq().start(self.config(port=port, url=m.url, **over), port)
+        self.others.append((sq, m))
+        return sq, port, m
 
     def counters(self):
         return self.redis_status().get("cluster") or {}
@@ -298,3 +313,13 @@ class ClusterWorld(TopologyWorld):
                     c.get("masters_ready") == len(want) and r.get("connected"))
         wait_for(there, timeout, "sentryq on the masters %s" % want, interval=0.05)
         return time.time()
+
+    def close(self):
+        for sq, m in self.others:
+            if sq.alive():
+                try:
+                    sq.stop(timeout=10)
+                except AssertionError as e:
+                    print("# %s" % e, flush=True)
+            m.stop()
+        super().close()

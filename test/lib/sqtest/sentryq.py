@@ -76,6 +76,8 @@ SETTINGS = (
     ("consumer", "forward", "consumer", str),
     ("departed_after", "forward", "departed_after", float),
     ("passthrough", "rate_limits", "passthrough", bool),
+    ("fleet_sync", "fleet", "sync", bool),
+    ("sync_period", "fleet", "sync_period", float),
     ("shutdown_timeout", None, "shutdown_timeout", float),
     ("role", None, "role", str),
     ("log_level", "log", "level", str),
@@ -84,7 +86,7 @@ SETTINGS = (
     ("metrics_port", "metrics", "port", int),
     ("metrics_on_ingest", "metrics", "on_ingest", bool),
 )
-GROUPS = ("listen", "redis", "queue", "forward", "rate_limits", "log", "metrics")
+GROUPS = ("listen", "redis", "queue", "forward", "rate_limits", "fleet", "log", "metrics")
 JSON_LOG = re.compile(r'\blog\s*[=:]\s*\{[^}]*\bformat\s*[=:]\s*"json"', re.I)
 # What a config has unless a keyword says otherwise (None leaves a setting to sentryq's default).
 DEFAULTS = dict(max_body=20971520, prefix="sentryq:", buffer_bytes=0, fwd_timeout=5.0, retry_initial=0.2,
@@ -95,7 +97,7 @@ SHIPPED_CONF = os.path.join(SOURCE_ROOT, "etc", "sentryq.conf")
 # The user-visible timings among the settings: a fault case that shortens one says why next to it,
 # and another case covers the shipped value (World prints every one a case changes).
 TIMINGS = ("client_timeout", "redis_timeout", "reconnect_max", "fwd_timeout", "connect_timeout", "retry_initial",
-           "retry_max", "outage_grace", "claim_idle", "shutdown_timeout", "departed_after")
+           "retry_max", "outage_grace", "claim_idle", "shutdown_timeout", "departed_after", "sync_period")
 
 
 def _parse_shipped(text):

@@ -74,6 +74,7 @@ class World:
         self.killed = False
         self.prefix = None
         self.settings = None
+        self.others = []
 
     def mock(self, name, port=None, start=True, latency_ms=None, digest_over=None):
         m = Mock(port, latency_ms=latency_ms, digest_over=digest_over)
@@ -102,6 +103,14 @@ class World:
         self.settings = dict(FAULT_SETTINGS, **over)
         self.cfg = self.config(self.port, ups, **over)
         return self.sq.reload(self.cfg)
+
+    def start_other(self, ups, **over):
+        """One more sentryq on this world's Redis (a free port; its own ups, e.g. its own mock),
+        stopped by close(). Returns (Sentryq, port)."""
+        port = free_port()
+        sq = Sentryq().start(self.config(port, ups, **over), port)
+        self.others.append(sq)
+        return sq, port
 
     def restart(self):
         self.killed = False
@@ -205,6 +214,12 @@ class World:
                 self.sq.stop(timeout=((self.settings or FAULT_SETTINGS).get("shutdown_timeout") or 10.0) + 10)
             except TestFailure as e:
                 print("# %s" % e, flush=True)
+        for sq in self.others:
+            if sq.alive():
+                try:
+                    sq.stop(timeout=((self.settings or FAULT_SETTINGS).get("shutdown_timeout") or 10.0) + 10)
+                except TestFailure as e:
+                    print("# %s" % e, flush=True)
         for m in self.mocks.values():
             m.stop()
         self.redis.kill()
