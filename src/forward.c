@@ -849,12 +849,12 @@ const struct upstream *forward_upstream(const struct forward *f, size_t i)
 
 bool forward_probing_here(const struct forward *f, size_t i)
 {
-	return fleetsync_probing_here(f->fleet, i);
+	return f != NULL && fleetsync_probing_here(f->fleet, i);  /* NULL: role ingest */
 }
 
 unsigned long forward_fleet_errors(const struct forward *f)
 {
-	return fleetsync_errors(f->fleet);
+	return f != NULL ? fleetsync_errors(f->fleet) : 0;
 }
 
 int forward_in_flight(const struct forward *f)
