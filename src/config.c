@@ -116,7 +116,7 @@ static const struct key_def top_keys[] = {
 	{ K_DBL("forward.timeout", CFG, forward_timeout), .def = 10, .min = 0.001, .max = 3600 },
 	{ K_DBL("forward.connect_timeout", CFG, forward_connect_timeout), .def = 3, .min = 0.001,
 	  .max = 3600 },
-	{ K_INT("forward.max_connections", CFG, forward_max_connections), .def = 16, .min = 1,
+	{ K_INT("forward.max_connections", CFG, forward_max_connections), .def = 64, .min = 1,
 	  .max = 1024 },
 	{ K_INT("forward.batch", CFG, forward_batch), .def = 64, .min = 1, .max = 1000 },
 	{ K_DBL("forward.retry_initial", CFG, forward_retry_initial), .def = 1, .min = 0.001,

@@ -19,7 +19,7 @@ from sqtest.ledger import Ledger, Loader, check_delivery, summary  # noqa: E402
 from sqtest.proc import check, wait_for  # noqa: E402
 from sqtest.runner import main  # noqa: E402
 from sqtest.world import Project, Sampler, World, probe_times, upstream_state  # noqa: E402
-N = 40
+N = 200  # more than forward.max_connections: a full wave hangs at A
 STALL_S = 12.0
 GOAL_S = 5.0
 

@@ -20,7 +20,7 @@ from sqtest.attack import (Poller, Stack, check_status_bound, close_all, connect
 from sqtest.http import KeepAlive  # noqa: E402
 from sqtest.proc import check, wait_for  # noqa: E402
 from sqtest.runner import main  # noqa: E402
-from sqtest.sentryq import AUTH_VOD  # noqa: E402
+from sqtest.sentryq import AUTH_VOD, shipped_settings  # noqa: E402
 
 S = {}
 CAP = 50          # listen.max_connections for the flood: keeps the flood small (the default derives
@@ -110,7 +110,7 @@ def test_flood_past_the_cap():
 
 def test_default_cap_from_fd_limit():
     """The default cap (listen.max_connections = 0) derives from the fd limit: with 256 fds it
-    leaves 64 + the upstream's 16 connections, 176 for clients."""
+    leaves 64 + the upstream's forward.max_connections (shipped 64), 128 for clients."""
     stack = S["stack"].start(preexec_fn=nofile(256))
     log = stack.log()
     m = re.search(r"\(at most (\d+) connections\)", log)
@@ -130,8 +130,8 @@ def test_default_cap_from_fd_limit():
     figure("conn_flood_default_cap", "ulimit -n 256: derived cap %s; 300 connections: %d answered, %d closed, "
            "sentryq alive %s, listen %r; %s" % (m.group(1) if m else "(not logged)", len(data), len(closed),
                                                 stack.sq.alive(), lst, status_summary(res)))
-    check(m and int(m.group(1)) == 256 - 64 - 16, "the log states no derived cap of 176: %r" % (
-        m.group(0) if m else None))
+    want = 256 - 64 - shipped_settings()["max_connections"]
+    check(m and int(m.group(1)) == want, "the log states no derived cap of %d: %r" % (want, m.group(0) if m else None))
     check(lst.get("accept_errors") == 0, "accept() failed with the derived cap: %r" % lst)
     check_status_bound("conn_flood_default_cap", res)
     wait_for(lambda: listen_of(ka).get("open_connections", 999) <= 2, 10, "the flood's connections to close")

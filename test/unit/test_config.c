@@ -241,7 +241,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->queue_max_bytes, 1073741824);
 	assert_true(cfg->forward_timeout == 10.0);
 	assert_true(cfg->forward_connect_timeout == 3.0);
-	assert_int_equal(cfg->forward_max_connections, 16);
+	assert_int_equal(cfg->forward_max_connections, 64);
 	assert_int_equal(cfg->forward_batch, 64);
 	assert_true(cfg->forward_retry_initial == 1.0);
 	assert_true(cfg->forward_retry_max == 60.0);
@@ -257,7 +257,7 @@ static void test_defaults(void **state)
 	assert_null(cfg->default_project);
 	assert_int_equal(cfg->nupstreams, 1);
 	assert_true(up->timeout == 10.0 && up->connect_timeout == 3.0);
-	assert_int_equal(up->max_connections, 16);
+	assert_int_equal(up->max_connections, 64);
 	assert_true(up->verify);
 	assert_null(up->ca_file);
 	assert_int_equal(up->nprojects, 1);
