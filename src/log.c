@@ -238,6 +238,10 @@ size_t log_format_line(char *buf, size_t len, enum log_format format, const stru
 	return l.len;
 }
 
+/* The format attribute lets -Wformat-nonliteral (clang's -Wformat=2) see fmt checked at the callers. */
+static void emit(enum log_level lvl, const struct log_field *fields, size_t nfields, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
 static void emit(enum log_level lvl, const struct log_field *fields, size_t nfields, const char *fmt, va_list ap)
 {
 	char msg[LOG_LINE_MAX / 2], line[LOG_LINE_MAX];
