@@ -7,14 +7,14 @@ Prints "READY <port>" once listening on 127.0.0.1. Control API under /__mock/ (n
   GET  /__mock/count                 {"count": n}
   POST /__mock/reset                 clear records and program, end a pause
   POST /__mock/program               {"rules": [...], "default": {...}} (see README of the tests);
-                                     answers {"ok": true, "t": <time.time() it took effect>}
+                                     answers {"ok": true, "t": <time.monotonic() it took effect>}
   POST /__mock/pause                 {"seconds": s}: every request arriving from now until now + s
                                      is held until the pause ends, then answered by the program in
                                      force then (a server that hung and recovered); 0 ends a pause
                                      at once. Answers {"ok": true, "t": now, "until": end}
   GET  /__mock/stats                 {"count", "concurrent" (requests being handled now, held ones
                                      included), "max_concurrent" (since the last max_reset),
-                                     "paused_until", "listening_since", "now"}: times are time.time()
+                                     "paused_until", "listening_since", "now"}: times are time.monotonic()
   POST /__mock/max_reset             max_concurrent := concurrent
 Each record: "body_len" and "body_sha256" of the body as it arrived, and the body itself as
 "body_b64" - or, for a body over --digest-over bytes (0, the default: never), only its first
@@ -91,7 +91,7 @@ class State:
         self.listening_since = None
         self.concurrent = 0        # requests being handled (read, not yet answered), held ones too
         self.max_concurrent = 0
-        self.paused_until = 0.0    # time.time(); requests arriving before it wait for it
+        self.paused_until = 0.0    # time.monotonic(); requests arriving before it wait for it
         self.unpaused = threading.Condition(self.lock)
 
     def hold_while_paused(self):
@@ -99,7 +99,7 @@ class State:
         pause itself: every wait is at most until paused_until, which only a control call moves."""
         with self.lock:
             while not self.stopping.is_set():
-                left = self.paused_until - time.time()
+                left = self.paused_until - time.monotonic()
                 if left <= 0:
                     return
                 self.unpaused.wait(left)
@@ -242,7 +242,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(400, json.dumps({"detail": str(e)}).encode())
             with st.lock:
                 st.program = prog
-                t = time.time()
+                t = time.monotonic()
             return self._send(200, json.dumps({"ok": True, "t": t}).encode())
         if path == "/__mock/pause" and method == "POST":
             try:
@@ -252,14 +252,14 @@ class Handler(BaseHTTPRequestHandler):
             if not 0 <= secs <= 3600:
                 return self._send(400, b'{"detail":"seconds must be within 0..3600"}')
             with st.lock:
-                t = time.time()
+                t = time.monotonic()
                 st.paused_until = t + secs
                 st.unpaused.notify_all()
             return self._send(200, json.dumps({"ok": True, "t": t, "until": t + secs}).encode())
         if path == "/__mock/stats" and method == "GET":
             with st.lock:
                 doc = {"count": len(st.records), "concurrent": st.concurrent, "max_concurrent": st.max_concurrent,
-                       "paused_until": st.paused_until, "listening_since": st.listening_since, "now": time.time()}
+                       "paused_until": st.paused_until, "listening_since": st.listening_since, "now": time.monotonic()}
             return self._send(200, json.dumps(doc).encode())
         if path == "/__mock/max_reset" and method == "POST":
             with st.lock:
@@ -278,7 +278,7 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/__mock/"):
             return self._control(self.command, path, query, body)
         st = self.server.state
-        arrived = time.time()
+        arrived = time.monotonic()
         with st.lock:
             st.concurrent += 1
             st.max_concurrent = max(st.max_concurrent, st.concurrent)
@@ -299,7 +299,7 @@ class Handler(BaseHTTPRequestHandler):
                 action = "drop"
             else:
                 action = int(resp.get("status", 200))
-            t = time.time()
+            t = time.monotonic()
             delay = self._delay(resp, action)
             st.records.append({
                 "seq": len(st.records), "method": self.command, "path": path, "query": query,
@@ -352,7 +352,7 @@ class Server(ThreadingHTTPServer):
 
     def server_activate(self):
         super().server_activate()
-        self.listening_since = time.time()  # listen() returned: connections are accepted from here
+        self.listening_since = time.monotonic()  # listen() returned: connections are accepted from here
 
 
 def main(argv=None):

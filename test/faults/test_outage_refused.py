@@ -32,11 +32,11 @@ def refused_for(tag, pid, fault_s, goal_s):
         c0 = w.counters()
         led = Ledger()
         sampler = Sampler(lambda: upstream_state(w, "up"), 0.2).start()
-        t_fault = time.time()  # nothing listens on the port from here (it never did)
+        t_fault = time.monotonic()  # nothing listens on the port from here (it never did)
         Loader(led, w.port, [led.make(prj, tag, i) for i in range(N)], workers=8).start().join(30)
         check(len(led.acked) == N, "acknowledged %d of %d with Redis up: %s" % (len(led.acked), N, led.statuses()))
         pending = w.status()["queue"]["pending"]
-        time.sleep(max(0.0, t_fault + fault_s - time.time()))  # the scenario: refused for fault_s seconds
+        time.sleep(max(0.0, t_fault + fault_s - time.monotonic()))  # the scenario: refused for fault_s seconds
         c1 = w.counters()
         mock.start()
         t_listen = mock.stats()["listening_since"]

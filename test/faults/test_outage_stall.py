@@ -33,7 +33,7 @@ def check_pause(mock):
     def post():
         got["r"] = request(mock.port, "POST", "/api/9/store/", [("Content-Type", "application/json")],
                            b'{"event_id": "%s"}' % (b"ab" * 16), timeout=10)
-        got["t"] = time.time()
+        got["t"] = time.monotonic()
     t0, until = mock.pause(1.0)
     th = threading.Thread(target=post, daemon=True)
     th.start()
@@ -69,7 +69,7 @@ def test_stall_longer_than_timeout_while_b_flows():
         # A first, so its entries occupy A's connections before B's arrive.
         Loader(led, w.port, [led.make(pa, "A", i) for i in range(N)], workers=4).start().join(30)
         wait_for(lambda: ma.stats()["concurrent"] >= conns, 5, "%d forwards hanging at A" % conns, interval=0.05)
-        t_b = time.time()
+        t_b = time.monotonic()
         Loader(led, w.port, [led.make(pb, "B", i) for i in range(N)], workers=4).start().join(30)
         check(len(led.acked) == 2 * N, "acknowledged %d of %d: %s" % (len(led.acked), 2 * N, led.statuses()))
         d = w.wait_delivered(led, led.of(pb), 5, names=["B"])

@@ -42,13 +42,13 @@ def test_departed_consumer_removed_at_the_shipped_departed_after():
         wait_for(lambda: {name_a, name_b} <= set(w.group(prj)) and
                  all(p == 0 for p, _ in w.group(prj).values()), 10, "both consumers in the group, nothing pending")
         w.kill9()
-        t_kill = time.time()
+        t_kill = time.monotonic()
         idle_at_kill = w.group(prj)[name_a][1] / 1000.0
         due = t_kill + after - idle_at_kill  # when A's idle reaches departed_after
         sampler = Sampler(lambda: w.group(prj), interval=1.0, limit=after + 120).start()
         wait_for(lambda: name_a not in w.group(prj), after + POLL + SLACK + 30,
                  "the departed consumer %s removed" % name_a, interval=0.5)
-        t_gone = time.time()
+        t_gone = time.monotonic()
         samples = sampler.stop()
         present = [t for t, g in samples if name_a in g]
         check(present and max(present) >= due - 1.0,

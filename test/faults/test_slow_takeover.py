@@ -65,11 +65,11 @@ def test_takeover_after_the_shipped_claim_idle():
         mine = pending_of(w.redis.port, stream, "relay-a")
         check(mine, "relay-a has no pending entries: nothing to take over")
         eids = entry_eids(w.redis.port, stream)
-        t_now = time.time()
+        t_now = time.monotonic()
         a_read = {eids[i]: t_now - idle for i, (idle, _) in mine.items()}  # when relay-a read each one
         b_eids = [e for e in led.acked if e not in a_read]
         w.kill9()
-        t_kill = time.time()
+        t_kill = time.monotonic()
         mock.program(default={"status": 200})
         # relay-b's own: its hung forwards time out after forward.timeout, then retried ~1 s later.
         d = w.wait_delivered(led, b_eids, s["fwd_timeout"] + 10)

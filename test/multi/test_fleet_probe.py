@@ -57,9 +57,9 @@ def run_outage(sync):
         grace = w.settings["outage_grace"]
         wait_for(lambda: fleet_view(sq_a)[0] == "down" and fleet_view(sq_b)[0] == "down", grace + 10,
                  "both processes to call the upstream down", interval=0.1)
-        t_down = time.time()
+        t_down = time.monotonic()
         samples = Sampler(lambda: (fleet_view(sq_a), fleet_view(sq_b)), interval=0.25).start()
-        wait_for(lambda: time.time() >= t_down + DOWN_FOR, DOWN_FOR + 5, "the outage to last %.0f s" % DOWN_FOR,
+        wait_for(lambda: time.monotonic() >= t_down + DOWN_FOR, DOWN_FOR + 5, "the outage to last %.0f s" % DOWN_FOR,
                  interval=0.2)
         seen = samples.stop()
         t_up = min(ma.program(default={"status": 200}), mb.program(default={"status": 200}))
@@ -148,7 +148,7 @@ def test_the_lease_moves_when_its_holder_dies():
         who = wait_for(holder, w.settings["outage_grace"] + 10, "both down, one holding the probe lease",
                        interval=0.1)
         survivor, m_surv = (sq_b, mb) if who == "a" else (sq_a, ma)
-        t_kill = time.time()
+        t_kill = time.monotonic()
         if who == "a":
             w.kill9()
         else:
@@ -156,7 +156,7 @@ def test_the_lease_moves_when_its_holder_dies():
         period = w.settings["sync_period"]
         wait_for(lambda: fleet_view(survivor)[2], 3 * period + 3, "the survivor to take the probe lease",
                  interval=0.05)
-        took = time.time() - t_kill
+        took = time.monotonic() - t_kill
         wait_for(lambda: [x for x in m_surv.requests() if x["t"] > t_kill + took], 10,
                  "a probe from the survivor after it took the lease", interval=0.1)
         t_up = min(ma.program(default={"status": 200}), mb.program(default={"status": 200}))

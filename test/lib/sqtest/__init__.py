@@ -28,4 +28,10 @@ Modules by concern; a test imports what it uses from each, e.g. `from sqtest.pro
   poller    the probe program attack.Poller runs in a process of its own (python3 -I poller.py)
 
 A test file puts test/lib on sys.path itself, relative to its own location.
+
+Times: every time a test measures or compares, the mock's records and answers included, is
+time.monotonic() (CLOCK_MONOTONIC, one clock for every process on the machine), never the wall
+clock, which a clock sync may step in the middle of a 10-minute case (a fresh Debian run saw a
+5 s step). The wall clock only where a value is compared with sentryq's or Redis's own epoch
+times (log timestamps, entry and stream-id times).
 """

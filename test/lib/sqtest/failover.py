@@ -30,7 +30,7 @@ class FailoverRun:
         self.t_kill = kill()
         check(not load.done(), "the load finished before the master was killed")
         self.new = promoted()
-        self.t_promoted = time.time()
+        self.t_promoted = time.monotonic()
         self.t_followed = following(self.new)
         load.join(120)
         self.w.wait_drained(60)

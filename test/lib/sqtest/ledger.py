@@ -52,7 +52,7 @@ class Ledger:
         self.events = {}    # eid -> (project, body)
         self.answer = {}    # eid -> status int, or "error: ..."
         self.acked = set()
-        self.t_answer = {}  # eid -> time.time() of the answer
+        self.t_answer = {}  # eid -> time.monotonic() of the answer
         self.responses = {}  # eid -> Response (kept for non-2xx only)
         self.endpoint = {}  # eid -> "envelope/" for envelopes (default: "store/")
 
@@ -88,7 +88,7 @@ class Ledger:
             r, res = Response(0, [], repr(e).encode()), "error:%s" % type(e).__name__
         with self.lock:
             self.answer[eid] = res
-            self.t_answer[eid] = time.time()
+            self.t_answer[eid] = time.monotonic()
             if isinstance(res, int) and 200 <= res < 300:
                 try:
                     ok = r.json().get("id")
@@ -221,7 +221,7 @@ class Delivery:
         return {e: min(self.ok_t[e]) - ledger.t_answer[e] for e in eids}
 
     def delivered_at(self, eid):
-        """The mock's time.time() of the first 2xx answer for eid (None: not delivered)."""
+        """The mock's time.monotonic() of the first 2xx answer for eid (None: not delivered)."""
         ts = self.ok_t.get(eid)
         return min(ts) if ts else None
 
@@ -233,7 +233,7 @@ class Delivery:
         return max(ts)
 
     def first_attempt_at(self, eid):
-        """The mock's time.time() of the first request for eid that reached it (None: none)."""
+        """The mock's time.monotonic() of the first request for eid that reached it (None: none)."""
         recs = self.attempts.get(eid)
         return min(r["t"] for r in recs) if recs else None
 

@@ -88,7 +88,7 @@ class Mock:
         self._post("/__mock/reset", {})
 
     def program(self, rules=None, default=None):
-        """Returns the mock's time.time() at which the program took effect."""
+        """Returns the mock's time.monotonic() at which the program took effect."""
         doc = {"rules": rules or []}
         if default is not None:
             doc["default"] = default
@@ -96,7 +96,7 @@ class Mock:
 
     def pause(self, seconds):
         """Hold every request arriving in the next `seconds` until then (0: end a pause now).
-        Returns the mock's (start, end) of the pause, time.time()."""
+        Returns the mock's (start, end) of the pause, time.monotonic()."""
         doc = self._post("/__mock/pause", {"seconds": seconds})
         return doc["t"], doc["until"]
 

@@ -169,9 +169,9 @@ class RedisCluster:
         return r
 
     def kill_master(self, port):
-        """SIGKILL the master at port; returns time.time() of the kill."""
+        """SIGKILL the master at port; returns time.monotonic() of the kill."""
         self.by_port(port).kill()
-        return time.time()
+        return time.monotonic()
 
     def wait_failed_over(self, old_port, timeout=30):
         """Until every live node serves all slots without old_port and says cluster_state ok;
@@ -303,7 +303,7 @@ class ClusterWorld(TopologyWorld):
         return self.redis_status().get("cluster") or {}
 
     def wait_following(self, masters, timeout=30):
-        """Until sentryq's /status names exactly these master ports, all connected; returns time.time()."""
+        """Until sentryq's /status names exactly these master ports, all connected; returns time.monotonic()."""
         want = sorted("127.0.0.1:%d" % p for p in masters)
 
         def there():
@@ -312,7 +312,7 @@ class ClusterWorld(TopologyWorld):
             return (sorted(a for a in r.get("address", "").split(",") if a) == want and
                     c.get("masters_ready") == len(want) and r.get("connected"))
         wait_for(there, timeout, "sentryq on the masters %s" % want, interval=0.05)
-        return time.time()
+        return time.monotonic()
 
     def close(self):
         for sq, m in self.others:

@@ -142,10 +142,10 @@ class RedisHA:
         raise AssertionError("no sentinel alive")
 
     def kill_master(self):
-        """SIGKILL the current master; returns (the killed Redis, time.time() of the kill)."""
+        """SIGKILL the current master; returns (the killed Redis, time.monotonic() of the kill)."""
         m = self.current_master()
         m.kill()
-        return m, time.time()
+        return m, time.monotonic()
 
     def wait_promoted(self, old, timeout=30):
         """Until every live sentinel names a master other than `old` and that server says ROLE
@@ -202,11 +202,11 @@ class HAWorld(TopologyWorld):
                            redis_extra=" ".join(extra), **settings)
 
     def wait_following(self, server, timeout=30):
-        """Until sentryq is connected to `server` (its /status redis.address); returns time.time()."""
+        """Until sentryq is connected to `server` (its /status redis.address); returns time.monotonic()."""
         want = "127.0.0.1:%d" % server.port
 
         def there():
             r = self.redis_status()
             return r.get("connected") and r.get("address") == want
         wait_for(there, timeout, "sentryq connected to the master at %s (now %r)" % (want, "?"), interval=0.05)
-        return time.time()
+        return time.monotonic()

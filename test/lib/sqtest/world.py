@@ -246,7 +246,7 @@ def note_overrides(over):
 
 
 class Sampler:
-    """Calls fn() every `interval` seconds in a thread until stop(); keeps (time.time() when the
+    """Calls fn() every `interval` seconds in a thread until stop(); keeps (time.monotonic() when the
     call was made, value) of every call that did not raise (a /status or mock read failing now and
     then is not a sample, only counted)."""
 
@@ -264,7 +264,7 @@ class Sampler:
     def _run(self):
         deadline = time.monotonic() + self.limit
         while not self._stop.is_set() and time.monotonic() < deadline:
-            t = time.time()
+            t = time.monotonic()
             try:
                 self.samples.append((t, self.fn()))
             except Exception:  # noqa: BLE001 - a failed read is counted, not a sample
