@@ -50,8 +50,11 @@ struct outage {
 void outage_init(struct outage *o, const struct outage_params *p, double now);
 /* The stamp a request carries from its send to its answer. */
 unsigned outage_stamp(const struct outage *o);
-/* A request sent under `stamp` failed (network error, timeout, 408, 5xx). rnd in [0, 1) jitters. */
-enum outage_change outage_failed(struct outage *o, unsigned stamp, double now, double rnd);
+/* A request sent under `stamp` at `sent` failed at `now` (network error, timeout, 408, 5xx). rnd
+ * in [0, 1) jitters. A failed probe's next one is due `interval` after the failed one was sent,
+ * not after its answer: a slow or hung probe does not stretch the outage's detection of a return
+ * (the next probe goes out at most retry_max after the last one did). */
+enum outage_change outage_failed(struct outage *o, unsigned stamp, double sent, double now, double rnd);
 /* An answer that proves the upstream reachable (2xx, 4xx, 429): the outage, if any, is over. */
 enum outage_change outage_reachable(struct outage *o, double now);
 /* The fleet (other processes sharing the Redis, fleetsync.h) says the upstream is down: enter

@@ -32,7 +32,7 @@ unsigned outage_stamp(const struct outage *o)
 	return o->stamp;
 }
 
-enum outage_change outage_failed(struct outage *o, unsigned stamp, double now, double rnd)
+enum outage_change outage_failed(struct outage *o, unsigned stamp, double sent, double now, double rnd)
 {
 	/* Sent before the last change: this failure's wave was already counted (or an answer since
 	 * proved the upstream reachable). Sixteen concurrent failures move the state once. */
@@ -60,7 +60,8 @@ enum outage_change outage_failed(struct outage *o, unsigned stamp, double now, d
 		o->interval *= OUTAGE_PROBE_FACTOR;
 		if (o->interval > o->p.retry_max)
 			o->interval = o->p.retry_max;
-		o->next_at = now + jittered(o->interval, o->p.retry_max, rnd);
+		/* From the probe's send: one that took long (forward.timeout) is followed at once. */
+		o->next_at = (sent < now ? sent : now) + jittered(o->interval, o->p.retry_max, rnd);
 		return OUTAGE_PROBE_FAILED;
 	}
 	return OUTAGE_SAME;

@@ -313,12 +313,13 @@ static double jitter_rnd(void)
 	return (double)rand() / ((double)RAND_MAX + 1.0);
 }
 
-static void note_answer(struct upstream *u, unsigned stamp, int status)
+/* sent: when the request went out (a probe's interval runs from its send, not its answer). */
+static void note_answer(struct upstream *u, unsigned stamp, double sent, int status)
 {
 	double now = clock_mono();
 	enum outage_state was = u->outage.state;
 	enum outage_change ch = outcome_reachable(status) ? outage_reachable(&u->outage, now)
-							  : outage_failed(&u->outage, stamp, now, jitter_rnd());
+							  : outage_failed(&u->outage, stamp, sent, now, jitter_rnd());
 
 	log_change(u, ch, status);
 	if (ch != OUTAGE_SAME && u->hooks.on_change != NULL)
@@ -369,7 +370,7 @@ static void call_done(struct evhttp_request *resp, void *arg)
 		u->counts.answered[outcome_of(status)]++;
 	else
 		u->counts.no_answer++;
-	note_answer(u, c->stamp, status);
+	note_answer(u, c->stamp, c->sent_at, status);
 	c->cb(c->arg, status, status != 0 ? resp : NULL);
 	free(c);
 }
@@ -513,7 +514,7 @@ fail:
 		hand->release(rq->body, rq->body_len, hand->arg);
 	free(c);
 	u->counts.no_answer++;
-	note_answer(u, outage_stamp(&u->outage), 0);
+	note_answer(u, outage_stamp(&u->outage), clock_mono(), 0);
 	cb(arg, 0, NULL);
 }
 

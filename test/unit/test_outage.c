@@ -23,9 +23,9 @@ static void test_a_wave_counts_once(void **state)
 	outage_init(&o, &defaults, 100.0);
 	stamp = outage_stamp(&o);
 	/* 16 requests sent together all fail: the first moves the state, the other 15 are stale. */
-	assert_int_equal(outage_failed(&o, stamp, 100.0, MID), OUTAGE_BECAME_INTERRUPTED);
+	assert_int_equal(outage_failed(&o, stamp, 100.0, 100.0, MID), OUTAGE_BECAME_INTERRUPTED);
 	for (int i = 0; i < 15; i++)
-		assert_int_equal(outage_failed(&o, stamp, 100.01, MID), OUTAGE_SAME);
+		assert_int_equal(outage_failed(&o, stamp, 100.01, 100.01, MID), OUTAGE_SAME);
 	assert_int_equal(o.failed_waves, 1);
 	assert_float_equal(outage_wait(&o, 100.0), 1.0, 1e-9);
 	assert_int_equal(outage_slots(&o, 100.5, 16), 0);
@@ -38,10 +38,10 @@ static void test_blip_retries_after_a_second(void **state)
 
 	(void)state;
 	outage_init(&o, &defaults, 0.0);
-	assert_int_equal(outage_failed(&o, outage_stamp(&o), 0.0, MID), OUTAGE_BECAME_INTERRUPTED);
+	assert_int_equal(outage_failed(&o, outage_stamp(&o), 0.0, 0.0, MID), OUTAGE_BECAME_INTERRUPTED);
 	/* Within the grace period every wave waits about retry_initial, never longer. */
 	for (double t = 1.0; t < 10.0; t += 1.0) {
-		assert_int_equal(outage_failed(&o, outage_stamp(&o), t, MID), OUTAGE_RETRY_LATER);
+		assert_int_equal(outage_failed(&o, outage_stamp(&o), t, t, MID), OUTAGE_RETRY_LATER);
 		assert_float_equal(outage_wait(&o, t), 1.0, 1e-9);
 	}
 	assert_int_equal(outage_reachable(&o, 9.5), OUTAGE_RECOVERED);
@@ -56,9 +56,9 @@ static void test_down_after_grace_then_probes_grow_and_cap(void **state)
 
 	(void)state;
 	outage_init(&o, &defaults, 0.0);
-	outage_failed(&o, outage_stamp(&o), 0.0, MID);
-	outage_failed(&o, outage_stamp(&o), 5.0, MID);
-	assert_int_equal(outage_failed(&o, outage_stamp(&o), 10.0, MID), OUTAGE_BECAME_DOWN);
+	outage_failed(&o, outage_stamp(&o), 0.0, 0.0, MID);
+	outage_failed(&o, outage_stamp(&o), 5.0, 5.0, MID);
+	assert_int_equal(outage_failed(&o, outage_stamp(&o), 10.0, 10.0, MID), OUTAGE_BECAME_DOWN);
 	t = 10.0;
 	assert_float_equal(outage_wait(&o, t), 1.0, 1e-9);
 	/* One probe at a time: a single slot, only once the interval is over. */
@@ -66,15 +66,15 @@ static void test_down_after_grace_then_probes_grow_and_cap(void **state)
 	assert_int_equal(outage_slots(&o, t + 1.0, 16), 1);
 	for (int i = 0; i < 30; i++) {
 		t += outage_wait(&o, t);
-		assert_int_equal(outage_failed(&o, outage_stamp(&o), t, MID), OUTAGE_PROBE_FAILED);
+		assert_int_equal(outage_failed(&o, outage_stamp(&o), t, t, MID), OUTAGE_PROBE_FAILED);
 		expect = expect * 1.5 > 60.0 ? 60.0 : expect * 1.5;
 		assert_float_equal(outage_wait(&o, t), expect, 1e-9);
 	}
 	assert_float_equal(o.interval, 60.0, 1e-9);
 	/* Jitter never pushes a probe past retry_max. */
-	outage_failed(&o, outage_stamp(&o), t, 0.999999);
+	outage_failed(&o, outage_stamp(&o), t, t, 0.999999);
 	assert_true(outage_wait(&o, t) <= 60.0);
-	outage_failed(&o, outage_stamp(&o), t, 0.0);
+	outage_failed(&o, outage_stamp(&o), t, t, 0.0);
 	assert_float_equal(outage_wait(&o, t), 54.0, 1e-9);
 }
 
@@ -91,13 +91,44 @@ static void test_ten_minutes_down_probe_within_a_minute(void **state)
 			if (o.state == OUTAGE_DOWN && t - last > gap_max)
 				gap_max = t - last;
 			last = t;
-			outage_failed(&o, outage_stamp(&o), t, 0.999);
+			outage_failed(&o, outage_stamp(&o), t, t, 0.999);
 		}
 		t += 0.1;
 	}
 	assert_int_equal(o.state, OUTAGE_DOWN);
 	assert_true(gap_max <= 60.0 + 0.1);
 	assert_true(outage_wait(&o, t) <= 60.0);
+}
+
+/* A probe's interval runs from its send: a probe answered 0.5 s later (a slow 503), or one that
+ * hangs until forward.timeout, does not push the next one out by its own latency. */
+static void test_probe_interval_runs_from_the_send(void **state)
+{
+	struct outage o;
+	double t = 0.0;
+
+	(void)state;
+	outage_init(&o, &defaults, 0.0);
+	outage_failed(&o, outage_stamp(&o), 0.0, 0.0, MID);
+	assert_int_equal(outage_failed(&o, outage_stamp(&o), 10.0, 10.0, MID), OUTAGE_BECAME_DOWN);
+	for (int i = 0; i < 20; i++) {
+		t = o.next_at;
+		outage_failed(&o, outage_stamp(&o), t, t + 0.5, MID);
+	}
+	assert_float_equal(o.interval, 60.0, 1e-9);
+	/* Sent at t, answered at t + 0.5: due 60 s after the send, 59.5 s after the answer. */
+	assert_float_equal(o.next_at, t + 60.0, 1e-9);
+	assert_float_equal(outage_wait(&o, t + 0.5), 59.5, 1e-9);
+	/* A probe that hung for 10 s at a 1 s interval: the next one is due at once. */
+	outage_init(&o, &defaults, 0.0);
+	outage_failed(&o, outage_stamp(&o), 0.0, 0.0, MID);
+	outage_failed(&o, outage_stamp(&o), 10.0, 10.0, MID);
+	assert_int_equal(outage_failed(&o, outage_stamp(&o), 11.0, 21.0, MID), OUTAGE_PROBE_FAILED);
+	assert_float_equal(outage_wait(&o, 21.0), 0.0, 1e-9);
+	assert_int_equal(outage_slots(&o, 21.0, 16), 1);
+	/* A send time after the answer (cannot happen; a clock oddity) counts from the answer. */
+	assert_int_equal(outage_failed(&o, outage_stamp(&o), 30.0, 22.0, MID), OUTAGE_PROBE_FAILED);
+	assert_float_equal(o.next_at, 22.0 + 2.25, 1e-9);
 }
 
 static void test_stale_failures_after_recovery_are_ignored(void **state)
@@ -107,11 +138,11 @@ static void test_stale_failures_after_recovery_are_ignored(void **state)
 
 	(void)state;
 	outage_init(&o, &defaults, 0.0);
-	outage_failed(&o, outage_stamp(&o), 0.0, MID);
+	outage_failed(&o, outage_stamp(&o), 0.0, 0.0, MID);
 	before = outage_stamp(&o);
 	assert_int_equal(outage_reachable(&o, 1.0), OUTAGE_RECOVERED);
 	/* A request sent while interrupted fails late: the upstream has answered since. */
-	assert_int_equal(outage_failed(&o, before, 1.1, MID), OUTAGE_SAME);
+	assert_int_equal(outage_failed(&o, before, 1.1, 1.1, MID), OUTAGE_SAME);
 	assert_int_equal(o.state, OUTAGE_UP);
 	assert_int_equal(outage_reachable(&o, 1.2), OUTAGE_SAME);
 }
@@ -155,13 +186,13 @@ static void test_fleet_down(void **state)
 	assert_float_equal(o.first_failure, 50.0, 1e-9);
 	assert_int_equal(outage_slots(&o, 50.5, 16), 0);
 	assert_int_equal(outage_slots(&o, 51.0, 16), 1);
-	assert_int_equal(outage_failed(&o, stamp, 50.2, MID), OUTAGE_SAME);
+	assert_int_equal(outage_failed(&o, stamp, 50.2, 50.2, MID), OUTAGE_SAME);
 	assert_int_equal(outage_fleet_down(&o, 51.0, MID), OUTAGE_SAME);
 	assert_float_equal(o.next_at, 51.0, 1e-9);
 	assert_int_equal(outage_reachable(&o, 52.0), OUTAGE_RECOVERED);
 	/* Interrupted: the interruption's start is kept (how long it has been failing). */
 	stamp = outage_stamp(&o);
-	assert_int_equal(outage_failed(&o, stamp, 60.0, MID), OUTAGE_BECAME_INTERRUPTED);
+	assert_int_equal(outage_failed(&o, stamp, 60.0, 60.0, MID), OUTAGE_BECAME_INTERRUPTED);
 	assert_int_equal(outage_fleet_down(&o, 62.0, MID), OUTAGE_BECAME_DOWN);
 	assert_float_equal(o.first_failure, 60.0, 1e-9);
 }
@@ -173,6 +204,7 @@ int main(void)
 		cmocka_unit_test(test_blip_retries_after_a_second),
 		cmocka_unit_test(test_down_after_grace_then_probes_grow_and_cap),
 		cmocka_unit_test(test_ten_minutes_down_probe_within_a_minute),
+		cmocka_unit_test(test_probe_interval_runs_from_the_send),
 		cmocka_unit_test(test_stale_failures_after_recovery_are_ignored),
 		cmocka_unit_test(test_outcomes),
 		cmocka_unit_test(test_fleet_down),
