@@ -2,8 +2,9 @@
 """test_slow_departed.py (slow suite) - the departed-consumer removal of test/multi/test_departed.py
 at the shipped forward.departed_after (600 s): two sentryq processes with default consumer names
 share one Redis and deliver everything (nothing pending); A is SIGKILLed. B removes A from the
-group once A has been idle for departed_after: never sooner (A is in every sample until then), and
-at most the group poll's period (2 s) plus slack later. B stays, logs and counts the removal."""
+group once A has been idle for departed_after: never sooner, and at most the group poll's period
+(2 s) plus slack later, both judged by A's idle as Redis reports it (sampled every second). B
+stays, logs and counts the removal."""
 
 import os
 import socket
@@ -43,28 +44,29 @@ def test_departed_consumer_removed_at_the_shipped_departed_after():
                  all(p == 0 for p, _ in w.group(prj).values()), 10, "both consumers in the group, nothing pending")
         w.kill9()
         t_kill = time.monotonic()
-        idle_at_kill = w.group(prj)[name_a][1] / 1000.0
-        due = t_kill + after - idle_at_kill  # when A's idle reaches departed_after
         sampler = Sampler(lambda: w.group(prj), interval=1.0, limit=after + 120).start()
         wait_for(lambda: name_a not in w.group(prj), after + POLL + SLACK + 30,
                  "the departed consumer %s removed" % name_a, interval=0.5)
         t_gone = time.monotonic()
-        samples = sampler.stop()
-        present = [t for t, g in samples if name_a in g]
-        check(present and max(present) >= due - 1.0,
-              "A was last seen %.1f s after the kill, before its idle reached departed_after (%.0f s after)" % (
-                  (max(present) if present else t_kill) - t_kill, due - t_kill))
-        check(t_gone >= due - 1.0, "A removed %.1f s after the kill, before departed_after (due at %.1f s)" % (
-            t_gone - t_kill, due - t_kill))
-        check(t_gone <= due + POLL + SLACK, "A removed %.1f s after the kill: departed_after due at %.1f s, "
-              "want within %.0f s of it" % (t_gone - t_kill, due - t_kill, POLL + SLACK))
+        samples = sampler.stop() + [(time.monotonic(), w.group(prj))]  # the last one without A
+        # Judged by A's idle as Redis counts it (XINFO CONSUMERS, what sentryq compares with
+        # departed_after), not by this test's clock: Redis counts idle on the wall clock, which a
+        # paused and resumed VM moves against the monotonic one (seen: 6.6 s).
+        last = max((i for i, (_, g) in enumerate(samples) if name_a in g), default=None)
+        check(last is not None and last + 1 < len(samples), "no sample saw A in the group, then without it")
+        (t1, g1), (t2, _) = samples[last], samples[last + 1]
+        idle1 = g1[name_a][1] / 1000.0
+        check(idle1 + (t2 - t1) >= after, "A removed before its idle reached departed_after: idle %.1f s when "
+              "last seen, removed within the next %.1f s (departed_after %.0f s)" % (idle1, t2 - t1, after))
+        check(idle1 <= after + POLL + SLACK, "A still in the group with idle %.1f s (departed_after %.0f s, "
+              "polled every %.0f s)" % (idle1, after, POLL))
         check(all(name_b in g for _, g in samples), "B (this process's own name) left the group")
         check("removed departed consumer %s" % name_a in b.log_text(), "B never logged removing %s" % name_a)
         check(scrape(port_b).value("sentryq_group_consumers_removed_total") == 1, "B's removal counter")
         check(set(w.group(prj)) == {name_b}, "the group is %r, want only B" % sorted(w.group(prj)))
         summary("departed at departed_after=%.0fs" % after, led, w.delivery(led), {},
-                "idle_at_kill=%.1fs removed_%.1fs_after_kill (due %.1f, want <= %.1f)" % (
-                    idle_at_kill, t_gone - t_kill, due - t_kill, due - t_kill + POLL + SLACK))
+                "removed_%.1fs_after_kill idle_when_last_seen=%.1fs (departed_after %.0f, want <= %.0f)" % (
+                    t_gone - t_kill, idle1, after, after + POLL + SLACK))
     finally:
         w.close()
 
