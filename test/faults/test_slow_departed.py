@@ -7,7 +7,6 @@ group once A has been idle for departed_after: never sooner, and at most the gro
 stays, logs and counts the removal."""
 
 import os
-import socket
 import sys
 import time
 
@@ -16,7 +15,7 @@ from sqtest.ledger import Ledger, check_delivery, summary  # noqa: E402
 from sqtest.proc import check, wait_for  # noqa: E402
 from sqtest.prom import scrape  # noqa: E402
 from sqtest.runner import main  # noqa: E402
-from sqtest.world import Project, Sampler, World  # noqa: E402
+from sqtest.world import Project, Sampler, World, default_consumer  # noqa: E402
 
 N = 20
 POLL = 2.0    # the group poll's period (README: sentryq_group_consumers, polled every 2 s)
@@ -33,8 +32,7 @@ def test_departed_consumer_removed_at_the_shipped_departed_after():
         after = w.settings["departed_after"]
         check(after == 600.0, "etc/sentryq.conf ships departed_after %r: this case is written for 600" % after)
         b, port_b = w.start_other(ups)
-        host = socket.gethostname()
-        name_a, name_b = "%s:%d" % (host, w.port), "%s:%d" % (host, port_b)
+        name_a, name_b = default_consumer(w.port), default_consumer(port_b)
         led = Ledger()
         for i in range(N):  # both read: both are in the group
             led.post(w.port if i % 2 == 0 else port_b, led.make(prj, "gone", i))

@@ -13,7 +13,6 @@ test/faults/test_slow_takeover.py covers the shipped takeover) and forward.depar
 pending: a removal that ignored pending entries would happen in that window and lose them."""
 
 import os
-import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
@@ -22,7 +21,7 @@ from sqtest.proc import check, free_port, wait_for  # noqa: E402
 from sqtest.prom import scrape  # noqa: E402
 from sqtest.runner import main  # noqa: E402
 from sqtest.sentryq import Sentryq  # noqa: E402
-from sqtest.world import Project, Sampler, World  # noqa: E402
+from sqtest.world import Project, Sampler, World, default_consumer  # noqa: E402
 
 N = 20
 SHORT = dict(claim_idle=5.0, departed_after=2.0)  # shortened: see the module docstring
@@ -38,8 +37,7 @@ def test_departed_consumer_removed_after_its_entries_were_claimed():
         w.start(ups, **SHORT)
         port_b = free_port()
         b = Sentryq().start(w.config(port_b, ups, **SHORT), port_b)
-        host = socket.gethostname()
-        name_a, name_b = "%s:%d" % (host, w.port), "%s:%d" % (host, port_b)
+        name_a, name_b = default_consumer(w.port), default_consumer(port_b)
         mock.program(default={"stall": 30})  # forwards hang: A's entries stay pending with A
         led = Ledger()
         for i in range(N):  # B reads the odd ones: both are in the group

@@ -7,7 +7,6 @@ pending per consumer, the oldest entry's age; and all back to 0 once everything 
 Shipped defaults throughout (forward.claim_idle 60 s: no claim happens within the case)."""
 
 import os
-import socket
 import sys
 import time
 
@@ -17,7 +16,7 @@ from sqtest.proc import check, free_port, wait_for  # noqa: E402
 from sqtest.prom import scrape  # noqa: E402
 from sqtest.runner import main  # noqa: E402
 from sqtest.sentryq import Sentryq  # noqa: E402
-from sqtest.world import Project, World  # noqa: E402
+from sqtest.world import Project, World, default_consumer  # noqa: E402
 
 N = 20
 
@@ -38,10 +37,9 @@ def test_default_consumers_are_unique_and_the_group_is_shown():
         w.start(ups)
         port_b = free_port()
         b = Sentryq().start(w.config(port_b, ups), port_b)
-        host = socket.gethostname()
-        names = {"%s:%d" % (host, w.port), "%s:%d" % (host, port_b)}
-        check(w.status()["consumer"] == "%s:%d" % (host, w.port), "A's /status consumer %r" % w.status()["consumer"])
-        check(b.status()[1]["consumer"] == "%s:%d" % (host, port_b), "B's /status consumer")
+        names = {default_consumer(w.port), default_consumer(port_b)}
+        check(w.status()["consumer"] == default_consumer(w.port), "A's /status consumer %r" % w.status()["consumer"])
+        check(b.status()[1]["consumer"] == default_consumer(port_b), "B's /status consumer")
         check(w.status()["role"] == "all", "/status role %r" % w.status()["role"])
         mock.program(default={"stall": 30})  # every forward hangs: entries stay pending where read
         led = Ledger()

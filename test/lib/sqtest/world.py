@@ -2,6 +2,7 @@
 Project the case's SDK traffic names, the settings every fault config starts from (the shipped
 defaults of etc/sentryq.conf), a background sampler, and what the outage model allows."""
 
+import socket
 import threading
 import time
 
@@ -275,6 +276,12 @@ class Sampler:
         self._stop.set()
         self._thread.join(10)
         return self.samples
+
+
+def default_consumer(port):
+    """sentryq's default consumer name for a process that owns listen port `port` (README
+    "Running several instances": <hostname>:<listen.port>)."""
+    return "%s:%d" % (socket.gethostname(), port)
 
 
 def probe_times(settings, seconds, jitter=-0.1):
